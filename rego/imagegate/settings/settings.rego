@@ -1,0 +1,150 @@
+# METADATA
+# description: |
+#   The effective configuration for input.namespace: data.imagegate.config with the most
+#   specific `namespaces` override merged in, every key normalized. A missing or malformed
+#   key falls back to the safe default (enforce, deny latest, trust nothing, no mutation).
+package imagegate.settings
+
+defaults := {
+	"trustedRegistries": [],
+	"denyLatest": true,
+	"pullPolicy": null,
+	"rewriteRegistry": null,
+	"rewriteMode": "replace",
+	"rewriteIgnore": [],
+	"imagePullSecret": null,
+	"imagePullSecretMode": "replace",
+	"defaultStorageClass": null,
+	"excludeNamespaces": [],
+	"enforcement": "deny",
+	"breakGlass": false,
+	"namespaces": {},
+}
+
+default namespace := ""
+
+namespace := input.namespace if is_string(input.namespace)
+
+# METADATA
+# description: The effective, normalized configuration for the namespace.
+config := {
+	"trustedRegistries": _strings(_merged.trustedRegistries),
+	"denyLatest": _merged.denyLatest != false,
+	"pullPolicy": _one_of(_merged.pullPolicy, {"Always", "IfNotPresent", "Never"}, null),
+	"rewriteRegistry": _name(_merged.rewriteRegistry),
+	"rewriteMode": _one_of(_merged.rewriteMode, {"prepend"}, "replace"),
+	"rewriteIgnore": _strings(_merged.rewriteIgnore),
+	"imagePullSecret": _name(_merged.imagePullSecret),
+	"imagePullSecretMode": _one_of(_merged.imagePullSecretMode, {"append"}, "replace"),
+	"defaultStorageClass": _name(_merged.defaultStorageClass),
+	"excludeNamespaces": _strings(_merged.excludeNamespaces),
+	"enforcement": _one_of(_merged.enforcement, {"deny", "warn", "dryrun"}, "deny"),
+	"breakGlass": _merged.breakGlass == true,
+}
+
+# METADATA
+# scope: document
+# description: The namespace is excluded (by name or glob), so nothing is checked or changed.
+default excluded := false
+
+excluded if {
+	some pattern in config.excludeNamespaces
+	namespace_matches(pattern, namespace)
+}
+
+# METADATA
+# description: |
+#   The `namespaces` key whose override applies: an exact name beats any glob; among
+#   globs the most literal (non-wildcard) characters win, ties go to the lexically
+#   smallest key. Undefined when none matches.
+override_key := namespace if {
+	namespace != ""
+	is_object(_overrides[namespace])
+} else := key if {
+	some key in _glob_keys
+	every other in _glob_keys {
+		not _ranks_before(other, key)
+	}
+}
+
+# METADATA
+# scope: document
+# description: |
+#   A namespace name or glob (`*`, `?`, `[...]`, `{a,b}`) matches the namespace. A review
+#   without a namespace ("") matches nothing, not even "*".
+namespace_matches(pattern, ns) if {
+	ns != ""
+	pattern == ns
+}
+
+namespace_matches(pattern, ns) if {
+	ns != ""
+	is_glob(pattern)
+	glob.match(pattern, [], ns)
+}
+
+is_glob(pattern) if {
+	some wildcard in ["*", "?", "[", "{"]
+	contains(pattern, wildcard)
+}
+
+# METADATA
+# description: |
+#   Specificity of a glob: the characters it matches literally, i.e. all but `*`, `?`
+#   and the `[...]` and `{...}` groups ("team-[ab]-*" has 6: "team-" and "-").
+literals(pattern) := count(replace(replace(_ungroup(_ungroup(pattern, "[", "]"), "{", "}"), "*", ""), "?", ""))
+
+_ungroup(pattern, open, close) := concat("", [parts[0], concat("", [_after(part, close) | some part in rest])]) if {
+	parts := split(pattern, open)
+	rest := array.slice(parts, 1, count(parts))
+}
+
+# What follows a group's closing character; the text of an unclosed group (an invalid
+# glob, which matches nothing) still counts.
+_after(part, close) := substring(part, indexof(part, close) + 1, -1) if {
+	indexof(part, close) >= 0
+} else := part
+
+_ranks_before(a, b) if literals(a) > literals(b)
+
+_ranks_before(a, b) if {
+	literals(a) == literals(b)
+	a < b
+}
+
+# data.imagegate.config: rego/data.json with the user's configuration merged over it.
+_base := object.union(defaults, data.imagegate.config) if {
+	is_object(data.imagegate.config)
+} else := defaults
+
+default _overrides := {}
+
+_overrides := _base.namespaces if is_object(_base.namespaces)
+
+_glob_keys contains key if {
+	some key, value in _overrides
+	is_object(value)
+	is_glob(key)
+	namespace_matches(key, namespace)
+}
+
+default _override := {}
+
+_override := object.remove(_overrides[override_key], {"namespaces"}) if is_object(_overrides[override_key])
+
+_merged := object.union(_base, _override)
+
+_strings(value) := [s | some s in value; is_string(s)] if {
+	is_array(value)
+} else := [value] if {
+	is_string(value)
+} else := []
+
+_one_of(value, allowed, _) := value if value in allowed
+
+_one_of(value, allowed, fallback) := fallback if not value in allowed
+
+_name(value) := trim_space(value) if {
+	is_string(value)
+	trim_space(value) != ""
+} else := null

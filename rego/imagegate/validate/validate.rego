@@ -1,0 +1,163 @@
+# METADATA
+# description: |
+#   The validating decision (docs/policy-input.md): one violation per image and rule,
+#   turned into a denial, warnings or audit-only records by the namespace's enforcement
+#   and break-glass.
+package imagegate.validate
+
+import data.imagegate.lib.images
+import data.imagegate.lib.sources
+import data.imagegate.settings
+
+# Violation rules, in the order they are reported for each image.
+rules := ["invalid-reference", "trusted-registry", "latest-tag", "pull-policy"]
+
+break_glass_annotation := "break-glass.image-policy.k8s.io/reason"
+
+# METADATA
+# title: Validating decision
+# entrypoint: true
+decision := {
+	"allowed": allowed,
+	"enforcement": settings.config.enforcement,
+	"exempt": settings.excluded,
+	"breakGlass": break_glass,
+	"violations": violations,
+	"reasons": reasons,
+	"warnings": warnings,
+	"auditAnnotations": audit_annotations,
+}
+
+# METADATA
+# description: Violations in image order, then rule order; none in an excluded namespace.
+violations := [violation |
+	not settings.excluded
+	some image in images.checked
+	some rule in rules
+	message := problem(image, rule)
+	violation := {
+		"rule": rule,
+		"image": images.text(image, "raw"),
+		"container": images.text(image, "container"),
+		"path": images.text(image, "path"),
+		"message": concat("", [images.describe(image), message]),
+	}
+]
+
+messages := [violation.message | some violation in violations]
+
+# METADATA
+# description: |
+#   What the violations do: "pass" (there are none), "break-glass" (denials waived),
+#   or the enforcement mode ("deny", "warn", "dryrun").
+outcome := "pass" if {
+	count(violations) == 0
+} else := "break-glass" if {
+	settings.config.enforcement == "deny"
+	break_glass_granted
+} else := settings.config.enforcement
+
+default allowed := false
+
+allowed if outcome != "deny"
+
+default break_glass := false
+
+break_glass if outcome == "break-glass"
+
+default reasons := []
+
+reasons := messages if outcome == "deny"
+
+default warnings := []
+
+warnings := messages if outcome in {"warn", "break-glass"}
+
+# METADATA
+# scope: document
+# description: |
+#   Audit annotations: empty without violations; otherwise the joined messages, plus the
+#   dryrun mode, the break-glass reason, or a note that break-glass was asked for while
+#   disabled. Break-glass is audited whenever it was used, in every enforcement mode.
+audit_annotations["violations"] := concat("; ", messages) if outcome != "pass"
+
+audit_annotations["enforcement"] := "dryrun" if outcome == "dryrun"
+
+audit_annotations["break-glass"] := break_glass_reason if {
+	outcome != "pass"
+	break_glass_granted
+}
+
+audit_annotations["break-glass-ignored"] := "true" if {
+	outcome != "pass"
+	break_glass_reason
+	not settings.config.breakGlass
+}
+
+# METADATA
+# description: The break-glass annotation's reason, when it says anything.
+break_glass_reason := reason if {
+	reason := input.annotations[break_glass_annotation]
+	is_string(reason)
+	trim_space(reason) != ""
+}
+
+break_glass_granted if {
+	settings.config.breakGlass
+	break_glass_reason
+}
+
+# METADATA
+# scope: document
+# description: The message for one rule the image breaks (after the image's description).
+problem(image, "invalid-reference") := concat("", ["invalid image reference: ", _error(image)]) if {
+	not images.valid(image)
+}
+
+problem(image, "trusted-registry") := concat("", [
+	"registry ", image.reference.domain, "/", image.reference.path,
+	" is not trusted (trusted: ", _trusted, ")",
+]) if {
+	images.valid(image)
+	not sources.matches_any(settings.config.trustedRegistries, image.reference)
+}
+
+problem(image, "latest-tag") := _latest_message(image.reference.tag) if {
+	settings.config.denyLatest
+	images.valid(image)
+	image.reference.digest == ""
+}
+
+problem(image, "pull-policy") := concat("", [
+	"imagePullPolicy is ", _pull_policy(images.text(image, "pullPolicy")),
+	", must be \"", _required_pull_policy, "\"",
+]) if {
+	images.is_new(image)
+	images.text(image, "pullPolicy") != _required_pull_policy
+}
+
+# AlwaysPullImages semantics: only Pods are checked (templates are fixed by the mutating
+# side and checked again when their pods are created); an ImageReview has no pull policy.
+_required_pull_policy := settings.config.pullPolicy if {
+	settings.config.pullPolicy != null
+	not images.imagereview
+	images.pod
+}
+
+_error(image) := reason if {
+	reason := image.reference.error
+	is_string(reason)
+	reason != ""
+} else := "unparseable reference"
+
+default _trusted := "none configured"
+
+_trusted := concat(", ", settings.config.trustedRegistries) if count(settings.config.trustedRegistries) > 0
+
+_latest_message("") := "no tag or digest (implicit \"latest\"); pin a version tag or a digest"
+
+_latest_message("latest") := "tag \"latest\" is not allowed; pin a version tag or a digest"
+
+_pull_policy("") := "not set"
+
+_pull_policy(policy) := concat("", ["\"", policy, "\""]) if policy != ""
