@@ -1,0 +1,138 @@
+/**
+ * The one module that knows the wasm SDK (@open-policy-agent/opa-wasm). It loads a bundle,
+ * merges the configuration over the bundle's data, smoke-evaluates both entrypoints and
+ * only then hands out an engine: a reload builds a whole new engine and swaps one reference.
+ *
+ * SDK quirks handled here (FACTS.md): the ESM build exports only `loadPolicy`; it throws
+ * strings and plain objects; falsy input is dropped; an instance is not re-entrant and its
+ * memory never shrinks, so it gets a maximum.
+ */
+import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import type { Bundle } from './bundle.ts';
+import type { PolicyConfig } from './config.ts';
+import {
+  type MutateDecision,
+  toMutateDecision,
+  toValidateDecision,
+  type ValidateDecision,
+} from './decision.ts';
+import { BundleError } from './errors/bundle-error.ts';
+import { describeThrown, EngineError } from './errors/engine-error.ts';
+import { isRecord, type JsonObject } from './json.ts';
+import type { PolicyInput } from './policy-input.ts';
+import { SMOKE_INPUT } from './smoke-input.ts';
+
+export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
+export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
+
+const PAGE = 64 * 1024;
+/** 256 MiB: far above any review the API server can send (its request limit is 3 MiB). */
+const MAX_MEMORY_PAGES = (256 * 1024 * 1024) / PAGE;
+
+/** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
+const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
+
+interface LoadedPolicy {
+  evaluate(input: unknown, entrypoint: string): unknown;
+  setData(data: object): void;
+  entrypoints: unknown;
+}
+
+export class PolicyEngine {
+  readonly revision: string;
+  readonly entrypoints: readonly string[];
+  readonly bundleDigest: string;
+  readonly #policy: LoadedPolicy;
+
+  private constructor(policy: LoadedPolicy, bundle: Bundle, entrypoints: readonly string[]) {
+    this.#policy = policy;
+    this.revision = bundle.revision;
+    this.bundleDigest = bundle.digest;
+    this.entrypoints = entrypoints;
+  }
+
+  /** Loads, sets data and smoke-evaluates; any failure is a BundleError and nothing leaks. */
+  static async create(bundle: Bundle, config: PolicyConfig = {}): Promise<PolicyEngine> {
+    let policy: LoadedPolicy;
+    try {
+      policy = (await loadPolicy(
+        bundle.wasm,
+        { initial: 16, maximum: MAX_MEMORY_PAGES },
+        CUSTOM_BUILTINS,
+      )) as LoadedPolicy;
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source}: policy.wasm does not load: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const entrypoints = isRecord(policy.entrypoints) ? Object.keys(policy.entrypoints) : [];
+    for (const required of [VALIDATE_ENTRYPOINT, MUTATE_ENTRYPOINT]) {
+      if (!entrypoints.includes(required)) {
+        throw new BundleError(
+          `bundle ${bundle.source} has no entrypoint ${required} (it has: ${entrypoints.join(', ') || 'none'})`,
+        );
+      }
+    }
+    try {
+      policy.setData(mergeData(bundle.data, config));
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source}: data does not load: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const engine = new PolicyEngine(policy, bundle, entrypoints);
+    try {
+      engine.validate(SMOKE_INPUT);
+      engine.mutate(SMOKE_INPUT);
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source} fails its smoke evaluation: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return engine;
+  }
+
+  validate(input: PolicyInput): ValidateDecision {
+    return toValidateDecision(this.#evaluate(input, VALIDATE_ENTRYPOINT));
+  }
+
+  mutate(input: PolicyInput): MutateDecision {
+    return toMutateDecision(this.#evaluate(input, MUTATE_ENTRYPOINT));
+  }
+
+  #evaluate(input: PolicyInput, entrypoint: string): unknown {
+    let resultSet: unknown;
+    try {
+      resultSet = this.#policy.evaluate(input, entrypoint);
+    } catch (error) {
+      throw EngineError.from(error, `evaluating ${entrypoint}`);
+    }
+    if (!Array.isArray(resultSet) || resultSet.length !== 1) {
+      throw new EngineError(`evaluating ${entrypoint}: the policy returned no decision`);
+    }
+    const [first] = resultSet as unknown[];
+    if (!isRecord(first) || !Object.hasOwn(first, 'result')) {
+      throw new EngineError(`evaluating ${entrypoint}: malformed result set`);
+    }
+    return first.result;
+  }
+}
+
+/**
+ * The configuration replaces the bundle's defaults key by key under
+ * `data.imagegate.config`; the rest of the bundle's data is kept as built.
+ */
+export function mergeData(data: JsonObject, config: PolicyConfig): JsonObject {
+  const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
+  const defaults = isRecord(imagegate.config) ? imagegate.config : {};
+  return { ...data, imagegate: { ...imagegate, config: { ...defaults, ...config } } };
+}

@@ -1,0 +1,66 @@
+/** Bundles for tests: the committed one, repacked variants, and small ones built by real OPA. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
+import { type Bundle, readBundleArchive } from '../../src/bundle.ts';
+import { defaultBundlePath, packageRoot } from '../../src/paths.ts';
+
+const run = promisify(execFile);
+
+export const OPA = join(packageRoot(), '.tools', 'bin', 'opa');
+
+export async function committedBundleBytes(): Promise<Buffer> {
+  return readFile(defaultBundlePath());
+}
+
+export async function committedBundle(): Promise<Bundle> {
+  return readBundleArchive(await committedBundleBytes(), 'bundles/imagegate.tar.gz');
+}
+
+/** A gzipped tar with the given files, names written with OPA's leading "/". */
+export async function packBundle(files: ReadonlyMap<string, Buffer | string>): Promise<Buffer> {
+  const tar = pack();
+  const chunks: Buffer[] = [];
+  tar.on('data', (chunk: unknown) => {
+    if (Buffer.isBuffer(chunk)) chunks.push(chunk);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('end', resolve);
+    tar.on('error', reject);
+  });
+  for (const [name, content] of files) tar.entry({ name: `/${name}` }, content);
+  tar.finalize();
+  await done;
+  return gzipSync(Buffer.concat(chunks));
+}
+
+/** Builds a wasm bundle from Rego sources with the project's pinned OPA CLI. */
+export async function buildBundle(
+  sources: Record<string, string>,
+  entrypoints: readonly string[],
+): Promise<Buffer> {
+  if (!existsSync(OPA)) throw new Error(`${OPA} is missing: run \`make deps\``);
+  const dir = await mkdtemp(join(tmpdir(), 'imagegate-bundle-'));
+  const src = join(dir, 'src');
+  await run('mkdir', ['-p', src]);
+  for (const [name, text] of Object.entries(sources)) await writeFile(join(src, name), text);
+  const out = join(dir, 'bundle.tar.gz');
+  await run(OPA, [
+    'build',
+    '-t',
+    'wasm',
+    '-b',
+    src,
+    ...entrypoints.flatMap((e) => ['-e', e]),
+    '--revision',
+    'test',
+    '-o',
+    out,
+  ]);
+  return readFile(out);
+}
