@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * The entry point, and the only module with process-wide side effects: arguments,
+ * environment, exit codes. Every flag can also be set as IMAGEGATE_<NAME>.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startGateway } from './commands/serve.ts';
+import { BundleError } from './errors/bundle-error.ts';
+import { ConfigError } from './errors/config-error.ts';
+import { describeThrown } from './errors/engine-error.ts';
+import { InputError } from './errors/input-error.ts';
+import { createLogger, LOG_LEVELS } from './logger.ts';
+import { defaultBundlePath, packageRoot } from './paths.ts';
+
+const USAGE = `usage: imagegate <command> [flags]
+
+commands:
+  serve                 run the gateway (HTTPS reviews, plain-HTTP health port)
+      --port N            HTTPS port (default 8443)
+      --health-port N     /healthz, /readyz, /metrics (default 8080)
+      --host ADDR         listen address (default 0.0.0.0)
+      --bundle PATH       policy bundle (.tar.gz or a directory holding one), watched
+      --config FILE       policy configuration (YAML or JSON), watched
+      --tls-cert FILE     serving certificate (PEM), watched; default: self-signed
+      --tls-key FILE      its key (PEM), watched
+      --client-ca FILE    require client certificates signed by this CA
+      --state-dir DIR     where the self-signed CA is kept (default <package>/.state)
+      --log-level LEVEL   fatal, error, warn, info, debug, trace, silent (default info)
+
+every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
+`;
+
+/** The flag's value, else IMAGEGATE_<NAME> from the environment. */
+function setting(values: Record<string, unknown>, name: string): string | undefined {
+  const flag = values[name];
+  if (typeof flag === 'string') return flag;
+  const env = process.env[`IMAGEGATE_${name.toUpperCase().replaceAll('-', '_')}`];
+  return env === undefined || env === '' ? undefined : env;
+}
+
+function port(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InputError(`--${flag} must be a port number, not ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string' },
+      'health-port': { type: 'string' },
+      host: { type: 'string' },
+      bundle: { type: 'string' },
+      config: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'client-ca': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'log-level': { type: 'string' },
+      'verification-key': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  // Bundle signatures are not verified yet; accepting the flag would fail open.
+  if (setting(values, 'verification-key') !== undefined) {
+    throw new InputError('--verification-key: signed bundles are not supported by this version');
+  }
+  const level = setting(values, 'log-level') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new InputError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const logger = createLogger(level);
+  const gateway = await startGateway(
+    {
+      port: port(setting(values, 'port'), 8443, 'port'),
+      healthPort: port(setting(values, 'health-port'), 8080, 'health-port'),
+      host: setting(values, 'host') ?? '0.0.0.0',
+      bundle: setting(values, 'bundle') ?? defaultBundlePath(),
+      config: setting(values, 'config'),
+      tlsCert: setting(values, 'tls-cert'),
+      tlsKey: setting(values, 'tls-key'),
+      clientCa: setting(values, 'client-ca'),
+      stateDir: setting(values, 'state-dir') ?? join(packageRoot(), '.state'),
+    },
+    logger,
+  );
+  if (gateway.caPath !== undefined) {
+    process.stderr.write(
+      `imagegate: serving https://localhost:${gateway.port} with a self-signed certificate; its CA is ${gateway.caPath}\n`,
+    );
+  }
+  // SIGTERM (kubelet) and SIGINT (a terminal): readiness goes false, in-flight requests
+  // finish, then exit 0.
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+  await gateway.close();
+  logger.info('stopped');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`imagegate: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+/** Errors of the user's making exit 2 with one clear line; anything else is a bug. */
+function exitCodeFor(error: unknown): number {
+  const known =
+    error instanceof InputError ||
+    error instanceof ConfigError ||
+    error instanceof BundleError ||
+    (error instanceof TypeError &&
+      'code' in error &&
+      String(error.code).startsWith('ERR_PARSE_ARGS'));
+  process.stderr.write(`imagegate: ${describeThrown(error)}\n`);
+  return known ? 2 : 3;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.exitCode = exitCodeFor(error);
+  },
+);

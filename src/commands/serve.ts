@@ -1,0 +1,198 @@
+/**
+ * `imagegate serve`: the gateway. `startGateway` wires everything and returns a handle, so
+ * tests run the real HTTPS server in-process; signals stay in cli.ts.
+ */
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import { readBundleFile, resolveBundlePath } from '../bundle.ts';
+import { loadConfigFile, type PolicyConfig } from '../config.ts';
+import { ensureDevCertificates } from '../dev-certs.ts';
+import { PolicyEngine } from '../engine.ts';
+import { describeThrown } from '../errors/engine-error.ts';
+import { fingerprint, type Watch, watchContent } from '../file-watch.ts';
+import type { Logger } from '../logger.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { PolicyHolder } from '../policy-holder.ts';
+import { createApp, DEFAULT_MAX_BODY_BYTES } from '../server/app.ts';
+import { createHealthApp } from '../server/health.ts';
+
+export interface ServeOptions {
+  readonly port: number;
+  readonly healthPort: number;
+  readonly host: string;
+  readonly bundle: string;
+  readonly config: string | undefined;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly clientCa: string | undefined;
+  readonly stateDir: string;
+  readonly maxBodyBytes?: number;
+  /** How often watched files are polled. */
+  readonly watchIntervalMs?: number;
+}
+
+export interface Gateway {
+  readonly port: number;
+  readonly healthPort: number;
+  readonly policy: PolicyHolder;
+  readonly metrics: Metrics;
+  readonly caPath: string | undefined;
+  /** Stops accepting, lets in-flight requests finish, closes both servers. */
+  close(graceMs?: number): Promise<void>;
+}
+
+async function loadEngine(
+  bundlePath: string,
+  configPath: string | undefined,
+): Promise<PolicyEngine> {
+  const config: PolicyConfig = configPath === undefined ? {} : await loadConfigFile(configPath);
+  return PolicyEngine.create(await readBundleFile(bundlePath), config);
+}
+
+export async function startGateway(options: ServeOptions, logger: Logger): Promise<Gateway> {
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new Error('--tls-cert and --tls-key go together');
+  }
+  const metrics = createMetrics();
+  const policy = new PolicyHolder();
+  const watches: Watch[] = [];
+  const interval = options.watchIntervalMs ?? 2000;
+
+  // The first load must succeed: there is no last good policy to fall back on yet.
+  const engine = await loadEngine(options.bundle, options.config);
+  policy.swap(engine, options.bundle);
+  metrics.bundleInfo.set({ revision: engine.revision, digest: engine.bundleDigest }, 1);
+  logger.info(
+    { bundle: options.bundle, revision: engine.revision, entrypoints: engine.entrypoints },
+    'policy loaded',
+  );
+
+  const policyFiles = async () => [
+    await resolveBundlePath(options.bundle).catch(() => options.bundle),
+    ...(options.config === undefined ? [] : [options.config]),
+  ];
+  watches.push(
+    watchContent(policyFiles, await fingerprint(await policyFiles()), interval, async () => {
+      try {
+        const next = await loadEngine(options.bundle, options.config);
+        const previous = policy.engine;
+        policy.swap(next, options.bundle);
+        if (previous !== undefined)
+          metrics.bundleInfo.remove({ revision: previous.revision, digest: previous.bundleDigest });
+        metrics.bundleInfo.set({ revision: next.revision, digest: next.bundleDigest }, 1);
+        metrics.reloads.inc({ kind: 'policy', result: 'ok' });
+        logger.info({ revision: next.revision, previous: previous?.revision }, 'policy reloaded');
+      } catch (error) {
+        policy.refuse(options.bundle, describeThrown(error));
+        metrics.reloads.inc({ kind: 'policy', result: 'refused' });
+        logger.error(
+          { error: describeThrown(error), serving: policy.engine?.revision },
+          'policy reload refused; the previous policy keeps serving',
+        );
+      }
+    }),
+  );
+
+  let caPath: string | undefined;
+  let certPath = options.tlsCert;
+  let keyPath = options.tlsKey;
+  if (certPath === undefined || keyPath === undefined) {
+    const dev = await ensureDevCertificates(options.stateDir);
+    ({ caPath, certPath, keyPath } = dev);
+    logger.info(
+      { ca: dev.caPath, created: dev.createdCa },
+      'serving with a self-signed certificate; trust this CA to call the gateway',
+    );
+  }
+  const tlsFiles = { cert: certPath, key: keyPath };
+  const readTls = async () => ({
+    cert: await readFile(tlsFiles.cert),
+    key: await readFile(tlsFiles.key),
+  });
+  const clientCa = options.clientCa === undefined ? undefined : await readFile(options.clientCa);
+
+  const app = createApp({
+    policy,
+    logger,
+    metrics,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+  });
+  const https: HttpsServer = createHttpsServer(
+    {
+      ...(await readTls()),
+      minVersion: 'TLSv1.2',
+      ...(clientCa === undefined
+        ? {}
+        : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
+      // A slow client must not hold a socket for ever (slowloris); the API server's own
+      // webhook timeout is at most 30 s.
+      requestTimeout: 30_000,
+      headersTimeout: 10_000,
+    },
+    app.callback(),
+  );
+  https.keepAliveTimeout = 60_000;
+  watches.push(
+    watchContent(
+      async () => [tlsFiles.cert, tlsFiles.key],
+      await fingerprint([tlsFiles.cert, tlsFiles.key]),
+      interval,
+      async () => {
+        try {
+          const material = await readTls();
+          createSecureContext(material); // throws on a key that does not match its certificate
+          https.setSecureContext({
+            ...material,
+            minVersion: 'TLSv1.2',
+            ...(clientCa === undefined ? {} : { ca: clientCa }),
+          });
+          metrics.reloads.inc({ kind: 'certificate', result: 'ok' });
+          logger.info({ cert: tlsFiles.cert }, 'serving certificate reloaded');
+        } catch (error) {
+          metrics.reloads.inc({ kind: 'certificate', result: 'refused' });
+          logger.error(
+            { error: describeThrown(error) },
+            'serving certificate reload refused; the previous one stays',
+          );
+        }
+      },
+    ),
+  );
+
+  let accepting = true;
+  const health: HttpServer = createHttpServer(
+    createHealthApp({ policy, metrics, accepting: () => accepting }).callback(),
+  );
+
+  https.listen(options.port, options.host);
+  health.listen(options.healthPort, options.host);
+  await Promise.all([once(https, 'listening'), once(health, 'listening')]);
+  const port = (https.address() as AddressInfo).port;
+  const healthPort = (health.address() as AddressInfo).port;
+  logger.info({ port, healthPort, clientAuth: clientCa !== undefined }, 'imagegate serving');
+
+  return {
+    port,
+    healthPort,
+    policy,
+    metrics,
+    caPath,
+    async close(graceMs = 25_000) {
+      accepting = false;
+      for (const watch of watches) watch.stop();
+      const closed = new Promise<void>((resolve) => https.close(() => resolve()));
+      https.closeIdleConnections();
+      const timer = setTimeout(() => https.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      await new Promise<void>((resolve) => {
+        health.close(() => resolve());
+        health.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/** Prometheus metrics, all prefixed `imagegate_`, on their own registry (no globals). */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'endpoint' | 'outcome'>;
+  readonly requestDuration: Histogram<'endpoint'>;
+  readonly evaluationDuration: Histogram<'entrypoint'>;
+  readonly bundleInfo: Gauge<'revision' | 'digest'>;
+  readonly reloads: Counter<'kind' | 'result'>;
+}
+
+const FAST_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+
+export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.processMetrics !== false)
+    collectDefaultMetrics({ register: registry, prefix: 'imagegate_' });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'imagegate_requests_total',
+      help: 'Reviews answered, by endpoint and outcome (allowed, denied, patched, error, bad_request).',
+      labelNames: ['endpoint', 'outcome'],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'imagegate_request_duration_seconds',
+      help: 'Time from request to response, by endpoint.',
+      labelNames: ['endpoint'],
+      buckets: FAST_BUCKETS,
+      registers: [registry],
+    }),
+    evaluationDuration: new Histogram({
+      name: 'imagegate_evaluation_duration_seconds',
+      help: 'Time spent in the wasm policy, by entrypoint.',
+      labelNames: ['entrypoint'],
+      buckets: FAST_BUCKETS,
+      registers: [registry],
+    }),
+    bundleInfo: new Gauge({
+      name: 'imagegate_bundle_info',
+      help: 'The bundle serving now (value 1), by revision and SHA-256 of its archive.',
+      labelNames: ['revision', 'digest'],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'imagegate_reloads_total',
+      help: 'Policy reloads by what changed (bundle, config, certificate) and result (ok, refused, unchanged).',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+  };
+}
