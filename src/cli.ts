@@ -4,7 +4,9 @@
  * environment, exit codes. Every flag can also be set as IMAGEGATE_<NAME>.
  */
 import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+import { runCheck } from './commands/check.ts';
 import { startGateway } from './commands/serve.ts';
 import { BundleError } from './errors/bundle-error.ts';
 import { ConfigError } from './errors/config-error.ts';
@@ -28,7 +30,14 @@ commands:
       --state-dir DIR     where the self-signed CA is kept (default <package>/.state)
       --log-level LEVEL   fatal, error, warn, info, debug, trace, silent (default info)
 
+  check -f FILE|DIR|-   evaluate Kubernetes manifests offline (mutate, then validate)
+      --bundle PATH       policy bundle (.tar.gz or a directory holding one); default: the embedded one
+      --config FILE       policy configuration (YAML or JSON)
+      --output human|json
+      --namespace NAME    namespace for manifests that name none (default "default")
+
 every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
+exit codes: 0 allowed, 1 denied, 2 bad input
 `;
 
 /** The flag's value, else IMAGEGATE_<NAME> from the environment. */
@@ -37,6 +46,34 @@ function setting(values: Record<string, unknown>, name: string): string | undefi
   if (typeof flag === 'string') return flag;
   const env = process.env[`IMAGEGATE_${name.toUpperCase().replaceAll('-', '_')}`];
   return env === undefined || env === '' ? undefined : env;
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      file: { type: 'string', short: 'f', multiple: true },
+      bundle: { type: 'string' },
+      config: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      namespace: { type: 'string', short: 'n' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const output = setting(values, 'output') ?? 'human';
+  if (output !== 'human' && output !== 'json') {
+    throw new InputError(`--output must be human or json, not ${JSON.stringify(output)}`);
+  }
+  return runCheck({
+    files: values.file ?? [],
+    bundle: setting(values, 'bundle') ?? defaultBundlePath(),
+    config: setting(values, 'config'),
+    output,
+    namespace: setting(values, 'namespace') ?? 'default',
+    stdin: () => text(process.stdin),
+    write: (out) => process.stdout.write(out),
+  });
 }
 
 function port(value: string | undefined, fallback: number, flag: string): number {
@@ -112,6 +149,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'check':
+      return check(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,0 +1,82 @@
+/** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { readBundleFile } from '../bundle.ts';
+import { checkManifest, formatResults, summarize } from '../check.ts';
+import { loadConfigFile } from '../config.ts';
+import { PolicyEngine } from '../engine.ts';
+import { describeThrown } from '../errors/engine-error.ts';
+import { InputError } from '../errors/input-error.ts';
+import { type Manifest, parseManifests } from '../manifests.ts';
+
+export interface CheckCommandOptions {
+  readonly files: readonly string[];
+  readonly bundle: string;
+  readonly config: string | undefined;
+  readonly output: 'human' | 'json';
+  readonly namespace: string;
+  readonly stdin: () => Promise<string>;
+  readonly write: (text: string) => void;
+}
+
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+async function manifestFiles(path: string): Promise<string[]> {
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    throw new InputError(`cannot read ${path}: ${describeThrown(error)}`, { cause: error });
+  }
+  if (!info.isDirectory()) return [path];
+  const entries = await readdir(path, { withFileTypes: true });
+  const nested = await Promise.all(
+    entries
+      .filter((e) => !e.name.startsWith('.'))
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((e) => {
+        const full = join(path, e.name);
+        if (e.isDirectory()) return manifestFiles(full);
+        return Promise.resolve(MANIFEST_EXTENSIONS.has(extname(e.name)) ? [full] : []);
+      }),
+  );
+  return nested.flat();
+}
+
+async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> {
+  const manifests: Manifest[] = [];
+  for (const file of options.files) {
+    if (file === '-') {
+      manifests.push(...parseManifests(await options.stdin(), '<stdin>'));
+      continue;
+    }
+    for (const path of await manifestFiles(file)) {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (error) {
+        throw new InputError(`cannot read ${path}: ${describeThrown(error)}`, { cause: error });
+      }
+      manifests.push(...parseManifests(text, path));
+    }
+  }
+  return manifests;
+}
+
+/** Returns the exit code; errors it cannot map (bad bundle, bad config) propagate. */
+export async function runCheck(options: CheckCommandOptions): Promise<number> {
+  if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
+  const config = options.config === undefined ? {} : await loadConfigFile(options.config);
+  const engine = await PolicyEngine.create(await readBundleFile(options.bundle), config);
+  const manifests = await readManifests(options);
+  const results = manifests.map((m, i) =>
+    checkManifest(engine, m, i, { namespace: options.namespace }),
+  );
+  const summary = summarize(results);
+  if (options.output === 'json') {
+    options.write(`${JSON.stringify({ revision: engine.revision, summary, results }, null, 2)}\n`);
+  } else {
+    options.write(formatResults(results));
+  }
+  return summary.denied > 0 ? 1 : 0;
+}
