@@ -26,8 +26,11 @@ help: ## list the targets
 deps: node-deps tools ## install everything: npm packages, the OPA CLI and Regal (project-local)
 
 node-deps: node_modules/.installed
+# `npm install`, not `npm ci`: npm 11 leaves other platforms' optional packages (Biome's
+# binaries) out of the lock file and then `npm ci` refuses that same lock file as out of
+# sync. With the lock present, `npm install` installs exactly the locked versions.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 tools: $(OPA) $(REGAL)
