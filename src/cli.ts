@@ -6,6 +6,8 @@
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+import { bundleConfigMap, formatInspection, inspectBundle } from './commands/bundle.ts';
+import { runCerts } from './commands/certs.ts';
 import { runCheck } from './commands/check.ts';
 import { startGateway } from './commands/serve.ts';
 import { BundleError } from './errors/bundle-error.ts';
@@ -35,6 +37,24 @@ commands:
       --config FILE       policy configuration (YAML or JSON)
       --output human|json
       --namespace NAME    namespace for manifests that name none (default "default")
+
+  certs                 a CA, a serving and a client certificate, and the files deploy/ needs
+      --out DIR           where to write them (default ./imagegate-certs)
+      --service NAME      the gateway's Service (default imagegate)
+      --namespace NAME    its namespace (default imagegate-system)
+      --ip ADDR           an extra IP SAN (repeatable)
+      --days N            certificate validity (default 365; the CA gets twice that)
+      --control-plane-dir DIR   where kube-apiserver reads the kubeconfigs
+                          (default /etc/kubernetes/imagegate)
+      --allow-ttl N, --deny-ttl N   ImagePolicyWebhook cache TTLs (default 50;
+                          write --allow-ttl=-1 for "no cache")
+
+  bundle configmap --bundle FILE   print a ConfigMap carrying the bundle (binaryData)
+      --name NAME         (default imagegate-bundle)
+      --namespace NAME    (default imagegate-system)
+      --key NAME          the file name in the mounted directory (default imagegate.tar.gz)
+  bundle inspect FILE   revision, roots, entrypoints, files, signature status
+      --output human|json
 
 every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
 exit codes: 0 allowed, 1 denied, 2 bad input
@@ -74,6 +94,99 @@ async function check(args: string[]): Promise<number> {
     stdin: () => text(process.stdin),
     write: (out) => process.stdout.write(out),
   });
+}
+
+function integer(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n))
+    throw new InputError(`--${flag} must be a whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function certs(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      out: { type: 'string' },
+      service: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      ip: { type: 'string', multiple: true },
+      days: { type: 'string' },
+      'secret-name': { type: 'string' },
+      'control-plane-dir': { type: 'string' },
+      'allow-ttl': { type: 'string' },
+      'deny-ttl': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const out = setting(values, 'out') ?? 'imagegate-certs';
+  const written = await runCerts({
+    out,
+    service: setting(values, 'service') ?? 'imagegate',
+    namespace: setting(values, 'namespace') ?? 'imagegate-system',
+    secretName: setting(values, 'secret-name') ?? 'imagegate-tls',
+    ips: values.ip ?? [],
+    days: integer(setting(values, 'days'), 365, 'days'),
+    controlPlaneDir: setting(values, 'control-plane-dir') ?? '/etc/kubernetes/imagegate',
+    allowTtl: integer(setting(values, 'allow-ttl'), 50, 'allow-ttl'),
+    denyTtl: integer(setting(values, 'deny-ttl'), 50, 'deny-ttl'),
+  });
+  process.stdout.write(`wrote ${written.map((f) => join(out, f)).join('\n      ')}\n`);
+  return 0;
+}
+
+async function bundle(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === 'configmap') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        bundle: { type: 'string' },
+        name: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
+        key: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    const file = setting(values, 'bundle');
+    if (file === undefined) throw new InputError('bundle configmap needs --bundle FILE');
+    process.stdout.write(
+      await bundleConfigMap({
+        bundle: file,
+        name: setting(values, 'name') ?? 'imagegate-bundle',
+        namespace: setting(values, 'namespace') ?? 'imagegate-system',
+        key: values.key ?? 'imagegate.tar.gz',
+      }),
+    );
+    return 0;
+  }
+  if (sub === 'inspect') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { output: { type: 'string', short: 'o' } },
+      strict: true,
+      allowPositionals: true,
+    });
+    const [file, ...extra] = positionals;
+    if (file === undefined || extra.length > 0)
+      throw new InputError('bundle inspect needs exactly one FILE');
+    const inspection = await inspectBundle(file, async (b) =>
+      b.files.has('.signatures.json') ? 'signed (not verified)' : 'unsigned',
+    );
+    const output = values.output ?? 'human';
+    if (output !== 'human' && output !== 'json')
+      throw new InputError('--output must be human or json');
+    process.stdout.write(
+      output === 'json' ? `${JSON.stringify(inspection, null, 2)}\n` : formatInspection(inspection),
+    );
+    return inspection.loads ? 0 : 1;
+  }
+  throw new InputError(
+    'usage: imagegate bundle configmap --bundle FILE | imagegate bundle inspect FILE',
+  );
 }
 
 function port(value: string | undefined, fallback: number, flag: string): number {
@@ -151,6 +264,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'check':
       return check(rest);
+    case 'certs':
+      return certs(rest);
+    case 'bundle':
+      return bundle(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -175,6 +292,12 @@ function exitCodeFor(error: unknown): number {
   process.stderr.write(`imagegate: ${describeThrown(error)}\n`);
   return known ? 2 : 3;
 }
+
+// `imagegate ... | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

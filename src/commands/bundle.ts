@@ -1,0 +1,107 @@
+/**
+ * `imagegate bundle configmap` ships a bundle as a ConfigMap (binaryData), after loading it
+ * the way the gateway will, so a broken bundle never reaches the cluster;
+ * `imagegate bundle inspect` says what a bundle is.
+ */
+import { readFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { type Bundle, readBundleArchive, readBundleFile, resolveBundlePath } from '../bundle.ts';
+import { PolicyEngine } from '../engine.ts';
+import { InputError } from '../errors/input-error.ts';
+
+/** A ConfigMap's whole payload must stay under 1 MiB (etcd's object limit is near it). */
+const CONFIGMAP_LIMIT = 1024 * 1024;
+
+export interface ConfigMapOptions {
+  readonly bundle: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly key: string;
+}
+
+export async function bundleConfigMap(options: ConfigMapOptions): Promise<string> {
+  const file = await resolveBundlePath(options.bundle);
+  const payload = await readFile(file);
+  const bundle = await readBundleArchive(payload, file);
+  await PolicyEngine.create(bundle); // refuse what the gateway would refuse
+  const encoded = payload.toString('base64');
+  if (encoded.length > CONFIGMAP_LIMIT - 4096) {
+    throw new InputError(
+      `bundle ${options.bundle} is ${payload.length} bytes; a ConfigMap holds at most about 760 KiB of binary data`,
+    );
+  }
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: options.name,
+      namespace: options.namespace,
+      labels: {
+        'app.kubernetes.io/name': 'imagegate',
+        'app.kubernetes.io/component': 'policy-bundle',
+      },
+      annotations: {
+        'imagegate.dev/revision': bundle.revision,
+        'imagegate.dev/sha256': bundle.digest,
+      },
+    },
+    binaryData: { [options.key]: encoded },
+  });
+}
+
+export interface Inspection {
+  readonly source: string;
+  readonly revision: string;
+  readonly digest: string;
+  readonly roots: readonly string[];
+  readonly entrypoints: readonly string[];
+  readonly files: readonly { name: string; bytes: number }[];
+  readonly signature: string;
+  readonly loads: boolean;
+  readonly loadError?: string;
+}
+
+export async function inspectBundle(
+  path: string,
+  signature: (b: Bundle) => Promise<string>,
+): Promise<Inspection> {
+  const bundle = await readBundleFile(path);
+  let loads = true;
+  let loadError: string | undefined;
+  let entrypoints = bundle.entrypoints.map((e) => e.entrypoint);
+  try {
+    entrypoints = [...(await PolicyEngine.create(bundle)).entrypoints];
+  } catch (error) {
+    loads = false;
+    loadError = error instanceof Error ? error.message : String(error);
+  }
+  return {
+    source: bundle.source,
+    revision: bundle.revision,
+    digest: bundle.digest,
+    roots: bundle.roots,
+    entrypoints,
+    files: [...bundle.files].map(([name, content]) => ({
+      name: `/${name}`,
+      bytes: content.length,
+    })),
+    signature: await signature(bundle),
+    loads,
+    ...(loadError === undefined ? {} : { loadError }),
+  };
+}
+
+export function formatInspection(i: Inspection): string {
+  const lines = [
+    `bundle:      ${i.source}`,
+    `revision:    ${i.revision || '(none)'}`,
+    `sha256:      ${i.digest}`,
+    `roots:       ${i.roots.map((r) => r || '(all of data)').join(', ')}`,
+    `entrypoints: ${i.entrypoints.join(', ') || '(none)'}`,
+    `signature:   ${i.signature}`,
+    `loads:       ${i.loads ? 'yes (both entrypoints answer a smoke review)' : `no: ${i.loadError ?? ''}`}`,
+    'files:',
+    ...i.files.map((f) => `  ${f.name} (${f.bytes} bytes)`),
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,85 @@
+/**
+ * `imagegate certs`: a CA, a serving certificate for the Service, a client certificate for
+ * the API server, and every file deploy/ and the control plane need, written to one folder.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { createCa, issueCertificate } from '../certs.ts';
+import {
+  type ClusterNames,
+  controlPlaneFiles,
+  serviceDnsNames,
+  tlsSecret,
+  ttlProblem,
+} from '../control-plane.ts';
+import { InputError } from '../errors/input-error.ts';
+
+export interface CertsOptions extends ClusterNames {
+  readonly out: string;
+  readonly ips: readonly string[];
+  readonly days: number;
+}
+
+const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function checkCertsOptions(options: CertsOptions): void {
+  for (const [flag, value] of [
+    ['--service', options.service],
+    ['--namespace', options.namespace],
+    ['--secret-name', options.secretName],
+  ] as const) {
+    if (!DNS_LABEL.test(value))
+      throw new InputError(`${flag} ${JSON.stringify(value)} is not a valid DNS label`);
+  }
+  for (const ip of options.ips) {
+    if (isIP(ip) === 0) throw new InputError(`--ip ${JSON.stringify(ip)} is not an IP address`);
+  }
+  if (!Number.isInteger(options.days) || options.days < 1 || options.days > 3650) {
+    throw new InputError('--days must be a whole number from 1 to 3650');
+  }
+  for (const [flag, ttl] of [
+    ['--allow-ttl', options.allowTtl],
+    ['--deny-ttl', options.denyTtl],
+  ] as const) {
+    const problem = ttlProblem(ttl);
+    if (problem !== undefined) throw new InputError(`${flag} ${problem}`);
+  }
+}
+
+/** Returns the files written, relative to `out`. */
+export async function runCerts(options: CertsOptions): Promise<string[]> {
+  checkCertsOptions(options);
+  const ca = createCa(`imagegate CA (${options.namespace})`, options.days * 2);
+  const serving = issueCertificate(ca, {
+    commonName: `${options.service}.${options.namespace}.svc`,
+    usage: 'server',
+    altNames: [...serviceDnsNames(options.service, options.namespace), ...options.ips],
+    validityDays: options.days,
+  });
+  // The API server presents this to the gateway (ImagePolicyWebhook, and the admission
+  // webhooks when the gateway runs with --client-ca).
+  const client = issueCertificate(ca, {
+    commonName: 'kube-apiserver-imagegate-client',
+    usage: 'client',
+    validityDays: options.days,
+  });
+  const files: Record<string, { text: string; secret?: boolean }> = {
+    'ca.crt': { text: ca.cert },
+    'ca.key': { text: ca.key, secret: true },
+    'tls.crt': { text: serving.cert },
+    'tls.key': { text: serving.key, secret: true },
+    'client.crt': { text: client.cert },
+    'client.key': { text: client.key, secret: true },
+    'ca-bundle.txt': { text: `${Buffer.from(ca.cert).toString('base64')}\n` },
+    'tls-secret.yaml': { text: tlsSecret(options, ca, serving), secret: true },
+  };
+  for (const [name, text] of Object.entries(controlPlaneFiles(options, ca, client))) {
+    files[name] = { text, secret: name.endsWith('kubeconfig.yaml') };
+  }
+  await mkdir(options.out, { recursive: true, mode: 0o700 });
+  for (const [name, file] of Object.entries(files)) {
+    await writeFile(join(options.out, name), file.text, { mode: file.secret ? 0o600 : 0o644 });
+  }
+  return Object.keys(files);
+}
