@@ -1,0 +1,242 @@
+/**
+ * Hot reload as operators use it: a ConfigMap mounted as a directory, swapped by kubelet
+ * through a `..data` symlink, while the gateway is under load. No request may fail, the
+ * new policy must take effect without a restart, and a bad bundle must be refused while
+ * the old policy keeps serving.
+ */
+import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { type Gateway, startGateway } from '../src/commands/serve.ts';
+import { createLogger } from '../src/logger.ts';
+import { packageRoot } from '../src/paths.ts';
+import { buildBundle } from './helpers/bundles.ts';
+
+const REVIEW = (uid: string) =>
+  JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'shop',
+      operation: 'CREATE',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'web', namespace: 'shop' },
+        spec: { containers: [{ name: 'web', image: 'nginx:1.27', imagePullPolicy: 'Always' }] },
+      },
+    },
+  });
+
+/** The repo's policies with other default data: Docker Hub's library trusted too. */
+async function bundleTrustingDockerHub(): Promise<Buffer> {
+  const rego = join(packageRoot(), 'rego');
+  const sources: Record<string, string> = {};
+  const dir = await mkdtemp(join(tmpdir(), 'imagegate-rego-'));
+  await cp(rego, dir, { recursive: true });
+  const data = JSON.parse(await readFile(join(dir, 'data.json'), 'utf8')) as {
+    imagegate: { config: { trustedRegistries: string[] } };
+  };
+  data.imagegate.config.trustedRegistries.push('docker.io/library');
+  sources['data.json'] = JSON.stringify(data);
+  for (const file of [
+    'settings/settings.rego',
+    'lib/images/images.rego',
+    'lib/sources/sources.rego',
+    'validate/validate.rego',
+    'mutate/mutate.rego',
+  ]) {
+    sources[file.replaceAll('/', '_')] = await readFile(join(dir, 'imagegate', file), 'utf8');
+  }
+  return buildBundle(sources, ['imagegate/validate/decision', 'imagegate/mutate/decision']);
+}
+
+/** kubelet's atomic writer: a new timestamped dir, then `..data` renamed over in one step. */
+async function kubeletSwap(mount: string, generation: number, bundle: Buffer): Promise<void> {
+  const dir = `..2026_11_23_${generation}`;
+  await mkdir(join(mount, dir));
+  await writeFile(join(mount, dir, 'imagegate.tar.gz'), bundle);
+  await symlink(dir, join(mount, '..data_tmp'));
+  await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+}
+
+async function mountConfigMap(bundle: Buffer): Promise<string> {
+  const mount = await mkdtemp(join(tmpdir(), 'imagegate-configmap-'));
+  await kubeletSwap(mount, 0, bundle);
+  await symlink('..data/imagegate.tar.gz', join(mount, 'imagegate.tar.gz'));
+  return mount;
+}
+
+function post(
+  gateway: Gateway,
+  ca: Buffer,
+  agent: Agent,
+  body: string,
+): Promise<{ status: number; allowed: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: gateway.port,
+        path: '/v1/validate',
+        method: 'POST',
+        ca,
+        agent,
+        servername: 'localhost',
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => {
+          try {
+            const parsed = JSON.parse(text) as { response?: { allowed?: unknown } };
+            resolve({ status: res.statusCode ?? 0, allowed: parsed.response?.allowed });
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('bundles swapped in a mounted ConfigMap change decisions under load; zero failed requests; a bad one is refused', async (t) => {
+  const original = await readFile(join(packageRoot(), 'bundles', 'imagegate.tar.gz'));
+  const permissive = await bundleTrustingDockerHub();
+  const mount = await mountConfigMap(original);
+  const state = await mkdtemp(join(tmpdir(), 'imagegate-state-'));
+  t.teardown(() => rm(mount, { recursive: true, force: true }));
+  const gateway = await startGateway(
+    {
+      port: 0,
+      healthPort: 0,
+      host: '127.0.0.1',
+      bundle: mount,
+      config: undefined,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      clientCa: undefined,
+      stateDir: state,
+      watchIntervalMs: 50,
+    },
+    createLogger('silent'),
+  );
+  t.teardown(() => gateway.close(100));
+  const ca = await readFile(join(state, 'ca.crt'));
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const firstRevision = gateway.policy.engine?.revision;
+
+  // Load: 8 concurrent clients until told to stop (bounded by count as well as by signal).
+  let stop = false;
+  const failures: string[] = [];
+  const answers = { allowed: 0, denied: 0 };
+  const client = async (id: number) => {
+    for (let i = 0; i < 20_000 && !stop; i++) {
+      try {
+        const { status, allowed } = await post(gateway, ca, agent, REVIEW(`c${id}-${i}`));
+        if (status !== 200 || typeof allowed !== 'boolean')
+          failures.push(`${status} ${String(allowed)}`);
+        else answers[allowed ? 'allowed' : 'denied'] += 1;
+      } catch (error) {
+        failures.push(String(error));
+      }
+    }
+  };
+  const load = Promise.all(Array.from({ length: 8 }, (_, id) => client(id)));
+
+  await until(async () => answers.denied > 50, 'load under the original policy');
+  t.is(answers.allowed, 0, 'nginx is untrusted under the original bundle');
+
+  await kubeletSwap(mount, 1, permissive);
+  await until(
+    async () => (await post(gateway, ca, agent, REVIEW('probe'))).allowed === true,
+    'the new bundle to take effect',
+  );
+  t.not(gateway.policy.engine?.revision, firstRevision);
+  const swappedRevision = gateway.policy.engine?.revision;
+
+  // A corrupt bundle is refused; the permissive one keeps serving.
+  await kubeletSwap(mount, 2, original.subarray(0, original.length / 2));
+  await until(
+    async () => gateway.policy.lastLoad?.ok === false,
+    'the corrupt bundle to be refused',
+  );
+  t.is(gateway.policy.engine?.revision, swappedRevision);
+  t.regex(gateway.policy.lastLoad?.error ?? '', /not a readable (gzip|tar) archive/);
+  t.true((await post(gateway, ca, agent, REVIEW('after-refusal'))).allowed === true);
+  const metrics = await gateway.metrics.registry.getSingleMetricAsString('imagegate_reloads_total');
+  t.regex(metrics, /imagegate_reloads_total\{kind="policy",result="ok"\} 1/);
+  t.regex(metrics, /imagegate_reloads_total\{kind="policy",result="refused"\} 1/);
+
+  // And back to the original: decisions flip back.
+  await kubeletSwap(mount, 3, original);
+  await until(
+    async () => (await post(gateway, ca, agent, REVIEW('probe-2'))).allowed === false,
+    'the original bundle again',
+  );
+
+  stop = true;
+  await load;
+  t.deepEqual(failures, []);
+  t.true(answers.allowed > 0 && answers.denied > 50);
+});
+
+test('a configuration file edited in place is reloaded; an invalid one is refused and the last good stays', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'imagegate-config-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'config.yaml');
+  await writeFile(config, 'enforcement: deny\n');
+  const gateway = await startGateway(
+    {
+      port: 0,
+      healthPort: 0,
+      host: '127.0.0.1',
+      bundle: join(packageRoot(), 'bundles', 'imagegate.tar.gz'),
+      config,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      clientCa: undefined,
+      stateDir: dir,
+      watchIntervalMs: 50,
+    },
+    createLogger('silent'),
+  );
+  t.teardown(() => gateway.close(100));
+  const ca = await readFile(join(dir, 'ca.crt'));
+  const agent = new Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  t.false((await post(gateway, ca, agent, REVIEW('1'))).allowed);
+
+  await writeFile(config, 'trustedRegistries: [docker.io/library]\n');
+  await until(
+    async () => (await post(gateway, ca, agent, REVIEW('2'))).allowed === true,
+    'the new configuration',
+  );
+
+  await writeFile(config, 'trustedRegistries: docker.io\n');
+  await until(
+    async () => gateway.policy.lastLoad?.ok === false,
+    'the invalid configuration to be refused',
+  );
+  t.regex(gateway.policy.lastLoad?.error ?? '', /trustedRegistries: must be a list/);
+  t.true((await post(gateway, ca, agent, REVIEW('3'))).allowed === true);
+});
