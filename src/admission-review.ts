@@ -4,6 +4,7 @@
  * what was wrong; fields the gateway does not need are kept untouched in `raw`.
  */
 import { InputError } from './errors/input-error.ts';
+import { RequestError } from './errors/request-error.ts';
 import { isRecord, type JsonObject, recordField, stringField } from './json.ts';
 
 export const ADMISSION_API_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
@@ -61,26 +62,28 @@ export function parseAdmissionReview(body: unknown): AdmissionReview {
   }
   const request = recordField(body, 'request');
   if (request === undefined) throw new InputError('the AdmissionReview has no request');
-  return { apiVersion, request: parseRequest(request) };
+  return { apiVersion, request: parseRequest(apiVersion, request) };
 }
 
-function parseRequest(request: JsonObject): AdmissionRequest {
+function parseRequest(apiVersion: AdmissionApiVersion, request: JsonObject): AdmissionRequest {
   const uid = stringField(request, 'uid');
   if (uid === '') throw new InputError('request.uid is missing or not a string');
+  // From here on the uid is known, so a mistake is answered with a denying review.
+  const refuse = (message: string) => new RequestError(apiVersion, uid, message);
   const operation = stringField(request, 'operation');
   if (!OPERATIONS.has(operation)) {
-    throw new InputError(
+    throw refuse(
       `request.operation ${JSON.stringify(operation)} is not one of CREATE, UPDATE, DELETE, CONNECT`,
     );
   }
   const kind = recordField(request, 'kind');
   if (kind === undefined || stringField(kind, 'kind') === '') {
-    throw new InputError('request.kind is missing or has no kind');
+    throw refuse('request.kind is missing or has no kind');
   }
   // CREATE and UPDATE always carry the object; one that is missing or not an object would
   // otherwise read as "no images" and be let through.
   if ((operation === 'CREATE' || operation === 'UPDATE') && !isRecord(request.object)) {
-    throw new InputError(`request.object is missing or not an object on ${operation}`);
+    throw refuse(`request.object is missing or not an object on ${operation}`);
   }
   const resource = recordField(request, 'resource') ?? {};
   return {

@@ -74,20 +74,21 @@ export function mutationResponse(
   return { apiVersion, kind: 'AdmissionReview', response: { uid, allowed: true, ...patch } };
 }
 
-/** Fail closed: the policy could not decide, so the request is denied with a 500 inside. */
+/**
+ * Fail closed: the request could not be decided, so it is denied — code 500 when the
+ * policy failed, 400 when the request itself was malformed.
+ */
 export function admissionFailure(
   apiVersion: AdmissionApiVersion,
   uid: string,
   message: string,
+  code: 400 | 500 = 500,
 ): AdmissionResponseBody {
+  const reason = code === 400 ? 'BadRequest' : 'InternalError';
   return {
     apiVersion,
     kind: 'AdmissionReview',
-    response: {
-      uid,
-      allowed: false,
-      status: { code: 500, reason: 'InternalError', message: `imagegate: ${message}` },
-    },
+    response: { uid, allowed: false, status: { code, reason, message: `imagegate: ${message}` } },
   };
 }
 

@@ -115,11 +115,13 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   });
   const clientCa = options.clientCa === undefined ? undefined : await readFile(options.clientCa);
 
+  let accepting = true;
   const app = createApp({
     policy,
     logger,
     metrics,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    draining: () => !accepting,
   });
   const https: HttpsServer = createHttpsServer(
     {
@@ -163,7 +165,6 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     ),
   );
 
-  let accepting = true;
   const health: HttpServer = createHttpServer(
     createHealthApp({ policy, metrics, accepting: () => accepting }).callback(),
   );
@@ -185,9 +186,13 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       accepting = false;
       for (const watch of watches) watch.stop();
       const closed = new Promise<void>((resolve) => https.close(() => resolve()));
+      // Connections that finish their request while draining are closed by the
+      // Connection: close header; sweep the ones that were idle in between as well.
+      const sweep = setInterval(() => https.closeIdleConnections(), 50);
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await new Promise<void>((resolve) => {
         health.close(() => resolve());

@@ -4,7 +4,7 @@
  * is safe to show to the caller (Koa's `expose` rule for 4xx).
  */
 export class InputError extends Error {
-  override readonly name = 'InputError';
+  override readonly name: string = 'InputError';
   readonly status: 400 | 413 | 415;
   readonly expose = true;
 

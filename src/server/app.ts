@@ -1,28 +1,27 @@
 /**
- * The HTTPS application: one route per protocol over a shared core. Each handler is early
- * guards, then one translation in (review → input), one evaluation, one translation out.
+ * The HTTPS application: one route per protocol over a shared core. Each request is early
+ * guards (body, review), then one translation in, one evaluation, one translation out.
  * Errors become responses in one place (the first middleware).
  */
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { parseAdmissionReview } from '../admission-review.ts';
-import type { PolicyEngine } from '../engine.ts';
 import { describeThrown } from '../errors/engine-error.ts';
 import { InputError } from '../errors/input-error.ts';
-import { parseImageReview } from '../image-review.ts';
+import { RequestError } from '../errors/request-error.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PolicyHolder } from '../policy-holder.ts';
-import { admissionInput, imageReviewInput, type PolicyInput } from '../policy-input.ts';
-import {
-  admissionFailure,
-  imageReviewFailure,
-  imageReviewResponse,
-  mutationResponse,
-  validationResponse,
-} from '../responses.ts';
+import type { PolicyInput } from '../policy-input.ts';
+import { admissionFailure } from '../responses.ts';
 import { readJsonBody } from './body.ts';
+import {
+  type Answer,
+  imageReviewProtocol,
+  mutateProtocol,
+  type Protocol,
+  validateProtocol,
+} from './protocols.ts';
 
 export interface AppDeps {
   readonly policy: PolicyHolder;
@@ -30,14 +29,8 @@ export interface AppDeps {
   readonly metrics: Metrics;
   /** Largest accepted body in bytes. */
   readonly maxBodyBytes: number;
-}
-
-type Endpoint = 'validate' | 'mutate' | 'imagereview';
-
-interface Outcome {
-  readonly body: unknown;
-  readonly outcome: 'allowed' | 'denied' | 'patched' | 'error';
-  readonly log: Record<string, unknown>;
+  /** True once shutdown has begun. */
+  readonly draining?: () => boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -47,11 +40,38 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
   const router = new Router();
 
+  // While draining, answers say Connection: close, so a kept-alive client (the API server)
+  // lets go after its in-flight review instead of holding shutdown for the grace period.
+  // Checked when the answer is ready: the request may have begun before shutdown did.
+  app.use(async (ctx, next) => {
+    await next();
+    if (deps.draining?.() === true) ctx.set('Connection', 'close');
+  });
+
   app.use(async (ctx, next) => {
     try {
       await next();
+      // Koa and the router answer these in text/plain; every error here is JSON.
+      if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404;
+        ctx.body = {
+          error: `no endpoint ${ctx.method} ${ctx.path}; POST to /v1/validate, /v1/mutate or /v1/imagereview`,
+        };
+      } else if (ctx.status === 405) {
+        ctx.body = {
+          error: `${ctx.method} is not allowed on ${ctx.path}; use ${ctx.response.get('Allow') || 'POST'}`,
+        };
+      }
     } catch (error) {
-      if (error instanceof InputError) {
+      if (error instanceof RequestError) {
+        // The uid is known: answer with a denying review the API server can show.
+        ctx.status = 200;
+        ctx.body = admissionFailure(error.apiVersion, error.uid, error.message, 400);
+        deps.logger.info(
+          { path: ctx.path, uid: error.uid, error: error.message },
+          'malformed request denied',
+        );
+      } else if (error instanceof InputError) {
         ctx.status = error.status;
         ctx.body = { error: error.message };
         deps.logger.info(
@@ -66,148 +86,66 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
-  const handle =
-    (endpoint: Endpoint, decide: (body: unknown, engine: PolicyEngine | undefined) => Outcome) =>
-    async (ctx: Koa.Context) => {
-      const stop = deps.metrics.requestDuration.startTimer({ endpoint });
-      const decisionId = randomUUID();
+  /** Evaluates one review; any failure past parsing is a fail-closed answer, not a throw. */
+  function decide<Review>(
+    protocol: Protocol<Review>,
+    review: Review,
+  ): Answer & { input?: PolicyInput } {
+    let input: PolicyInput | undefined;
+    try {
+      input = protocol.input(review);
+      const engine = deps.policy.engine;
+      if (engine === undefined) throw new Error('no policy is loaded');
+      const stop = deps.metrics.evaluationDuration.startTimer({ entrypoint: protocol.entrypoint });
       try {
-        const body = await readJsonBody(ctx.req, deps.maxBodyBytes);
+        return { ...protocol.answer(review, engine, input), input };
+      } finally {
+        stop();
+      }
+    } catch (error) {
+      const message = describeThrown(error);
+      return {
+        body: protocol.failure(review, message, error instanceof InputError ? 400 : 500),
+        outcome: 'error',
+        log: { allowed: false, error: message },
+        ...(input === undefined ? {} : { input }),
+      };
+    }
+  }
+
+  function route<Review>(path: string, endpoint: string, protocol: Protocol<Review>): void {
+    router.post(path, async (ctx) => {
+      const stop = deps.metrics.requestDuration.startTimer({ endpoint });
+      try {
+        const review = protocol.parse(await readJsonBody(ctx.req, deps.maxBodyBytes));
         const started = performance.now();
-        const result = decide(body, deps.policy.engine);
+        const answer = decide(protocol, review);
         ctx.status = 200;
-        ctx.body = result.body;
-        deps.metrics.requests.inc({ endpoint, outcome: result.outcome });
+        ctx.body = answer.body;
+        deps.metrics.requests.inc({ endpoint, outcome: answer.outcome });
         const line = {
-          decisionId,
+          decisionId: randomUUID(),
           endpoint,
-          ...result.log,
+          ...summary(answer.input),
+          ...answer.log,
           revision: deps.policy.engine?.revision ?? '',
           durationMs: Number((performance.now() - started).toFixed(3)),
         };
-        if (result.outcome === 'error') deps.logger.error(line, 'decision');
+        if (answer.outcome === 'error') deps.logger.error(line, 'decision');
         else deps.logger.info(line, 'decision');
       } catch (error) {
-        deps.metrics.requests.inc({
-          endpoint,
-          outcome: error instanceof InputError ? 'bad_request' : 'error',
-        });
+        const outcome = error instanceof InputError ? 'bad_request' : 'error';
+        deps.metrics.requests.inc({ endpoint, outcome });
         throw error;
       } finally {
         stop();
       }
-    };
-
-  const evaluate = <T>(
-    engine: PolicyEngine | undefined,
-    entrypoint: string,
-    run: (e: PolicyEngine) => T,
-  ): T => {
-    if (engine === undefined) throw new Error('no policy is loaded');
-    const stop = deps.metrics.evaluationDuration.startTimer({ entrypoint });
-    try {
-      return run(engine);
-    } finally {
-      stop();
-    }
-  };
-
-  router.post(
-    '/v1/validate',
-    handle('validate', (body, engine) => {
-      const review = parseAdmissionReview(body);
-      const { uid } = review.request;
-      let input: PolicyInput | undefined;
-      try {
-        input = admissionInput(review.apiVersion, review.request);
-        const current = input;
-        const decision = evaluate(engine, 'validate', (e) => e.validate(current));
-        return {
-          body: validationResponse(review.apiVersion, uid, decision),
-          outcome: decision.allowed ? 'allowed' : 'denied',
-          log: {
-            ...summary(input),
-            allowed: decision.allowed,
-            reasons: decision.reasons,
-            warnings: decision.warnings,
-            enforcement: decision.enforcement,
-            exempt: decision.exempt,
-            breakGlass: decision.breakGlass,
-          },
-        };
-      } catch (error) {
-        return failure(review.apiVersion, uid, input, error);
-      }
-    }),
-  );
-
-  router.post(
-    '/v1/mutate',
-    handle('mutate', (body, engine) => {
-      const review = parseAdmissionReview(body);
-      const { uid } = review.request;
-      let input: PolicyInput | undefined;
-      try {
-        input = admissionInput(review.apiVersion, review.request);
-        const current = input;
-        const decision = evaluate(engine, 'mutate', (e) => e.mutate(current));
-        return {
-          body: mutationResponse(review.apiVersion, uid, decision),
-          outcome: decision.patch.length > 0 ? 'patched' : 'allowed',
-          log: { ...summary(input), allowed: true, mutations: decision.messages },
-        };
-      } catch (error) {
-        return failure(review.apiVersion, uid, input, error);
-      }
-    }),
-  );
-
-  router.post(
-    '/v1/imagereview',
-    handle('imagereview', (body, engine) => {
-      const review = parseImageReview(body);
-      let input: PolicyInput | undefined;
-      try {
-        input = imageReviewInput(review);
-        const current = input;
-        const decision = evaluate(engine, 'validate', (e) => e.validate(current));
-        return {
-          body: imageReviewResponse(decision),
-          outcome: decision.allowed ? 'allowed' : 'denied',
-          log: {
-            ...summary(input),
-            allowed: decision.allowed,
-            reasons: decision.reasons,
-            auditAnnotations: decision.auditAnnotations,
-            enforcement: decision.enforcement,
-            breakGlass: decision.breakGlass,
-          },
-        };
-      } catch (error) {
-        const message = describeThrown(error);
-        return {
-          body: imageReviewFailure(message),
-          outcome: 'error',
-          log: { ...summary(input), allowed: false, error: message },
-        };
-      }
-    }),
-  );
-
-  function failure(
-    apiVersion: Parameters<typeof admissionFailure>[0],
-    uid: string,
-    input: PolicyInput | undefined,
-    error: unknown,
-  ): Outcome {
-    const message = describeThrown(error);
-    return {
-      body: admissionFailure(apiVersion, uid, message),
-      outcome: 'error',
-      log: { uid, ...summary(input), allowed: false, error: message },
-    };
+    });
   }
 
+  route('/v1/validate', 'validate', validateProtocol);
+  route('/v1/mutate', 'mutate', mutateProtocol);
+  route('/v1/imagereview', 'imagereview', imageReviewProtocol);
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

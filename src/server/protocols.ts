@@ -1,0 +1,96 @@
+/**
+ * The three review protocols, each as: narrow the body, translate it into the policy
+ * input, evaluate, translate the decision back — and what to answer when the policy
+ * itself fails (fail closed). The HTTP layer (app.ts) runs them all the same way.
+ */
+import { type AdmissionReview, parseAdmissionReview } from '../admission-review.ts';
+import type { PolicyEngine } from '../engine.ts';
+import { type ImageReview, parseImageReview } from '../image-review.ts';
+import { admissionInput, imageReviewInput, type PolicyInput } from '../policy-input.ts';
+import {
+  admissionFailure,
+  imageReviewFailure,
+  imageReviewResponse,
+  mutationResponse,
+  validationResponse,
+} from '../responses.ts';
+
+export type Outcome = 'allowed' | 'denied' | 'patched' | 'error';
+
+export interface Answer {
+  readonly body: unknown;
+  readonly outcome: Outcome;
+  /** Decision-log fields beyond the request summary: never the object itself. */
+  readonly log: Record<string, unknown>;
+}
+
+export interface Protocol<Review> {
+  readonly entrypoint: 'validate' | 'mutate';
+  parse(body: unknown): Review;
+  input(review: Review): PolicyInput;
+  answer(review: Review, engine: PolicyEngine, input: PolicyInput): Answer;
+  failure(review: Review, message: string, code: 400 | 500): unknown;
+}
+
+const admissionInputOf = (review: AdmissionReview) =>
+  admissionInput(review.apiVersion, review.request);
+
+export const validateProtocol: Protocol<AdmissionReview> = {
+  entrypoint: 'validate',
+  parse: parseAdmissionReview,
+  input: admissionInputOf,
+  answer(review, engine, input) {
+    const decision = engine.validate(input);
+    return {
+      body: validationResponse(review.apiVersion, review.request.uid, decision),
+      outcome: decision.allowed ? 'allowed' : 'denied',
+      log: {
+        allowed: decision.allowed,
+        reasons: decision.reasons,
+        warnings: decision.warnings,
+        enforcement: decision.enforcement,
+        exempt: decision.exempt,
+        breakGlass: decision.breakGlass,
+      },
+    };
+  },
+  failure: (review, message, code) =>
+    admissionFailure(review.apiVersion, review.request.uid, message, code),
+};
+
+export const mutateProtocol: Protocol<AdmissionReview> = {
+  entrypoint: 'mutate',
+  parse: parseAdmissionReview,
+  input: admissionInputOf,
+  answer(review, engine, input) {
+    const decision = engine.mutate(input);
+    return {
+      body: mutationResponse(review.apiVersion, review.request.uid, decision),
+      outcome: decision.patch.length > 0 ? 'patched' : 'allowed',
+      log: { allowed: true, mutations: decision.messages },
+    };
+  },
+  failure: (review, message, code) =>
+    admissionFailure(review.apiVersion, review.request.uid, message, code),
+};
+
+export const imageReviewProtocol: Protocol<ImageReview> = {
+  entrypoint: 'validate',
+  parse: parseImageReview,
+  input: imageReviewInput,
+  answer(_review, engine, input) {
+    const decision = engine.validate(input);
+    return {
+      body: imageReviewResponse(decision),
+      outcome: decision.allowed ? 'allowed' : 'denied',
+      log: {
+        allowed: decision.allowed,
+        reasons: decision.reasons,
+        auditAnnotations: decision.auditAnnotations,
+        enforcement: decision.enforcement,
+        breakGlass: decision.breakGlass,
+      },
+    };
+  },
+  failure: (_review, message) => imageReviewFailure(message),
+};
