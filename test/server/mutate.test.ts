@@ -1,0 +1,252 @@
+/**
+ * POST /v1/mutate over the real HTTPS server, for every AdmissionReview fixture: the patch
+ * is base64 JSONPatch that applies (validated by fast-json-patch) to the reviewed object and
+ * yields exactly what SPEC rules 3–6 ask for; no change means no patch fields at all.
+ */
+import test, { type ExecutionContext } from 'ava';
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { getPointer, isRecord, type JsonObject } from '../../src/json.ts';
+import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
+import {
+  admissionAnswer,
+  list,
+  record,
+  startTestGateway,
+  Teardowns,
+  type TestGateway,
+  writeConfig,
+} from '../helpers/gateway.ts';
+
+const { applyPatch } = fastJsonPatch;
+
+const POD_SPEC: Record<string, string> = {
+  Pod: '/spec',
+  Deployment: '/spec/template/spec',
+  ReplicaSet: '/spec/template/spec',
+  StatefulSet: '/spec/template/spec',
+  DaemonSet: '/spec/template/spec',
+  Job: '/spec/template/spec',
+  ReplicationController: '/spec/template/spec',
+  CronJob: '/spec/jobTemplate/spec/template/spec',
+};
+
+const LISTS = ['containers', 'initContainers', 'ephemeralContainers'];
+
+const WORKER_DIGEST = 'sha256:e63f7cd23fd0a746efbe0bfd303bad00b8bfc9f0a89aaef1de2d146e3bd96204';
+
+/** `rewriteRegistry: mirror.example.com` (replace mode) for every image in the fixtures. */
+const REWRITTEN: Record<string, string> = {
+  'registry.example.com/team/api:2.3.1': 'mirror.example.com/team/api:2.3.1',
+  nginx: 'mirror.example.com/library/nginx',
+  'nginx:1.27': 'mirror.example.com/library/nginx:1.27',
+  'localhost:5000/tools/migrate:7': 'mirror.example.com/tools/migrate:7',
+  'busybox:latest': 'mirror.example.com/library/busybox:latest',
+  'quay.io/prometheus/node-exporter:v1.8.2': 'mirror.example.com/prometheus/node-exporter:v1.8.2',
+  [`ghcr.io/acme/worker@${WORKER_DIGEST}`]: `mirror.example.com/acme/worker@${WORKER_DIGEST}`,
+};
+
+const FULL_CONFIG = `
+rewriteRegistry: mirror.example.com
+imagePullSecret: regcred
+defaultStorageClass: standard
+`;
+
+interface Mutations {
+  readonly rewrite: boolean;
+  readonly secret?: string;
+  readonly storageClass?: string;
+}
+
+const DEFAULTS: Mutations = { rewrite: false };
+const FULL: Mutations = { rewrite: true, secret: 'regcred', storageClass: 'standard' };
+
+const shared = new Teardowns();
+test.after.always(() => shared.run());
+const gateways = new Map<string, Promise<TestGateway>>();
+
+function gateway(config = ''): Promise<TestGateway> {
+  let started = gateways.get(config);
+  if (started === undefined) {
+    started = (async () =>
+      startTestGateway(
+        shared,
+        config === '' ? {} : { config: await writeConfig(shared, config) },
+      ))();
+    gateways.set(config, started);
+  }
+  return started;
+}
+
+function containersOf(spec: JsonObject): JsonObject[] {
+  return LISTS.flatMap((name) =>
+    spec[name] === undefined ? [] : list(spec[name], name).map((c) => record(c, name)),
+  );
+}
+
+/**
+ * The object as the API server should persist it, computed from SPEC, not from the policy:
+ * new containers (CREATE, or an UPDATE image the old pod spec did not run) pull Always and
+ * are rewritten; pod templates (and Pods on CREATE) get the pull secret; PVCs without a
+ * class get the default one.
+ */
+function expectedObject(request: JsonObject, mutations: Mutations): unknown {
+  const object = structuredClone(request.object);
+  const operation = request.operation;
+  if (operation !== 'CREATE' && operation !== 'UPDATE') return object;
+  const kind = String(record(request.kind, 'kind').kind);
+  if (kind === 'PersistentVolumeClaim') {
+    const spec = record(getPointer(object, '/spec'), 'pvc spec');
+    if (operation === 'CREATE' && mutations.storageClass !== undefined) {
+      if (!Object.hasOwn(spec, 'storageClassName')) spec.storageClassName = mutations.storageClass;
+    }
+    return object;
+  }
+  const specPath = POD_SPEC[kind];
+  if (specPath === undefined) return object;
+  const spec = record(getPointer(object, specPath), 'pod spec');
+  const old = getPointer(request.oldObject, specPath);
+  const oldImages = new Set(isRecord(old) ? containersOf(old).map((c) => c.image) : []);
+  for (const container of containersOf(spec)) {
+    if (operation === 'UPDATE' && oldImages.has(container.image)) continue;
+    if (mutations.rewrite) {
+      const rewritten = REWRITTEN[String(container.image)];
+      if (rewritten === undefined) throw new Error(`add ${String(container.image)} to REWRITTEN`);
+      container.image = rewritten;
+    }
+    container.imagePullPolicy = 'Always';
+  }
+  if (mutations.secret !== undefined && (kind !== 'Pod' || operation === 'CREATE')) {
+    spec.imagePullSecrets = [{ name: mutations.secret }];
+  }
+  return object;
+}
+
+const OPS = new Set(['add', 'remove', 'replace', 'move', 'copy', 'test']);
+
+function isOperation(value: unknown): value is Operation {
+  return isRecord(value) && typeof value.path === 'string' && OPS.has(String(value.op));
+}
+
+function decodePatch(t: ExecutionContext, encoded: unknown): Operation[] {
+  t.is(typeof encoded, 'string');
+  const decoded: unknown = JSON.parse(Buffer.from(String(encoded), 'base64').toString('utf8'));
+  const ops = list(decoded, 'patch');
+  t.true(ops.length > 0, 'a patch field is only sent with operations in it');
+  return ops.filter((op) => {
+    t.true(isOperation(op), `not an RFC 6902 operation: ${JSON.stringify(op)}`);
+    return isOperation(op);
+  });
+}
+
+async function assertMutation(
+  t: ExecutionContext,
+  gw: TestGateway,
+  review: JsonObject,
+  mutations: Mutations,
+): Promise<Operation[]> {
+  const request = record(review.request, 'request');
+  const answer = admissionAnswer(await gw.post('/v1/mutate', review));
+  t.is(answer.apiVersion, sentString(review, 'apiVersion'));
+  t.is(answer.kind, 'AdmissionReview');
+  const { response } = answer;
+  t.is(response.uid, request.uid);
+  t.true(response.allowed);
+  t.false('status' in response);
+  const expected = expectedObject(request, mutations);
+  if (JSON.stringify(expected) === JSON.stringify(request.object)) {
+    t.false('patch' in response, 'a patch for an object that must not change');
+    t.false('patchType' in response);
+    return [];
+  }
+  t.is(response.patchType, 'JSONPatch');
+  const ops = decodePatch(t, response.patch);
+  const kind = String(record(request.kind, 'kind').kind);
+  const root = POD_SPEC[kind] ?? '/spec';
+  for (const op of ops) t.true(op.path.startsWith(`${root}/`), `${op.path} is outside ${root}`);
+  // validateOperation: every path must exist as the op requires; the input stays untouched.
+  const { newDocument } = applyPatch(structuredClone(request.object), ops, true, false);
+  t.deepEqual(newDocument, expected);
+  return ops;
+}
+
+const mutated = test.macro({
+  async exec(t, name: string, config: string, mutations: Mutations) {
+    await assertMutation(t, await gateway(config), loadJsonObject('admission', name), mutations);
+  },
+  title: (_ = '', name: string, config: string) =>
+    config === '' ? name : `${name} (rewrite, pull secret, storage class)`,
+});
+
+for (const name of fixtureNames('admission')) {
+  test(mutated, name, '', DEFAULTS);
+  test(mutated, name, FULL_CONFIG, FULL);
+}
+
+function podSpecOf(review: JsonObject, key: 'object' | 'oldObject'): JsonObject {
+  return record(record(record(review.request, 'request')[key], key).spec, `${key}.spec`);
+}
+
+function container(spec: JsonObject, listName: string, index: number): JsonObject {
+  return record(list(spec[listName], listName)[index], `${listName}[${index}]`);
+}
+
+test('a new ephemeral container gets pull policy Always, the running one does not', async (t) => {
+  const review = structuredClone(loadJsonObject('admission', 'pod-ephemeralcontainers-v1'));
+  container(podSpecOf(review, 'object'), 'ephemeralContainers', 0).imagePullPolicy = 'IfNotPresent';
+  const ops = await assertMutation(t, await gateway(), review, DEFAULTS);
+  t.deepEqual(ops, [
+    { op: 'add', path: '/spec/ephemeralContainers/0/imagePullPolicy', value: 'Always' },
+  ]);
+});
+
+test('UPDATE: only the container whose image changed is patched', async (t) => {
+  const review = structuredClone(loadJsonObject('admission', 'pod-update-new-image-v1'));
+  container(podSpecOf(review, 'object'), 'containers', 0).imagePullPolicy = 'IfNotPresent';
+  const ops = await assertMutation(t, await gateway(), review, DEFAULTS);
+  // containers[1] also pulls IfNotPresent, but its image ran before: AlwaysPullImages skips it.
+  t.deepEqual(ops, [{ op: 'add', path: '/spec/containers/0/imagePullPolicy', value: 'Always' }]);
+});
+
+test('rewrite, pull secret, Always: the Pod as the API server would store it', async (t) => {
+  const review = loadJsonObject('admission', 'pod-create-v1');
+  const request = record(review.request, 'request');
+  const answer = admissionAnswer(await (await gateway(FULL_CONFIG)).post('/v1/mutate', review));
+  const ops = decodePatch(t, answer.response.patch);
+  const { newDocument } = applyPatch(structuredClone(request.object), ops, true, false);
+  const spec = record(getPointer(newDocument, '/spec'), 'spec');
+  t.deepEqual(
+    containersOf(spec).map((c) => [c.image, c.imagePullPolicy]),
+    [
+      ['mirror.example.com/team/api:2.3.1', 'Always'],
+      ['mirror.example.com/library/nginx:1.27', 'Always'],
+      ['mirror.example.com/tools/migrate:7', 'Always'],
+      ['mirror.example.com/library/busybox:latest', 'Always'],
+    ],
+  );
+  t.deepEqual(spec.imagePullSecrets, [{ name: 'regcred' }]);
+});
+
+test('CronJob: the pull secret list is replaced under the job template', async (t) => {
+  const review = loadJsonObject('admission', 'cronjob-create-v1');
+  const request = record(review.request, 'request');
+  const answer = admissionAnswer(await (await gateway(FULL_CONFIG)).post('/v1/mutate', review));
+  const ops = decodePatch(t, answer.response.patch);
+  const { newDocument } = applyPatch(structuredClone(request.object), ops, true, false);
+  const spec = record(getPointer(newDocument, '/spec/jobTemplate/spec/template/spec'), 'spec');
+  t.deepEqual(spec.imagePullSecrets, [{ name: 'regcred' }]);
+  t.is(container(spec, 'containers', 0).image, 'mirror.example.com/library/busybox:latest');
+});
+
+test('PVC without a class gets the default storage class', async (t) => {
+  const review = loadJsonObject('admission', 'pvc-create-v1');
+  const ops = await assertMutation(t, await gateway(FULL_CONFIG), review, FULL);
+  t.deepEqual(ops, [{ op: 'add', path: '/spec/storageClassName', value: 'standard' }]);
+});
+
+test('PVC with an explicit "" class is left alone: no patch at all', async (t) => {
+  const review = loadJsonObject('admission', 'pvc-create-empty-class-v1');
+  const answer = admissionAnswer(await (await gateway(FULL_CONFIG)).post('/v1/mutate', review));
+  t.true(answer.response.allowed);
+  t.false('patch' in answer.response);
+  t.false('patchType' in answer.response);
+});
