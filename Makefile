@@ -3,10 +3,13 @@
 # Tool versions: the only place they are written down.
 OPA_VERSION   := v1.22.2
 REGAL_VERSION := v0.42.0
+# v5.8.3, the newest on the proxy, needs Go 1.27; v5.8.2 builds with Go 1.26.
+KUSTOMIZE_VERSION := v5.8.2
 
 TOOLS    := $(CURDIR)/.tools
 OPA      := $(TOOLS)/bin/opa-$(OPA_VERSION)
 REGAL    := $(TOOLS)/bin/regal-$(REGAL_VERSION)
+KUSTOMIZE := $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
 BUNDLE   := bundles/imagegate.tar.gz
 REGO     := $(shell find rego -name '*.rego' ! -name '*_test.rego' | LC_ALL=C sort)
 # The revision is a digest of the policy sources, so a rebuild from the same sources is identical.
@@ -18,12 +21,12 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: node-deps tools ## install everything: npm packages, the OPA CLI and Regal (project-local)
+deps: node-deps tools ## install everything: npm packages, OPA, Regal and kustomize (project-local)
 
 node-deps: node_modules/.installed
 # `npm install`, not `npm ci`: npm 11 leaves other platforms' optional packages (Biome's
@@ -33,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
-tools: $(OPA) $(REGAL)
+tools: $(OPA) $(REGAL) $(KUSTOMIZE)
 
 $(OPA):
 	@mkdir -p $(TOOLS)/bin
@@ -51,6 +54,12 @@ $(REGAL):
 		&& CGO_ENABLED=0 go build -o $@ github.com/open-policy-agent/regal
 	ln -sf $(notdir $@) $(TOOLS)/bin/regal
 
+$(KUSTOMIZE):
+	@mkdir -p $(TOOLS)/bin
+	CGO_ENABLED=0 GOBIN=$(TOOLS)/go-bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(TOOLS)/go-bin/kustomize $@
+	ln -sf $(notdir $@) $(TOOLS)/bin/kustomize
+
 build: node-deps ## compile the TypeScript into dist/
 	$(NODE_BIN)/tsc -p tsconfig.json
 
@@ -63,15 +72,15 @@ bundle-check: $(OPA) ## fail when the committed bundle is stale
 	@rm -rf $(TOOLS)/bundle-check && mkdir -p $(TOOLS)/bundle-check
 	$(OPA) build -t wasm -b rego $(addprefix -e ,$(ENTRYPOINTS)) \
 		--revision $(REVISION) --ignore '*_test.rego' -o $(TOOLS)/bundle-check/imagegate.tar.gz
-	node scripts/compare-bundles.mjs $(BUNDLE) $(TOOLS)/bundle-check/imagegate.tar.gz
+	node test/tools/compare-bundles.mjs $(BUNDLE) $(TOOLS)/bundle-check/imagegate.tar.gz
 
 test-rego: tools ## opa fmt, opa check --strict, regal lint, opa test with coverage
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
 	$(OPA) test rego -v --coverage --threshold $(COVERAGE_MIN) --format=json > $(TOOLS)/coverage.json \
-		|| { node scripts/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
-	@node scripts/coverage-report.mjs $(TOOLS)/coverage.json
+		|| { node test/tools/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
+	@node test/tools/coverage-report.mjs $(TOOLS)/coverage.json
 	$(OPA) test rego
 
 lint: node-deps ## biome lint + format check, TypeScript type check
@@ -81,7 +90,10 @@ lint: node-deps ## biome lint + format check, TypeScript type check
 test-ts: node-deps ## ava tests (engine tests run the committed, compiled bundle)
 	$(NODE_BIN)/ava
 
-test: deps lint test-rego bundle-check test-ts ## everything CI runs
+deploy-check: node-deps $(KUSTOMIZE) ## render deploy/ (base, overlays/*) with the pinned kustomize and check it
+	KUSTOMIZE=$(KUSTOMIZE) bash test/tools/render-deploy.sh
+
+test: deps lint test-rego bundle-check deploy-check test-ts ## everything CI runs
 
 run: build ## run the gateway on the embedded default bundle
 	node dist/src/cli.js serve

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Summarises `opa test --coverage --format=json`: the overall coverage (as OPA computes it,
 // test files included), the coverage of the policy files alone, and the uncovered lines of
-// every file. Usage: node scripts/coverage-report.mjs [coverage.json]   (stdin when omitted)
+// every file. Usage: node test/tools/coverage-report.mjs [coverage.json]   (stdin when omitted)
 // Exits 0 once the report is printed (the threshold is enforced by `opa test --threshold`);
 // exits 1 only when the input is not an OPA coverage report.
 import { readFileSync } from 'node:fs';
