@@ -59,7 +59,8 @@ function parseYaml(file, where) {
 /** The resources src/workloads.ts covers (by name: matchPolicy Equivalent maps groups). */
 function coveredResources() {
   const path = new URL('../../src/workloads.ts', import.meta.url);
-  if (!existsSync(path)) throw new Error(`${path.pathname} is missing: cannot know the covered kinds`);
+  if (!existsSync(path))
+    throw new Error(`${path.pathname} is missing: cannot know the covered kinds`);
   return [...readFileSync(path, 'utf8').matchAll(/resource: '([a-z]+)'/g)].map((m) => m[1]);
 }
 
