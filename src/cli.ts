@@ -16,6 +16,7 @@ import { describeThrown } from './errors/engine-error.ts';
 import { InputError } from './errors/input-error.ts';
 import { createLogger, LOG_LEVELS } from './logger.ts';
 import { defaultBundlePath, packageRoot } from './paths.ts';
+import type { VerificationSettings } from './policy-loader.ts';
 
 const USAGE = `usage: imagegate <command> [flags]
 
@@ -29,6 +30,9 @@ commands:
       --tls-cert FILE     serving certificate (PEM), watched; default: self-signed
       --tls-key FILE      its key (PEM), watched
       --client-ca FILE    require client certificates signed by this CA
+      --verification-key FILE   PEM public key: refuse unsigned or wrongly signed bundles
+      --verification-key-id ID, --verification-scope S, --verification-alg ALG
+                          as opa's --verification-key-id, --scope, --signing-alg (RS256)
       --state-dir DIR     where the self-signed CA is kept (default <package>/.state)
       --log-level LEVEL   fatal, error, warn, info, debug, trace, silent (default info)
 
@@ -37,6 +41,7 @@ commands:
       --config FILE       policy configuration (YAML or JSON)
       --output human|json
       --namespace NAME    namespace for manifests that name none (default "default")
+      --verification-key FILE (and -key-id, -scope, -alg) as for serve
 
   certs                 a CA, a serving and a client certificate, and the files deploy/ needs
       --out DIR           where to write them (default ./imagegate-certs)
@@ -53,12 +58,43 @@ commands:
       --name NAME         (default imagegate-bundle)
       --namespace NAME    (default imagegate-system)
       --key NAME          the file name in the mounted directory (default imagegate.tar.gz)
+      --verification-key FILE (and -key-id, -scope, -alg) refuse what serve would refuse
   bundle inspect FILE   revision, roots, entrypoints, files, signature status
       --output human|json
+      --verification-key FILE (and -key-id, -scope, -alg) verify the signature; exit 1 if invalid
 
 every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
 exit codes: 0 allowed, 1 denied, 2 bad input
 `;
+
+const VERIFICATION_FLAGS = {
+  'verification-key': { type: 'string' },
+  'verification-key-id': { type: 'string' },
+  'verification-scope': { type: 'string' },
+  'verification-alg': { type: 'string' },
+} as const;
+
+/** --verification-key and friends, as the loader wants them; undefined without a key. */
+function verification(values: Record<string, unknown>): VerificationSettings | undefined {
+  const keyFile = setting(values, 'verification-key');
+  const extra = {
+    keyId: setting(values, 'verification-key-id'),
+    scope: setting(values, 'verification-scope'),
+    algorithm: setting(values, 'verification-alg'),
+  };
+  if (keyFile === undefined) {
+    const stray = Object.entries(extra).find(([, v]) => v !== undefined);
+    if (stray !== undefined)
+      throw new InputError('--verification-key-id, -scope and -alg need --verification-key');
+    return undefined;
+  }
+  return {
+    keyFile,
+    ...(extra.keyId === undefined ? {} : { keyId: extra.keyId }),
+    ...(extra.scope === undefined ? {} : { scope: extra.scope }),
+    ...(extra.algorithm === undefined ? {} : { algorithm: extra.algorithm }),
+  };
+}
 
 /** The flag's value, else IMAGEGATE_<NAME> from the environment. */
 function setting(values: Record<string, unknown>, name: string): string | undefined {
@@ -77,6 +113,7 @@ async function check(args: string[]): Promise<number> {
       config: { type: 'string' },
       output: { type: 'string', short: 'o' },
       namespace: { type: 'string', short: 'n' },
+      ...VERIFICATION_FLAGS,
     },
     strict: true,
     allowPositionals: false,
@@ -89,6 +126,7 @@ async function check(args: string[]): Promise<number> {
     files: values.file ?? [],
     bundle: setting(values, 'bundle') ?? defaultBundlePath(),
     config: setting(values, 'config'),
+    verification: verification(values),
     output,
     namespace: setting(values, 'namespace') ?? 'default',
     stdin: () => text(process.stdin),
@@ -147,6 +185,7 @@ async function bundle(args: string[]): Promise<number> {
         name: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
         key: { type: 'string' },
+        ...VERIFICATION_FLAGS,
       },
       strict: true,
       allowPositionals: false,
@@ -159,6 +198,7 @@ async function bundle(args: string[]): Promise<number> {
         name: setting(values, 'name') ?? 'imagegate-bundle',
         namespace: setting(values, 'namespace') ?? 'imagegate-system',
         key: values.key ?? 'imagegate.tar.gz',
+        verification: verification(values),
       }),
     );
     return 0;
@@ -166,23 +206,21 @@ async function bundle(args: string[]): Promise<number> {
   if (sub === 'inspect') {
     const { values, positionals } = parseArgs({
       args: rest,
-      options: { output: { type: 'string', short: 'o' } },
+      options: { output: { type: 'string', short: 'o' }, ...VERIFICATION_FLAGS },
       strict: true,
       allowPositionals: true,
     });
     const [file, ...extra] = positionals;
     if (file === undefined || extra.length > 0)
       throw new InputError('bundle inspect needs exactly one FILE');
-    const inspection = await inspectBundle(file, async (b) =>
-      b.files.has('.signatures.json') ? 'signed (not verified)' : 'unsigned',
-    );
+    const inspection = await inspectBundle(file, verification(values));
     const output = values.output ?? 'human';
     if (output !== 'human' && output !== 'json')
       throw new InputError('--output must be human or json');
     process.stdout.write(
       output === 'json' ? `${JSON.stringify(inspection, null, 2)}\n` : formatInspection(inspection),
     );
-    return inspection.loads ? 0 : 1;
+    return inspection.loads && inspection.signatureValid ? 0 : 1;
   }
   throw new InputError(
     'usage: imagegate bundle configmap --bundle FILE | imagegate bundle inspect FILE',
@@ -212,15 +250,11 @@ async function serve(args: string[]): Promise<number> {
       'client-ca': { type: 'string' },
       'state-dir': { type: 'string' },
       'log-level': { type: 'string' },
-      'verification-key': { type: 'string' },
+      ...VERIFICATION_FLAGS,
     },
     strict: true,
     allowPositionals: false,
   });
-  // Bundle signatures are not verified yet; accepting the flag would fail open.
-  if (setting(values, 'verification-key') !== undefined) {
-    throw new InputError('--verification-key: signed bundles are not supported by this version');
-  }
   const level = setting(values, 'log-level') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new InputError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -236,6 +270,7 @@ async function serve(args: string[]): Promise<number> {
       tlsCert: setting(values, 'tls-cert'),
       tlsKey: setting(values, 'tls-key'),
       clientCa: setting(values, 'client-ca'),
+      verification: verification(values),
       stateDir: setting(values, 'state-dir') ?? join(packageRoot(), '.state'),
     },
     logger,

@@ -4,7 +4,7 @@
  * new policy must take effect without a restart, and a bad bundle must be refused while
  * the old policy keeps serving.
  */
-import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { type Gateway, startGateway } from '../src/commands/serve.ts';
 import { createLogger } from '../src/logger.ts';
 import { packageRoot } from '../src/paths.ts';
 import { buildBundle } from './helpers/bundles.ts';
+import { kubeletSwap, mountConfigMap, until } from './helpers/configmap.ts';
 
 const REVIEW = (uid: string) =>
   JSON.stringify({
@@ -56,22 +57,6 @@ async function bundleTrustingDockerHub(): Promise<Buffer> {
   return buildBundle(sources, ['imagegate/validate/decision', 'imagegate/mutate/decision']);
 }
 
-/** kubelet's atomic writer: a new timestamped dir, then `..data` renamed over in one step. */
-async function kubeletSwap(mount: string, generation: number, bundle: Buffer): Promise<void> {
-  const dir = `..2026_11_23_${generation}`;
-  await mkdir(join(mount, dir));
-  await writeFile(join(mount, dir, 'imagegate.tar.gz'), bundle);
-  await symlink(dir, join(mount, '..data_tmp'));
-  await rename(join(mount, '..data_tmp'), join(mount, '..data'));
-}
-
-async function mountConfigMap(bundle: Buffer): Promise<string> {
-  const mount = await mkdtemp(join(tmpdir(), 'imagegate-configmap-'));
-  await kubeletSwap(mount, 0, bundle);
-  await symlink('..data/imagegate.tar.gz', join(mount, 'imagegate.tar.gz'));
-  return mount;
-}
-
 function post(
   gateway: Gateway,
   ca: Buffer,
@@ -108,14 +93,6 @@ function post(
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 test('bundles swapped in a mounted ConfigMap change decisions under load; zero failed requests; a bad one is refused', async (t) => {
@@ -166,7 +143,7 @@ test('bundles swapped in a mounted ConfigMap change decisions under load; zero f
   await until(async () => answers.denied > 50, 'load under the original policy');
   t.is(answers.allowed, 0, 'nginx is untrusted under the original bundle');
 
-  await kubeletSwap(mount, 1, permissive);
+  await kubeletSwap(mount, permissive);
   await until(
     async () => (await post(gateway, ca, agent, REVIEW('probe'))).allowed === true,
     'the new bundle to take effect',
@@ -175,7 +152,7 @@ test('bundles swapped in a mounted ConfigMap change decisions under load; zero f
   const swappedRevision = gateway.policy.engine?.revision;
 
   // A corrupt bundle is refused; the permissive one keeps serving.
-  await kubeletSwap(mount, 2, original.subarray(0, original.length / 2));
+  await kubeletSwap(mount, original.subarray(0, original.length / 2));
   await until(
     async () => gateway.policy.lastLoad?.ok === false,
     'the corrupt bundle to be refused',
@@ -188,7 +165,7 @@ test('bundles swapped in a mounted ConfigMap change decisions under load; zero f
   t.regex(metrics, /imagegate_reloads_total\{kind="policy",result="refused"\} 1/);
 
   // And back to the original: decisions flip back.
-  await kubeletSwap(mount, 3, original);
+  await kubeletSwap(mount, original);
   await until(
     async () => (await post(gateway, ca, agent, REVIEW('probe-2'))).allowed === false,
     'the original bundle again',

@@ -5,9 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
-import { type Bundle, readBundleArchive, readBundleFile, resolveBundlePath } from '../bundle.ts';
+import { readBundleArchive, readBundleFile, resolveBundlePath } from '../bundle.ts';
+import { verifyBundleSignature } from '../bundle-signature.ts';
 import { PolicyEngine } from '../engine.ts';
+import { describeThrown } from '../errors/engine-error.ts';
 import { InputError } from '../errors/input-error.ts';
+import { type VerificationSettings, verificationOptions } from '../policy-loader.ts';
 
 /** A ConfigMap's whole payload must stay under 1 MiB (etcd's object limit is near it). */
 const CONFIGMAP_LIMIT = 1024 * 1024;
@@ -17,13 +20,18 @@ export interface ConfigMapOptions {
   readonly name: string;
   readonly namespace: string;
   readonly key: string;
+  readonly verification?: VerificationSettings | undefined;
 }
 
 export async function bundleConfigMap(options: ConfigMapOptions): Promise<string> {
   const file = await resolveBundlePath(options.bundle);
   const payload = await readFile(file);
   const bundle = await readBundleArchive(payload, file);
-  await PolicyEngine.create(bundle); // refuse what the gateway would refuse
+  // Refuse what the gateway would refuse, signature included.
+  if (options.verification !== undefined) {
+    await verifyBundleSignature(bundle, await verificationOptions(options.verification));
+  }
+  await PolicyEngine.create(bundle);
   const encoded = payload.toString('base64');
   if (encoded.length > CONFIGMAP_LIMIT - 4096) {
     throw new InputError(
@@ -57,13 +65,37 @@ export interface Inspection {
   readonly entrypoints: readonly string[];
   readonly files: readonly { name: string; bytes: number }[];
   readonly signature: string;
+  readonly signatureValid: boolean;
   readonly loads: boolean;
   readonly loadError?: string;
 }
 
+/**
+ * Signature status: "unsigned", "signed (not verified: no --verification-key)",
+ * "verified (key id K)" or "INVALID: why" — never a throw, so inspect can show the rest.
+ */
+async function signatureStatus(
+  bundle: Awaited<ReturnType<typeof readBundleFile>>,
+  verification: VerificationSettings | undefined,
+): Promise<{ status: string; valid: boolean }> {
+  const signed = bundle.files.has('.signatures.json');
+  if (verification === undefined) {
+    return {
+      status: signed ? 'signed (not verified: no --verification-key)' : 'unsigned',
+      valid: true,
+    };
+  }
+  try {
+    const verified = await verifyBundleSignature(bundle, await verificationOptions(verification));
+    return { status: `verified (key id ${verified.keyId}, ${verified.files} files)`, valid: true };
+  } catch (error) {
+    return { status: `INVALID: ${describeThrown(error)}`, valid: false };
+  }
+}
+
 export async function inspectBundle(
   path: string,
-  signature: (b: Bundle) => Promise<string>,
+  verification: VerificationSettings | undefined,
 ): Promise<Inspection> {
   const bundle = await readBundleFile(path);
   let loads = true;
@@ -85,7 +117,10 @@ export async function inspectBundle(
       name: `/${name}`,
       bytes: content.length,
     })),
-    signature: await signature(bundle),
+    ...(await signatureStatus(bundle, verification).then((s) => ({
+      signature: s.status,
+      signatureValid: s.valid,
+    }))),
     loads,
     ...(loadError === undefined ? {} : { loadError }),
   };

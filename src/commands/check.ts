@@ -1,18 +1,17 @@
 /** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { readBundleFile } from '../bundle.ts';
 import { checkManifest, formatResults, summarize } from '../check.ts';
-import { loadConfigFile } from '../config.ts';
-import { PolicyEngine } from '../engine.ts';
 import { describeThrown } from '../errors/engine-error.ts';
 import { InputError } from '../errors/input-error.ts';
 import { type Manifest, parseManifests } from '../manifests.ts';
+import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
 
 export interface CheckCommandOptions {
   readonly files: readonly string[];
   readonly bundle: string;
   readonly config: string | undefined;
+  readonly verification?: VerificationSettings | undefined;
   readonly output: 'human' | 'json';
   readonly namespace: string;
   readonly stdin: () => Promise<string>;
@@ -66,8 +65,7 @@ async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> 
 /** Returns the exit code; errors it cannot map (bad bundle, bad config) propagate. */
 export async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
-  const config = options.config === undefined ? {} : await loadConfigFile(options.config);
-  const engine = await PolicyEngine.create(await readBundleFile(options.bundle), config);
+  const { engine } = await loadPolicy(options);
   const manifests = await readManifests(options);
   const results = manifests.map((m, i) =>
     checkManifest(engine, m, i, { namespace: options.namespace }),

@@ -8,15 +8,14 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { readBundleFile, resolveBundlePath } from '../bundle.ts';
-import { loadConfigFile, type PolicyConfig } from '../config.ts';
+import { resolveBundlePath } from '../bundle.ts';
 import { ensureDevCertificates } from '../dev-certs.ts';
-import { PolicyEngine } from '../engine.ts';
 import { describeThrown } from '../errors/engine-error.ts';
 import { fingerprint, type Watch, watchContent } from '../file-watch.ts';
 import type { Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { PolicyHolder } from '../policy-holder.ts';
+import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../server/app.ts';
 import { createHealthApp } from '../server/health.ts';
 
@@ -29,6 +28,8 @@ export interface ServeOptions {
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly clientCa: string | undefined;
+  /** When set, unsigned or wrongly signed bundles are refused. */
+  readonly verification?: VerificationSettings | undefined;
   readonly stateDir: string;
   readonly maxBodyBytes?: number;
   /** How often watched files are polled. */
@@ -45,14 +46,6 @@ export interface Gateway {
   close(graceMs?: number): Promise<void>;
 }
 
-async function loadEngine(
-  bundlePath: string,
-  configPath: string | undefined,
-): Promise<PolicyEngine> {
-  const config: PolicyConfig = configPath === undefined ? {} : await loadConfigFile(configPath);
-  return PolicyEngine.create(await readBundleFile(bundlePath), config);
-}
-
 export async function startGateway(options: ServeOptions, logger: Logger): Promise<Gateway> {
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new Error('--tls-cert and --tls-key go together');
@@ -63,22 +56,33 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const interval = options.watchIntervalMs ?? 2000;
 
   // The first load must succeed: there is no last good policy to fall back on yet.
-  const engine = await loadEngine(options.bundle, options.config);
+  const source = {
+    bundle: options.bundle,
+    config: options.config,
+    verification: options.verification,
+  };
+  const { engine, signature } = await loadPolicy(source);
   policy.swap(engine, options.bundle);
   metrics.bundleInfo.set({ revision: engine.revision, digest: engine.bundleDigest }, 1);
   logger.info(
-    { bundle: options.bundle, revision: engine.revision, entrypoints: engine.entrypoints },
+    {
+      bundle: options.bundle,
+      revision: engine.revision,
+      entrypoints: engine.entrypoints,
+      signature,
+    },
     'policy loaded',
   );
 
   const policyFiles = async () => [
     await resolveBundlePath(options.bundle).catch(() => options.bundle),
     ...(options.config === undefined ? [] : [options.config]),
+    ...(options.verification === undefined ? [] : [options.verification.keyFile]),
   ];
   watches.push(
     watchContent(policyFiles, await fingerprint(await policyFiles()), interval, async () => {
       try {
-        const next = await loadEngine(options.bundle, options.config);
+        const { engine: next } = await loadPolicy(source);
         const previous = policy.engine;
         policy.swap(next, options.bundle);
         if (previous !== undefined)

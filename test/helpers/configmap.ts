@@ -1,0 +1,33 @@
+/** A bundle directory laid out as kubelet mounts a ConfigMap, and swapped as kubelet does. */
+import { mkdir, mkdtemp, rename, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+let generations = 0;
+
+/** kubelet's atomic writer: a new timestamped dir, then `..data` renamed over in one step. */
+export async function kubeletSwap(mount: string, bundle: Buffer): Promise<void> {
+  generations += 1;
+  const dir = `..2026_11_23_${process.pid}_${generations}`;
+  await mkdir(join(mount, dir));
+  await writeFile(join(mount, dir, 'imagegate.tar.gz'), bundle);
+  await symlink(dir, join(mount, '..data_tmp'));
+  await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+}
+
+/** A fresh mount holding `bundle` as imagegate.tar.gz → ..data/imagegate.tar.gz. */
+export async function mountConfigMap(bundle: Buffer): Promise<string> {
+  const mount = await mkdtemp(join(tmpdir(), 'imagegate-configmap-'));
+  await kubeletSwap(mount, bundle);
+  await symlink('..data/imagegate.tar.gz', join(mount, 'imagegate.tar.gz'));
+  return mount;
+}
+
+/** Polls `check` every 50 ms, at most 15 s, instead of sleeping a guessed time. */
+export async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
