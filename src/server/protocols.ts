@@ -4,6 +4,7 @@
  * itself fails (fail closed). The HTTP layer (app.ts) runs them all the same way.
  */
 import { type AdmissionReview, parseAdmissionReview } from '../admission-review.ts';
+import type { ValidateDecision } from '../decision.ts';
 import type { PolicyEngine } from '../engine.ts';
 import { type ImageReview, parseImageReview } from '../image-review.ts';
 import { admissionInput, imageReviewInput, type PolicyInput } from '../policy-input.ts';
@@ -35,27 +36,35 @@ export interface Protocol<Review> {
 const admissionInputOf = (review: AdmissionReview) =>
   admissionInput(review.apiVersion, review.request);
 
+/** A validating answer and its decision-log fields, the same for both protocols. */
+function validated(decision: ValidateDecision, body: unknown): Answer {
+  return {
+    body,
+    outcome: decision.allowed ? 'allowed' : 'denied',
+    log: {
+      allowed: decision.allowed,
+      reasons: decision.reasons,
+      warnings: decision.warnings,
+      auditAnnotations: decision.auditAnnotations,
+      enforcement: decision.enforcement,
+      exempt: decision.exempt,
+      breakGlass: decision.breakGlass,
+    },
+  };
+}
+
+const admissionFailureOf = (review: AdmissionReview, message: string, code: 400 | 500) =>
+  admissionFailure(review.apiVersion, review.request.uid, message, code);
+
 export const validateProtocol: Protocol<AdmissionReview> = {
   entrypoint: 'validate',
   parse: parseAdmissionReview,
   input: admissionInputOf,
   answer(review, engine, input) {
     const decision = engine.validate(input);
-    return {
-      body: validationResponse(review.apiVersion, review.request.uid, decision),
-      outcome: decision.allowed ? 'allowed' : 'denied',
-      log: {
-        allowed: decision.allowed,
-        reasons: decision.reasons,
-        warnings: decision.warnings,
-        enforcement: decision.enforcement,
-        exempt: decision.exempt,
-        breakGlass: decision.breakGlass,
-      },
-    };
+    return validated(decision, validationResponse(review.apiVersion, review.request.uid, decision));
   },
-  failure: (review, message, code) =>
-    admissionFailure(review.apiVersion, review.request.uid, message, code),
+  failure: admissionFailureOf,
 };
 
 export const mutateProtocol: Protocol<AdmissionReview> = {
@@ -70,8 +79,7 @@ export const mutateProtocol: Protocol<AdmissionReview> = {
       log: { allowed: true, mutations: decision.messages },
     };
   },
-  failure: (review, message, code) =>
-    admissionFailure(review.apiVersion, review.request.uid, message, code),
+  failure: admissionFailureOf,
 };
 
 export const imageReviewProtocol: Protocol<ImageReview> = {
@@ -80,17 +88,7 @@ export const imageReviewProtocol: Protocol<ImageReview> = {
   input: imageReviewInput,
   answer(_review, engine, input) {
     const decision = engine.validate(input);
-    return {
-      body: imageReviewResponse(decision),
-      outcome: decision.allowed ? 'allowed' : 'denied',
-      log: {
-        allowed: decision.allowed,
-        reasons: decision.reasons,
-        auditAnnotations: decision.auditAnnotations,
-        enforcement: decision.enforcement,
-        breakGlass: decision.breakGlass,
-      },
-    };
+    return validated(decision, imageReviewResponse(decision));
   },
   failure: (_review, message) => imageReviewFailure(message),
 };
