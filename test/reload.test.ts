@@ -9,11 +9,10 @@ import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { type Gateway, startGateway } from '../src/commands/serve.ts';
-import { createLogger } from '../src/logger.ts';
+import type { Gateway } from '../src/commands/serve.ts';
 import { packageRoot } from '../src/paths.ts';
 import { buildBundle } from './helpers/bundles.ts';
-import { kubeletSwap, mountConfigMap, until } from './helpers/configmap.ts';
+import { kubeletSwap, mountConfigMap, startLocalGateway, until } from './helpers/configmap.ts';
 
 const REVIEW = (uid: string) =>
   JSON.stringify({
@@ -99,25 +98,8 @@ test('bundles swapped in a mounted ConfigMap change decisions under load; zero f
   const original = await readFile(join(packageRoot(), 'bundles', 'imagegate.tar.gz'));
   const permissive = await bundleTrustingDockerHub();
   const mount = await mountConfigMap(original);
-  const state = await mkdtemp(join(tmpdir(), 'imagegate-state-'));
   t.teardown(() => rm(mount, { recursive: true, force: true }));
-  const gateway = await startGateway(
-    {
-      port: 0,
-      healthPort: 0,
-      host: '127.0.0.1',
-      bundle: mount,
-      config: undefined,
-      tlsCert: undefined,
-      tlsKey: undefined,
-      clientCa: undefined,
-      stateDir: state,
-      watchIntervalMs: 50,
-    },
-    createLogger('silent'),
-  );
-  t.teardown(() => gateway.close(100));
-  const ca = await readFile(join(state, 'ca.crt'));
+  const { gateway, ca } = await startLocalGateway(t, { bundle: mount });
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   t.teardown(() => agent.destroy());
   const firstRevision = gateway.policy.engine?.revision;
@@ -182,23 +164,8 @@ test('a configuration file edited in place is reloaded; an invalid one is refuse
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = join(dir, 'config.yaml');
   await writeFile(config, 'enforcement: deny\n');
-  const gateway = await startGateway(
-    {
-      port: 0,
-      healthPort: 0,
-      host: '127.0.0.1',
-      bundle: join(packageRoot(), 'bundles', 'imagegate.tar.gz'),
-      config,
-      tlsCert: undefined,
-      tlsKey: undefined,
-      clientCa: undefined,
-      stateDir: dir,
-      watchIntervalMs: 50,
-    },
-    createLogger('silent'),
-  );
-  t.teardown(() => gateway.close(100));
-  const ca = await readFile(join(dir, 'ca.crt'));
+  const bundle = join(packageRoot(), 'bundles', 'imagegate.tar.gz');
+  const { gateway, ca } = await startLocalGateway(t, { bundle, config, stateDir: dir });
   const agent = new Agent({ keepAlive: true });
   t.teardown(() => agent.destroy());
   t.false((await post(gateway, ca, agent, REVIEW('1'))).allowed);

@@ -14,7 +14,7 @@ import { createLogger } from '../src/logger.ts';
 import { defaultBundlePath } from '../src/paths.ts';
 import { packBundle } from './helpers/bundles.ts';
 import { imagegate } from './helpers/cli.ts';
-import { kubeletSwap, mountConfigMap, until } from './helpers/configmap.ts';
+import { kubeletSwap, mountConfigMap, startLocalGateway, until } from './helpers/configmap.ts';
 import { buildSignedBundle, testKey } from './helpers/signing.ts';
 
 const key = testKey('ES256');
@@ -40,25 +40,9 @@ async function tampered(bundle: Buffer): Promise<Buffer> {
 test('a tampered or unsigned bundle is refused and the signed policy keeps serving', async (t) => {
   const signed = await buildSignedBundle(key);
   const mount = await mountConfigMap(signed);
-  const state = await mkdtemp(join(tmpdir(), 'imagegate-state-'));
   t.teardown(() => rm(mount, { recursive: true, force: true }));
-  const gateway = await startGateway(
-    {
-      port: 0,
-      healthPort: 0,
-      host: '127.0.0.1',
-      bundle: mount,
-      config: undefined,
-      tlsCert: undefined,
-      tlsKey: undefined,
-      clientCa: undefined,
-      stateDir: state,
-      watchIntervalMs: 50,
-      verification: { keyFile: await keyFile(key.publicPem), algorithm: 'ES256' },
-    },
-    createLogger('silent'),
-  );
-  t.teardown(() => gateway.close(100));
+  const verification = { keyFile: await keyFile(key.publicPem), algorithm: 'ES256' };
+  const { gateway } = await startLocalGateway(t, { bundle: mount, verification });
   const serving = gateway.policy.engine?.bundleDigest;
   t.truthy(serving);
 

@@ -1,7 +1,10 @@
 /** A bundle directory laid out as kubelet mounts a ConfigMap, and swapped as kubelet does. */
-import { mkdir, mkdtemp, rename, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Gateway, startGateway } from '../../src/commands/serve.ts';
+import { createLogger } from '../../src/logger.ts';
+import type { VerificationSettings } from '../../src/policy-loader.ts';
 
 let generations = 0;
 
@@ -30,4 +33,40 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+export interface LocalGatewayOptions {
+  readonly bundle: string;
+  readonly config?: string;
+  readonly verification?: VerificationSettings;
+  readonly stateDir?: string;
+}
+
+/**
+ * A silent gateway on loopback with its own self-signed CA (returned as `ca`), polling
+ * watched files every 50 ms, closed when the test ends.
+ */
+export async function startLocalGateway(
+  t: { teardown(fn: () => unknown): void },
+  options: LocalGatewayOptions,
+): Promise<{ gateway: Gateway; ca: Buffer }> {
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'imagegate-state-')));
+  const gateway = await startGateway(
+    {
+      port: 0,
+      healthPort: 0,
+      host: '127.0.0.1',
+      bundle: options.bundle,
+      config: options.config,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      clientCa: undefined,
+      stateDir,
+      watchIntervalMs: 50,
+      verification: options.verification,
+    },
+    createLogger('silent'),
+  );
+  t.teardown(() => gateway.close(100));
+  return { gateway, ca: await readFile(join(stateDir, 'ca.crt')) };
 }
