@@ -3,13 +3,15 @@
  * The entry point, and the only module with process-wide side effects: arguments,
  * environment, exit codes. Every flag can also be set as IMAGEGATE_<NAME>.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+import { isClusterWorker, startPrimary, startWorker } from './cluster.ts';
 import { bundleConfigMap, formatInspection, inspectBundle } from './commands/bundle.ts';
 import { runCerts } from './commands/certs.ts';
 import { runCheck } from './commands/check.ts';
-import { startGateway } from './commands/serve.ts';
+import { type ServeOptions, startGateway } from './commands/serve.ts';
 import { BundleError } from './errors/bundle-error.ts';
 import { ConfigError } from './errors/config-error.ts';
 import { describeThrown } from './errors/engine-error.ts';
@@ -35,6 +37,8 @@ commands:
                           as opa's --verification-key-id, --scope, --signing-alg (RS256)
       --state-dir DIR     where the self-signed CA is kept (default <package>/.state)
       --log-level LEVEL   fatal, error, warn, info, debug, trace, silent (default info)
+      --workers N|auto    gateways sharing the port, one wasm instance each (default 1)
+      --watch-interval-ms N   how often watched files are compared (default 2000)
 
   check -f FILE|DIR|-   evaluate Kubernetes manifests offline (mutate, then validate)
       --bundle PATH       policy bundle (.tar.gz or a directory holding one); default: the embedded one
@@ -250,6 +254,8 @@ async function serve(args: string[]): Promise<number> {
       'client-ca': { type: 'string' },
       'state-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      workers: { type: 'string' },
+      'watch-interval-ms': { type: 'string' },
       ...VERIFICATION_FLAGS,
     },
     strict: true,
@@ -260,36 +266,68 @@ async function serve(args: string[]): Promise<number> {
     throw new InputError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const logger = createLogger(level);
-  const gateway = await startGateway(
-    {
-      port: port(setting(values, 'port'), 8443, 'port'),
-      healthPort: port(setting(values, 'health-port'), 8080, 'health-port'),
-      host: setting(values, 'host') ?? '0.0.0.0',
-      bundle: setting(values, 'bundle') ?? defaultBundlePath(),
-      config: setting(values, 'config'),
-      tlsCert: setting(values, 'tls-cert'),
-      tlsKey: setting(values, 'tls-key'),
-      clientCa: setting(values, 'client-ca'),
-      verification: verification(values),
-      stateDir: setting(values, 'state-dir') ?? join(packageRoot(), '.state'),
-    },
-    logger,
-  );
-  if (gateway.caPath !== undefined) {
+  const options: ServeOptions = {
+    port: port(setting(values, 'port'), 8443, 'port'),
+    healthPort: port(setting(values, 'health-port'), 8080, 'health-port'),
+    host: setting(values, 'host') ?? '0.0.0.0',
+    bundle: setting(values, 'bundle') ?? defaultBundlePath(),
+    config: setting(values, 'config'),
+    tlsCert: setting(values, 'tls-cert'),
+    tlsKey: setting(values, 'tls-key'),
+    clientCa: setting(values, 'client-ca'),
+    verification: verification(values),
+    stateDir: setting(values, 'state-dir') ?? join(packageRoot(), '.state'),
+    watchIntervalMs: integer(setting(values, 'watch-interval-ms'), 2000, 'watch-interval-ms'),
+  };
+  if (options.watchIntervalMs !== undefined && options.watchIntervalMs < 10) {
+    throw new InputError('--watch-interval-ms must be at least 10');
+  }
+  const workers = workerCount(setting(values, 'workers'));
+  let stop: () => Promise<void>;
+  let httpsPort: number = options.port;
+  let caPath: string | undefined;
+  if (isClusterWorker()) {
+    const gateway = await startWorker(logger);
+    // The IPC channel to the primary would keep a drained worker alive: let it go.
+    stop = () => gateway.close().then(() => process.disconnect?.());
+  } else if (workers > 1) {
+    const primary = await startPrimary(options, workers, logger);
+    ({ caPath } = primary);
+    stop = () => primary.close();
+  } else {
+    const gateway = await startGateway(options, logger);
+    ({ caPath } = gateway);
+    httpsPort = gateway.port;
+    stop = () => gateway.close();
+  }
+  if (caPath !== undefined) {
     process.stderr.write(
-      `imagegate: serving https://localhost:${gateway.port} with a self-signed certificate; its CA is ${gateway.caPath}\n`,
+      `imagegate: serving https://localhost:${httpsPort} with a self-signed certificate; its CA is ${caPath}\n`,
     );
   }
   // SIGTERM (kubelet) and SIGINT (a terminal): readiness goes false, in-flight requests
-  // finish, then exit 0.
+  // finish, then exit 0. With workers, the primary tells each worker to drain.
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-  await gateway.close();
+  await stop();
   logger.info('stopped');
   return 0;
+}
+
+/** --workers N, or "auto" for one per available core; 1 (one event loop) by default. */
+function workerCount(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new InputError(
+      `--workers must be auto or a whole number from 1 to 64, not ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -14,14 +14,15 @@ import { describeThrown } from '../errors/engine-error.ts';
 import { fingerprint, type Watch, watchContent } from '../file-watch.ts';
 import type { Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { PolicyHolder } from '../policy-holder.ts';
+import { type LoadStatus, PolicyHolder } from '../policy-holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../server/app.ts';
 import { createHealthApp } from '../server/health.ts';
 
 export interface ServeOptions {
   readonly port: number;
-  readonly healthPort: number;
+  /** null: no health server (a cluster worker; the primary serves health for all). */
+  readonly healthPort: number | null;
   readonly host: string;
   readonly bundle: string;
   readonly config: string | undefined;
@@ -34,11 +35,19 @@ export interface ServeOptions {
   readonly maxBodyBytes?: number;
   /** How often watched files are polled. */
   readonly watchIntervalMs?: number;
+  /** Told after every load, reload or refusal (cluster workers report to the primary). */
+  readonly onStatus?: (status: GatewayStatus) => void;
+}
+
+export interface GatewayStatus {
+  readonly revision: string;
+  readonly bundleDigest: string;
+  readonly lastLoad: LoadStatus | undefined;
 }
 
 export interface Gateway {
   readonly port: number;
-  readonly healthPort: number;
+  readonly healthPort: number | null;
   readonly policy: PolicyHolder;
   readonly metrics: Metrics;
   readonly caPath: string | undefined;
@@ -52,6 +61,12 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   }
   const metrics = createMetrics();
   const policy = new PolicyHolder();
+  const report = () =>
+    options.onStatus?.({
+      revision: policy.engine?.revision ?? '',
+      bundleDigest: policy.engine?.bundleDigest ?? '',
+      lastLoad: policy.lastLoad,
+    });
   const watches: Watch[] = [];
   const interval = options.watchIntervalMs ?? 2000;
 
@@ -63,6 +78,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   };
   const { engine, signature } = await loadPolicy(source);
   policy.swap(engine, options.bundle);
+  report();
   metrics.bundleInfo.set({ revision: engine.revision, digest: engine.bundleDigest }, 1);
   logger.info(
     {
@@ -85,6 +101,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         const { engine: next } = await loadPolicy(source);
         const previous = policy.engine;
         policy.swap(next, options.bundle);
+        report();
         if (previous !== undefined)
           metrics.bundleInfo.remove({ revision: previous.revision, digest: previous.bundleDigest });
         metrics.bundleInfo.set({ revision: next.revision, digest: next.bundleDigest }, 1);
@@ -92,6 +109,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         logger.info({ revision: next.revision, previous: previous?.revision }, 'policy reloaded');
       } catch (error) {
         policy.refuse(options.bundle, describeThrown(error));
+        report();
         metrics.reloads.inc({ kind: 'policy', result: 'refused' });
         logger.error(
           { error: describeThrown(error), serving: policy.engine?.revision },
@@ -169,15 +187,18 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     ),
   );
 
-  const health: HttpServer = createHttpServer(
-    createHealthApp({ policy, metrics, accepting: () => accepting }).callback(),
-  );
+  const health: HttpServer | undefined =
+    options.healthPort === null
+      ? undefined
+      : createHttpServer(
+          createHealthApp({ policy, metrics, accepting: () => accepting }).callback(),
+        );
 
   https.listen(options.port, options.host);
-  health.listen(options.healthPort, options.host);
-  await Promise.all([once(https, 'listening'), once(health, 'listening')]);
+  if (health !== undefined) health.listen(options.healthPort ?? 0, options.host);
+  await Promise.all([once(https, 'listening'), ...(health ? [once(health, 'listening')] : [])]);
   const port = (https.address() as AddressInfo).port;
-  const healthPort = (health.address() as AddressInfo).port;
+  const healthPort = health === undefined ? null : (health.address() as AddressInfo).port;
   logger.info({ port, healthPort, clientAuth: clientCa !== undefined }, 'imagegate serving');
 
   return {
@@ -198,10 +219,12 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
-      await new Promise<void>((resolve) => {
-        health.close(() => resolve());
-        health.closeAllConnections();
-      });
+      if (health !== undefined) {
+        await new Promise<void>((resolve) => {
+          health.close(() => resolve());
+          health.closeAllConnections();
+        });
+      }
     },
   };
 }

@@ -187,15 +187,17 @@ export async function startTestGateway(
   if (ca === undefined && gateway.caPath !== undefined) ca = await readText(gateway.caPath);
   if (ca === undefined) throw new Error('startTestGateway: pass `ca` with tlsCert');
   const trusted = ca;
+  const healthPort = gateway.healthPort;
+  if (healthPort === null) throw new Error('startTestGateway: the gateway has no health port');
   return {
     gateway,
     port: gateway.port,
-    healthPort: gateway.healthPort,
+    healthPort,
     ca: trusted,
     stateDir,
     logs,
     post: (path, body) => postJson({ port: gateway.port, ca: trusted, path }, body),
-    health: (path) => httpGet(gateway.healthPort, path),
+    health: (path) => httpGet(healthPort, path),
   };
 }
 
