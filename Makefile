@@ -21,10 +21,10 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: node-deps tools ## install everything: npm packages, OPA, Regal and kustomize (project-local)
 
@@ -101,6 +101,9 @@ run: build ## run the gateway on the embedded default bundle
 check-example: build ## the README's check example
 	-node dist/src/cli.js check -f docs/examples/pod-untrusted.yaml
 	node dist/src/cli.js check -f docs/examples/pod-fixed.yaml
+
+e2e-deps: ## build or reuse kube-apiserver, kubectl and etcd for e2e tests (cached outside the repo)
+	test/e2e/build-control-plane.sh
 
 clean: ## remove build output and tools
 	rm -rf dist $(TOOLS)

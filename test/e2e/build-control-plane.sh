@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Build (or reuse) the control plane the end-to-end tests run against — kube-apiserver,
+# kubectl and etcd — from the Go module proxy alone: no Docker, no release tarballs, no
+# system packages. Binaries go to a cache outside the repo, keyed by version:
+#
+#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/k8s-<version>/{kube-apiserver,kubectl}
+#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/etcd-<version>/etcd
+#
+# A warm run only checks the binaries' versions (well under a second). On stdout it prints
+# KUBE_APISERVER=, KUBECTL=, ETCD= lines (absolute paths); progress and timings go to stderr.
+# Building needs Go >= 1.24 (the go lines of Kubernetes 1.34.10 and etcd 3.6.4; with
+# GOTOOLCHAIN=auto an older go fetches a newer one). Built and tested with Go 1.26.
+set -euo pipefail
+
+# Versions: the only place they are written down.
+# Kubernetes: the newest 1.34 patch whose module the proxy serves *and* the checksum
+# database knows (proxy.golang.org/sumdb answered 404 for v1.34.11 and v1.34.12, which go
+# refuses to build without GONOSUMDB). etcd: the version Kubernetes 1.34 itself requires
+# (go.etcd.io/etcd/* in its go.mod) and kubeadm 1.34 deploys.
+K8S_VERSION=1.34.10
+ETCD_VERSION=3.6.4
+
+CACHE=${IMAGEGATE_CACHE:-$HOME/.cache/imagegate}
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd) # callers may run the binaries from another directory
+K8S_DIR=$CACHE/k8s-$K8S_VERSION
+ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
+KUBE_APISERVER=$K8S_DIR/kube-apiserver
+KUBECTL=$K8S_DIR/kubectl
+ETCD=$ETCD_DIR/etcd
+
+log() { printf 'e2e-deps: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Wall-clock seconds with millisecond precision where bash has EPOCHREALTIME (bash >= 5).
+clock() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s; fi; }
+since() { awk -v a="$1" -v b="$(clock)" 'BEGIN { printf "%.1fs", b - a }'; }
+mb() { du -sm "$1" 2>/dev/null | cut -f1 || echo 0; }
+
+# `go mod download -json` prints one field per line; pull a string field out of it.
+json_field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
+# info_field FILE KEY: a string field of a proxy .info file (one-line JSON, spacing varies).
+info_field() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$1" | head -n1; }
+# download MODULE@VERSION: fetch it into the module cache; print go's JSON about it.
+download() {
+	local json err
+	json=$(go mod download -json "$1") || true
+	err=$(json_field Error <<<"$json")
+	[[ -z $err && -n $json ]] || die "go mod download $1: ${err:-failed}"
+	printf '%s\n' "$json"
+}
+
+# have WANT BIN ARGS...: a binary is reused when it runs and its output contains WANT (the
+# pinned version); anything else — missing, half-written, another arch — is rebuilt.
+have() {
+	local want=$1 out
+	shift
+	[[ -x $1 ]] && out=$("$@" 2>/dev/null) && [[ $out == *"$want"* ]]
+}
+
+export CGO_ENABLED=0
+mkdir -p "$K8S_DIR" "$ETCD_DIR"
+# Two concurrent runs (parallel make, two terminals) must not build into the same wrapper.
+if command -v flock >/dev/null; then
+	exec 9>"$CACHE/.lock"
+	flock 9
+fi
+
+# build NAME OUTPUT WRAPPER_FN PACKAGE TAGS: make the wrapper module (WRAPPER_FN prints its
+# directory), go build into a temporary file, then rename it, so an interrupted build never
+# leaves a binary that looks finished. Reports time and module-cache growth.
+build() {
+	local name=$1 out=$2 wrapper_fn=$3 pkg=$4 tags=$5
+	local t0 mb0 dl0 w
+	# Only a build needs Go: a cache restored by CI is used as is.
+	command -v go >/dev/null || die "go is not on PATH (Go >= 1.24 builds $name)"
+	GOMODCACHE=$(go env GOMODCACHE)
+	t0=$(clock)
+	mb0=$(mb "$GOMODCACHE")
+	dl0=$(mb "$GOMODCACHE/cache/download")
+	log "building $name ($pkg)..."
+	w=$("$wrapper_fn")
+	(cd "$w" && go build -mod=mod -trimpath -tags="$tags" -ldflags="$(cat ldflags)" -o "$out.tmp" "$pkg")
+	mv -f "$out.tmp" "$out"
+	log "built $name in $(since "$t0"): module cache +$(($(mb "$GOMODCACHE") - mb0)) MB" \
+		"(downloads +$(($(mb "$GOMODCACHE/cache/download") - dl0)) MB), binary $(mb "$out") MB"
+}
+
+# --- etcd -----------------------------------------------------------------------------
+# go.etcd.io/etcd/server/v3 is the etcd binary (its main.go), but its go.mod replaces the
+# sibling modules with ../ paths, so `go install …@version` refuses it. A wrapper module
+# requires the same released versions of those siblings instead.
+etcd_wrapper() {
+	local w=$ETCD_DIR/wrapper json gomod goline hash siblings
+	if [[ -f $w/ldflags ]] && grep -q "go.etcd.io/etcd/server/v3 v$ETCD_VERSION\$" "$w/go.mod"; then
+		echo "$w"
+		return
+	fi
+	rm -rf "$w" "$w.tmp" && mkdir -p "$w.tmp"
+	json=$(cd "$w.tmp" && download "go.etcd.io/etcd/server/v3@v$ETCD_VERSION")
+	gomod=$(json_field GoMod <<<"$json")
+	[[ -f $gomod ]] || die "no go.mod for go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+	goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
+	siblings=$(sed -n 's#^[[:space:]]*\(go\.etcd\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\.\./.*#\1#p' "$gomod")
+	[[ -n $siblings ]] || die "found no ../ replaces in $gomod; has etcd's layout changed?"
+	{
+		printf 'module imagegate.local/etcd-wrapper\n\ngo %s\n\nrequire (\n' "$goline"
+		printf '\tgo.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION"
+		for m in $siblings; do printf '\t%s v%s\n' "$m" "$ETCD_VERSION"; done
+		printf ')\n'
+	} >"$w.tmp/go.mod"
+	# The proxy's .info may lack the commit; etcd --version then says "Git SHA: Not provided".
+	hash=$(info_field "$(json_field Info <<<"$json")" Hash)
+	printf '%s\n' "-s -w${hash:+ -X go.etcd.io/etcd/api/v3/version.GitSHA=${hash:0:9}}" >"$w.tmp/ldflags"
+	mv "$w.tmp" "$w"
+	echo "$w"
+}
+
+t_all=$(clock)
+if have "etcd Version: $ETCD_VERSION" "$ETCD" --version; then
+	log "etcd $ETCD_VERSION: reusing $ETCD"
+else
+	build "etcd $ETCD_VERSION" "$ETCD" etcd_wrapper go.etcd.io/etcd/server/v3 ""
+fi
+
+# --- kube-apiserver, kubectl -------------------------------------------------------------
+# k8s.io/kubernetes replaces every k8s.io/<staging> module with ./staging/src/k8s.io/<name>
+# and requires them at v0.0.0, so it can't be `go install`ed. The wrapper replaces each with
+# its published v0.<minor>.<patch>, the list read from the upstream go.mod itself.
+# Build flags follow upstream's hack/lib/golang.sh: static, -trimpath, -s -w, version ldflags.
+k8s_wrapper() {
+	local w=$K8S_DIR/wrapper json gomod goline staging info hash time minor
+	if [[ -f $w/ldflags ]] && grep -q "k8s.io/kubernetes v$K8S_VERSION\$" "$w/go.mod"; then
+		echo "$w"
+		return
+	fi
+	rm -rf "$w" "$w.tmp" && mkdir -p "$w.tmp"
+	json=$(cd "$w.tmp" && download "k8s.io/kubernetes@v$K8S_VERSION")
+	gomod=$(json_field GoMod <<<"$json")
+	[[ -f $gomod ]] || die "no go.mod for k8s.io/kubernetes@v$K8S_VERSION"
+	goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
+	staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod")
+	[[ -n $staging ]] || die "found no ./staging replaces in $gomod"
+	{
+		printf 'module imagegate.local/k8s-wrapper\n\ngo %s\n\n' "$goline"
+		# Upstream's godebug defaults apply only to its own main module; keep its behaviour.
+		grep '^godebug ' "$gomod" || true
+		printf '\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$K8S_VERSION"
+		for m in $staging; do printf '\t%s => %s v0.%s\n' "$m" "$m" "${K8S_VERSION#1.}"; done
+		printf ')\n'
+	} >"$w.tmp/go.mod"
+	info=$(json_field Info <<<"$json")
+	hash=$(info_field "$info" Hash)
+	time=$(info_field "$info" Time)
+	minor=${K8S_VERSION#1.}
+	minor=${minor%%.*}
+	local v k ld=""
+	# kube::version::ldflags: the same variables in client-go's and component-base's version.
+	for v in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+		for k in "gitVersion=v$K8S_VERSION" gitMajor=1 "gitMinor=$minor" ${hash:+"gitCommit=$hash"} \
+			gitTreeState=clean ${time:+"buildDate=$time"}; do
+			ld+=" -X $v.$k"
+		done
+	done
+	printf '%s\n' "-s -w$ld" >"$w.tmp/ldflags"
+	mv "$w.tmp" "$w"
+	echo "$w"
+}
+
+K8S_TAGS=selinux,notest,grpcnotrace
+if have "Kubernetes v$K8S_VERSION" "$KUBE_APISERVER" --version; then
+	log "kube-apiserver $K8S_VERSION: reusing $KUBE_APISERVER"
+else
+	build "kube-apiserver $K8S_VERSION" "$KUBE_APISERVER" k8s_wrapper \
+		k8s.io/kubernetes/cmd/kube-apiserver "$K8S_TAGS"
+fi
+if have "Client Version: v$K8S_VERSION" "$KUBECTL" version --client; then
+	log "kubectl $K8S_VERSION: reusing $KUBECTL"
+else
+	build "kubectl $K8S_VERSION" "$KUBECTL" k8s_wrapper k8s.io/kubernetes/cmd/kubectl "$K8S_TAGS"
+fi
+log "control plane ready in $(since "$t_all") (cache: $CACHE)"
+
+printf 'KUBE_APISERVER=%s\nKUBECTL=%s\nETCD=%s\n' "$KUBE_APISERVER" "$KUBECTL" "$ETCD"

@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# A real control plane for the end-to-end tests: etcd + kube-apiserver on loopback,
+# envtest-style (no controller manager, no scheduler, no nodes: pods are stored, never run).
+#
+#   test/e2e/control-plane.sh start           start, wait for /readyz, write the files below
+#   test/e2e/control-plane.sh stop            stop it: TERM each process group, KILL after 10 s
+#   test/e2e/control-plane.sh env             print DIR/env (eval "$(test/e2e/control-plane.sh env)")
+#   test/e2e/control-plane.sh run -- CMD...   start, run CMD with DIR/env exported, stop (always)
+#
+# Files in DIR (IMAGEGATE_E2E_DIR, default ${TMPDIR:-/tmp}/imagegate-e2e-<uid>):
+#   kubeconfig          admin (group system:masters), client cert and CA by path
+#   env                 shell: KUBECONFIG, IMAGEGATE_E2E_{APISERVER,KUBECTL,CA,DIR,ETCD}, and
+#                       PATH with the pinned kubectl first (never a preinstalled one)
+#   control-plane.json  the same for Node: {apiserver, kubeconfig, kubectl, ca, clientCert, ...}
+#   *.log, *.pid        etcd, kube-apiserver, watchdog
+#
+# Environment:
+#   IMAGEGATE_E2E_ADMISSION_CONFIG  an AdmissionConfiguration file; enables ImagePolicyWebhook
+#   IMAGEGATE_E2E_APISERVER_ARGS    extra kube-apiserver flags (split on whitespace)
+#   IMAGEGATE_E2E_OWNER_PID         stop the control plane when this process is gone
+#   IMAGEGATE_E2E_TTL               ... and in any case after this many seconds (default 3600)
+#   IMAGEGATE_E2E_START_TIMEOUT     seconds to wait for /readyz (default 90)
+#   KUBE_APISERVER, ETCD, KUBECTL   binaries to use; unset, build-control-plane.sh provides them
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DIR=${IMAGEGATE_E2E_DIR:-${TMPDIR:-/tmp}/imagegate-e2e-$(id -u)}
+TTL=${IMAGEGATE_E2E_TTL:-3600}
+START_TIMEOUT=${IMAGEGATE_E2E_START_TIMEOUT:-90}
+STOP_TIMEOUT=10
+
+log() { printf 'control-plane: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+clock() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s; fi; }
+since() { awk -v a="$1" -v b="$(clock)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# A pid file names a process group we started. Before signalling it, check that the process
+# still is ours (its command line mentions DIR), so a stale file never hits a reused pid.
+ours() {
+	local pid
+	pid=$(cat "$DIR/$1.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+		[[ $(ps -ww -o args= -p "$pid" 2>/dev/null) == *"$DIR"* ]] && echo "$pid"
+}
+
+any_alive() {
+	local pid
+	for pid; do kill -0 -- "-$pid" 2>/dev/null && return 0; done
+	return 1
+}
+
+# stop_all [keep-watchdog]: TERM every process group we started at once (a throwaway
+# cluster needs no orderly shutdown: ~3 s instead of ~6 s), KILL what is left after
+# STOP_TIMEOUT seconds, remove the etcd data and the files that say "running".
+stop_all() {
+	local names=(kube-apiserver etcd) name pid pids=() i
+	[[ ${1:-} == keep-watchdog ]] || names=(watchdog "${names[@]}")
+	for name in "${names[@]}"; do
+		if pid=$(ours "$name"); then
+			kill -TERM -- "-$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+		rm -f "$DIR/$name.pid"
+	done
+	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+		any_alive ${pids[@]+"${pids[@]}"} || break
+		sleep 0.1
+	done
+	for pid in ${pids[@]+"${pids[@]}"}; do
+		if kill -0 -- "-$pid" 2>/dev/null; then
+			log "process group $pid ignored TERM for ${STOP_TIMEOUT}s; killing it"
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		fi
+	done
+	rm -rf "$DIR/etcd-data" "$DIR/env" "$DIR/control-plane.json"
+}
+
+# Background jobs started under `set -m` lead their own process group (pgid = pid), so
+# stop_one can signal a process together with anything it spawned. stdin and stdout are
+# detached: a caller reading our output (execFile, $(...)) must not wait for the daemons.
+spawn() {
+	local name=$1 cwd=$2
+	shift 2
+	set -m
+	(cd "$cwd" && exec "$@") </dev/null >"$DIR/$name.log" 2>&1 &
+	echo $! >"$DIR/$name.pid"
+	set +m
+}
+
+free_ports() {
+	# Listen on N ephemeral ports at once (so they differ), report them, release them.
+	node -e '
+		const net = require("node:net");
+		const n = Number(process.argv[1]);
+		const servers = Array.from({ length: n }, () => net.createServer());
+		Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
+			console.log(servers.map((s) => s.address().port).join(" "));
+			for (const s of servers) s.close();
+		});' "$1"
+}
+
+etcd_healthy() {
+	# HTTP/1.0 over bash's /dev/tcp: no curl needed.
+	local reply
+	reply=$(
+		exec 2>/dev/null
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET /health HTTP/1.0\r\n\r\n' >&3
+		timeout 2 cat <&3
+	) || return 1
+	[[ $reply == *'"health":"true"'* ]]
+}
+
+certs() {
+	local pki=$DIR/pki
+	mkdir -p "$pki"
+	cat >"$pki/openssl.cnf" <<-'EOF'
+		[req]
+		distinguished_name = dn
+		prompt = no
+		[dn]
+		CN = unused
+		[ca]
+		basicConstraints = critical,CA:TRUE
+		keyUsage = critical,keyCertSign,cRLSign
+		subjectKeyIdentifier = hash
+		[serving]
+		basicConstraints = critical,CA:FALSE
+		keyUsage = critical,digitalSignature
+		extendedKeyUsage = serverAuth
+		subjectAltName = IP:127.0.0.1,DNS:localhost
+		[client]
+		basicConstraints = critical,CA:FALSE
+		keyUsage = critical,digitalSignature
+		extendedKeyUsage = clientAuth
+	EOF
+	key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$1.key" 2>/dev/null; }
+	# sign NAME SUBJECT EXTENSIONS: a leaf certificate signed by the CA, valid for a week.
+	sign() {
+		key "$1"
+		openssl req -new -config "$pki/openssl.cnf" -key "$pki/$1.key" -subj "$2" -out "$pki/$1.csr"
+		openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+			-set_serial "0x$(openssl rand -hex 8)" -days 7 -sha256 \
+			-extfile "$pki/openssl.cnf" -extensions "$3" -out "$pki/$1.crt" 2>/dev/null
+		rm -f "$pki/$1.csr"
+	}
+	key ca
+	openssl req -x509 -new -config "$pki/openssl.cnf" -extensions ca -key "$pki/ca.key" \
+		-subj "/CN=imagegate-e2e-ca" -days 7 -sha256 -out "$pki/ca.crt"
+	sign apiserver "/CN=kube-apiserver" serving
+	sign admin "/O=system:masters/CN=imagegate-e2e-admin" client
+	key service-account
+	openssl pkey -in "$pki/service-account.key" -pubout -out "$pki/service-account.pub"
+}
+
+kubeconfig() {
+	cat >"$DIR/kubeconfig" <<-EOF
+		apiVersion: v1
+		kind: Config
+		clusters:
+		- name: imagegate-e2e
+		  cluster:
+		    server: https://127.0.0.1:$1
+		    certificate-authority: $DIR/pki/ca.crt
+		users:
+		- name: admin
+		  user:
+		    client-certificate: $DIR/pki/admin.crt
+		    client-key: $DIR/pki/admin.key
+		contexts:
+		- name: imagegate-e2e
+		  context: {cluster: imagegate-e2e, user: admin}
+		current-context: imagegate-e2e
+	EOF
+	chmod 600 "$DIR/kubeconfig"
+}
+
+binaries() {
+	local k v
+	if [[ -z ${KUBE_APISERVER:-} || -z ${ETCD:-} || -z ${KUBECTL:-} ]]; then
+		while IFS='=' read -r k v; do
+			case $k in KUBE_APISERVER | ETCD | KUBECTL) [[ -n ${!k:-} ]] || printf -v "$k" '%s' "$v" ;; esac
+		done < <("$HERE/build-control-plane.sh")
+	fi
+	for k in KUBE_APISERVER ETCD KUBECTL; do [[ -x ${!k:-} ]] || die "$k is not an executable: ${!k:-unset}"; done
+}
+
+start() {
+	local t0 etcd_port peer_port api_port i args=()
+	t0=$(clock)
+	command -v openssl >/dev/null || die "openssl is needed (Debian/Ubuntu: apt-get install openssl)"
+	command -v node >/dev/null || die "node is needed"
+	binaries
+	if ours etcd >/dev/null || ours kube-apiserver >/dev/null; then
+		die "a control plane is already running in $DIR; run '$0 stop' first"
+	fi
+	[[ $DIR != *[[:space:]]* ]] || die "IMAGEGATE_E2E_DIR must not contain whitespace: $DIR"
+	# Wipe the previous run, but never a directory this script did not make.
+	if [[ -d $DIR && -n $(ls -A "$DIR") && ! -f $DIR/.imagegate-e2e ]]; then
+		die "$DIR is not empty and was not made by $0; choose another IMAGEGATE_E2E_DIR"
+	fi
+	rm -rf "$DIR"
+	mkdir -p "$DIR"
+	chmod 700 "$DIR"
+	touch "$DIR/.imagegate-e2e"
+	# From here on a failure (set -e, die, ^C) must not leave half a control plane behind.
+	trap 'if (($?)); then stop_all; log "start failed; logs in $DIR"; fi' EXIT
+	trap 'exit 130' INT TERM
+	certs
+	read -r etcd_port peer_port api_port <<<"$(free_ports 3)"
+
+	spawn etcd "$DIR" "$ETCD" --name=e2e --data-dir="$DIR/etcd-data" \
+		--listen-client-urls="http://127.0.0.1:$etcd_port" \
+		--advertise-client-urls="http://127.0.0.1:$etcd_port" \
+		--listen-peer-urls="http://127.0.0.1:$peer_port" \
+		--initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+		--initial-cluster="e2e=http://127.0.0.1:$peer_port" \
+		--unsafe-no-fsync=true --log-level=warn
+
+	args=(
+		--etcd-servers="http://127.0.0.1:$etcd_port"
+		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port"
+		--cert-dir="$DIR/pki"
+		--tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key"
+		--client-ca-file="$DIR/pki/ca.crt"
+		--authorization-mode=RBAC
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local
+		--service-account-key-file="$DIR/pki/service-account.pub"
+		--service-account-signing-key-file="$DIR/pki/service-account.key"
+		--service-cluster-ip-range=10.0.0.0/24
+		--allow-privileged=true
+		# No controller manager creates service accounts (or their tokens) here.
+		--disable-admission-plugins=ServiceAccount
+		# The "kubernetes" Service's endpoints would be 127.0.0.1, which validation refuses.
+		--endpoint-reconciler-type=none
+	)
+	# ImagePolicyWebhook resolves a relative kubeConfigFile against the apiserver's working
+	# directory, so the apiserver runs in the admission config's directory: relative paths
+	# in it then mean "next to this file".
+	local api_cwd=$DIR
+	if [[ -n ${IMAGEGATE_E2E_ADMISSION_CONFIG:-} ]]; then
+		[[ -f $IMAGEGATE_E2E_ADMISSION_CONFIG ]] || die "no such file: $IMAGEGATE_E2E_ADMISSION_CONFIG"
+		api_cwd=$(cd "$(dirname "$IMAGEGATE_E2E_ADMISSION_CONFIG")" && pwd)
+		args+=(--enable-admission-plugins=ImagePolicyWebhook
+			--admission-control-config-file="$api_cwd/$(basename "$IMAGEGATE_E2E_ADMISSION_CONFIG")")
+	fi
+	# shellcheck disable=SC2206 # word splitting is the documented interface
+	args+=(${IMAGEGATE_E2E_APISERVER_ARGS:-})
+
+	for ((i = 0; ; i++)); do
+		etcd_healthy "$etcd_port" && break
+		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+		((i < 200)) || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd not healthy after 20s"; }
+		sleep 0.1
+	done
+	spawn kube-apiserver "$api_cwd" "$KUBE_APISERVER" "${args[@]}"
+	kubeconfig "$api_port"
+
+	local deadline=$((SECONDS + START_TIMEOUT))
+	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
+		ours kube-apiserver >/dev/null || { tail -n 30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
+		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+		if ((SECONDS >= deadline)); then
+			tail -n 30 "$DIR/kube-apiserver.log" >&2
+			"$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw='/readyz?verbose' --request-timeout=5s >&2 || true
+			die "kube-apiserver not ready after ${START_TIMEOUT}s"
+		fi
+		sleep 0.25
+	done
+
+	cat >"$DIR/env" <<-EOF
+		export KUBECONFIG='$DIR/kubeconfig'
+		export PATH='$(dirname "$KUBECTL")':"\$PATH"
+		export IMAGEGATE_E2E_APISERVER='https://127.0.0.1:$api_port'
+		export IMAGEGATE_E2E_KUBECTL='$KUBECTL'
+		export IMAGEGATE_E2E_CA='$DIR/pki/ca.crt'
+		export IMAGEGATE_E2E_DIR='$DIR'
+		export IMAGEGATE_E2E_ETCD='http://127.0.0.1:$etcd_port'
+	EOF
+	cat >"$DIR/control-plane.json" <<-EOF
+		{
+		  "apiserver": "https://127.0.0.1:$api_port",
+		  "kubeconfig": "$DIR/kubeconfig",
+		  "kubectl": "$KUBECTL",
+		  "ca": "$DIR/pki/ca.crt",
+		  "clientCert": "$DIR/pki/admin.crt",
+		  "clientKey": "$DIR/pki/admin.key",
+		  "etcd": "http://127.0.0.1:$etcd_port",
+		  "dir": "$DIR",
+		  "pids": { "etcd": $(cat "$DIR/etcd.pid"), "kubeApiserver": $(cat "$DIR/kube-apiserver.pid") }
+		}
+	EOF
+	spawn watchdog "$DIR" bash "$HERE/control-plane.sh" __watchdog "$DIR" "${IMAGEGATE_E2E_OWNER_PID:-}" "$TTL"
+	trap - EXIT INT TERM
+	log "up in $(since "$t0"): https://127.0.0.1:$api_port, KUBECONFIG=$DIR/kubeconfig"
+	cat "$DIR/env"
+}
+
+# Runs in the background (see spawn): stops the control plane when the owner process is gone
+# or the TTL has passed, so a crashed test runner never leaves etcd and an apiserver behind.
+watchdog() {
+	local owner=$1 deadline=$((SECONDS + $2))
+	log "watching owner=${owner:-none} ttl=$2s"
+	while sleep 2; do
+		ours etcd >/dev/null || ours kube-apiserver >/dev/null || exit 0
+		if [[ -n $owner ]] && ! kill -0 "$owner" 2>/dev/null; then
+			log "owner $owner is gone; stopping"
+			break
+		fi
+		if ((SECONDS >= deadline)); then
+			log "ttl reached; stopping"
+			break
+		fi
+	done
+	stop_all keep-watchdog
+	rm -f "$DIR/watchdog.pid"
+}
+
+case ${1:-} in
+start) start ;;
+stop)
+	stop_all
+	log "stopped (logs kept in $DIR)"
+	;;
+env) cat "$DIR/env" 2>/dev/null || die "not running (no $DIR/env)" ;;
+run)
+	shift
+	[[ ${1:-} == -- ]] && shift
+	(($#)) || die "usage: $0 run -- CMD [ARGS...]"
+	IMAGEGATE_E2E_OWNER_PID=${IMAGEGATE_E2E_OWNER_PID:-$$}
+	start >/dev/null
+	trap 'stop_all' EXIT
+	trap 'exit 130' INT TERM
+	# shellcheck disable=SC1091
+	. "$DIR/env"
+	rc=0
+	"$@" || rc=$?
+	exit "$rc"
+	;;
+__watchdog)
+	DIR=$2
+	watchdog "$3" "$4"
+	;;
+*)
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac
