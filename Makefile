@@ -105,5 +105,8 @@ check-example: build ## the README's check example
 e2e-deps: ## build or reuse kube-apiserver, kubectl and etcd for e2e tests (cached outside the repo)
 	test/e2e/build-control-plane.sh
 
+e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver, driven with kubectl
+	$(NODE_BIN)/ava --config test/e2e/ava.config.mjs
+
 clean: ## remove build output and tools
 	rm -rf dist $(TOOLS)

@@ -57,6 +57,8 @@ commands:
                           (default /etc/kubernetes/imagegate)
       --allow-ttl N, --deny-ttl N   ImagePolicyWebhook cache TTLs (default 50;
                           write --allow-ttl=-1 for "no cache")
+      --imagepolicy-server URL   the ImagePolicyWebhook backend the API server calls
+                          (default https://SERVICE.NAMESPACE.svc:443/v1/imagereview)
 
   bundle configmap --bundle FILE   print a ConfigMap carrying the bundle (binaryData)
       --name NAME         (default imagegate-bundle)
@@ -138,6 +140,11 @@ async function check(args: string[]): Promise<number> {
   });
 }
 
+/** `{key: value}` when the value is set, `{}` otherwise (exactOptionalPropertyTypes). */
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: string });
+}
+
 function integer(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -159,6 +166,7 @@ async function certs(args: string[]): Promise<number> {
       'control-plane-dir': { type: 'string' },
       'allow-ttl': { type: 'string' },
       'deny-ttl': { type: 'string' },
+      'imagepolicy-server': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -174,6 +182,7 @@ async function certs(args: string[]): Promise<number> {
     controlPlaneDir: setting(values, 'control-plane-dir') ?? '/etc/kubernetes/imagegate',
     allowTtl: integer(setting(values, 'allow-ttl'), 50, 'allow-ttl'),
     denyTtl: integer(setting(values, 'deny-ttl'), 50, 'deny-ttl'),
+    ...optional('imagePolicyServer', setting(values, 'imagepolicy-server')),
   });
   process.stdout.write(`wrote ${written.map((f) => join(out, f)).join('\n      ')}\n`);
   return 0;

@@ -14,6 +14,12 @@ export interface ClusterNames {
   readonly controlPlaneDir: string;
   readonly allowTtl: number;
   readonly denyTtl: number;
+  /**
+   * The ImagePolicyWebhook backend URL. Default: the Service's DNS name, which only works
+   * where the API server resolves cluster DNS; a control plane on the host's resolver needs
+   * a reachable address (a node port, a load balancer, the ClusterIP).
+   */
+  readonly imagePolicyServer?: string;
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -72,8 +78,10 @@ function kubeconfig(
 
 /**
  * ImagePolicyWebhook reads the first cluster as its backend. The admission webhooks pick
- * a user by the webhook's host name, which lets them present the client certificate the
- * gateway requires when it runs with --client-ca.
+ * a user by the webhook's host name (exact, then *.suffix, then without :443, then *, then
+ * the current context's user), which lets them present the client certificate the gateway
+ * requires when it runs with --client-ca; the current context is the same user, so a `url:`
+ * webhook at another address presents it too.
  */
 export function controlPlaneFiles(
   names: ClusterNames,
@@ -82,7 +90,12 @@ export function controlPlaneFiles(
 ): Record<string, string> {
   const host = `${names.service}.${names.namespace}.svc`;
   const imagePolicyKubeconfig = kubeconfig(
-    [{ name: 'imagegate', server: `https://${host}:443/v1/imagereview` }],
+    [
+      {
+        name: 'imagegate',
+        server: names.imagePolicyServer ?? `https://${host}:443/v1/imagereview`,
+      },
+    ],
     ['kube-apiserver'],
     ca,
     client,

@@ -169,3 +169,22 @@ test(
   ['--days', '0'],
   /--days must be a whole number from 1 to 3650/,
 );
+
+test('--imagepolicy-server points the ImagePolicyWebhook kubeconfig elsewhere', async (t) => {
+  const { result, read } = await generated([
+    '--imagepolicy-server',
+    'https://10.0.0.5:30443/v1/imagereview',
+  ]);
+  t.is(result.code, 0, result.stderr);
+  const kubeconfig = parse(await read('imagepolicy-kubeconfig.yaml')) as {
+    clusters: { cluster: { server: string } }[];
+  };
+  t.is(kubeconfig.clusters[0]?.cluster.server, 'https://10.0.0.5:30443/v1/imagereview');
+});
+
+test(
+  'refuses a non-https ImagePolicyWebhook URL',
+  refuses,
+  ['--imagepolicy-server', 'http://x/v1/imagereview'],
+  /--imagepolicy-server must be an https:\/\/ URL/,
+);

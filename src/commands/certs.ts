@@ -32,6 +32,19 @@ export function checkCertsOptions(options: CertsOptions): void {
     if (!DNS_LABEL.test(value))
       throw new InputError(`${flag} ${JSON.stringify(value)} is not a valid DNS label`);
   }
+  if (options.imagePolicyServer !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(options.imagePolicyServer);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:') {
+      throw new InputError(
+        '--imagepolicy-server must be an https:// URL (e.g. https://10.0.0.5:443/v1/imagereview)',
+      );
+    }
+  }
   for (const ip of options.ips) {
     if (isIP(ip) === 0) throw new InputError(`--ip ${JSON.stringify(ip)} is not an IP address`);
   }

@@ -1,7 +1,7 @@
 /** Bundles for tests: the committed one, repacked variants, and small ones built by real OPA. */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,17 +50,21 @@ export async function buildBundle(
   await run('mkdir', ['-p', src]);
   for (const [name, text] of Object.entries(sources)) await writeFile(join(src, name), text);
   const out = join(dir, 'bundle.tar.gz');
-  await run(OPA, [
-    'build',
-    '-t',
-    'wasm',
-    '-b',
-    src,
-    ...entrypoints.flatMap((e) => ['-e', e]),
-    '--revision',
-    'test',
-    '-o',
-    out,
-  ]);
-  return readFile(out);
+  try {
+    await run(OPA, [
+      'build',
+      '-t',
+      'wasm',
+      '-b',
+      src,
+      ...entrypoints.flatMap((e) => ['-e', e]),
+      '--revision',
+      'test',
+      '-o',
+      out,
+    ]);
+    return await readFile(out);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,100 @@
+/**
+ * What the API server is given, derived from the real artefacts: the webhook
+ * configurations in deploy/base (switched to the `url:` clientConfig for a gateway on
+ * loopback), the kubeconfig `imagegate certs` wrote (pointed at that port), an audit
+ * policy, and a policy bundle built from rego/ by the real OPA CLI.
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { isRecord } from '../../../src/json.ts';
+import { buildBundle } from '../../helpers/bundles.ts';
+import { ROOT } from '../../helpers/cli.ts';
+
+/** The policy configuration every e2e gateway runs with (`--config`). */
+export const E2E_CONFIG = `# written by test/e2e/helpers/cluster-files.ts
+trustedRegistries: [registry.example.com, mirror.example.com]
+breakGlass: true
+defaultStorageClass: e2e-standard
+excludeNamespaces: [kube-system, e2e-excluded]
+namespaces:
+  # Validation runs after mutation: the rewritten images must be trusted.
+  e2e-rewrite:
+    rewriteRegistry: mirror.example.com
+    imagePullSecret: mirror-pull
+`;
+
+export const TRUSTED = 'registry.example.com, mirror.example.com';
+
+/** Namespaces the scenarios use; imagegate-system is the gateway's own. */
+export const NAMESPACES = ['e2e', 'e2e-excluded', 'e2e-rewrite', 'imagegate-system'] as const;
+
+const WEBHOOKS = [
+  ['validatingwebhookconfiguration.yaml', '/v1/validate'],
+  ['mutatingwebhookconfiguration.yaml', '/v1/mutate'],
+] as const;
+
+/**
+ * deploy/base's Validating- and MutatingWebhookConfiguration with `clientConfig.url` on
+ * 127.0.0.1:port and the CA's caBundle; rules, selectors and failure policy unchanged.
+ */
+export async function webhookConfigurations(port: number, caPem: string): Promise<string> {
+  const documents: string[] = [];
+  for (const [file, path] of WEBHOOKS) {
+    const config: unknown = parse(await readFile(join(ROOT, 'deploy', 'base', file), 'utf8'));
+    const webhooks = isRecord(config) ? config.webhooks : undefined;
+    if (!isRecord(config) || !Array.isArray(webhooks)) throw new TypeError(`${file}: no webhooks`);
+    for (const webhook of webhooks) {
+      if (!isRecord(webhook)) throw new TypeError(`${file}: a webhook is not an object`);
+      webhook.clientConfig = {
+        url: `https://127.0.0.1:${port}${path}`,
+        caBundle: Buffer.from(caPem).toString('base64'),
+      };
+    }
+    documents.push(stringify(config));
+  }
+  return documents.join('---\n');
+}
+
+/**
+ * `certs` points ImagePolicyWebhook at the Service's DNS name, which a cluster resolves;
+ * on loopback the gateway is at 127.0.0.1 (the serving certificate has that IP SAN).
+ */
+export async function pointImagePolicyAt(kubeconfigFile: string, port: number): Promise<void> {
+  const kubeconfig: unknown = parse(await readFile(kubeconfigFile, 'utf8'));
+  const clusters = isRecord(kubeconfig) ? kubeconfig.clusters : undefined;
+  const first: unknown = Array.isArray(clusters) ? clusters[0] : undefined;
+  const cluster = isRecord(first) ? first.cluster : undefined;
+  if (!isRecord(cluster)) throw new TypeError(`${kubeconfigFile}: no cluster`);
+  cluster.server = `https://127.0.0.1:${port}/v1/imagereview`;
+  await writeFile(kubeconfigFile, stringify(kubeconfig), { mode: 0o600 });
+}
+
+/** Metadata-level events for pods: enough for the admission audit annotations. */
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    resources: [{group: "", resources: [pods, pods/ephemeralcontainers]}]
+  - level: None
+`;
+
+const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'];
+
+/** The repo's policies (rego/, tests left out) with `change` applied to data.json's config. */
+export async function policyBundle(change: Record<string, unknown>): Promise<Buffer> {
+  const rego = join(ROOT, 'rego');
+  const data: unknown = JSON.parse(await readFile(join(rego, 'data.json'), 'utf8'));
+  const config = isRecord(data) && isRecord(data.imagegate) ? data.imagegate.config : undefined;
+  if (!isRecord(data) || !isRecord(data.imagegate) || !isRecord(config)) {
+    throw new TypeError('rego/data.json has no imagegate.config');
+  }
+  data.imagegate.config = { ...config, ...change };
+  const sources: Record<string, string> = { 'data.json': JSON.stringify(data) };
+  for (const file of await readdir(join(rego, 'imagegate'), { recursive: true })) {
+    if (!file.endsWith('.rego') || file.endsWith('_test.rego')) continue;
+    sources[file.replaceAll('/', '_')] = await readFile(join(rego, 'imagegate', file), 'utf8');
+  }
+  return buildBundle(sources, ENTRYPOINTS);
+}
