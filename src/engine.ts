@@ -26,8 +26,27 @@ export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
 export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
 
 const PAGE = 64 * 1024;
-/** 256 MiB: far above any review the API server can send (its request limit is 3 MiB). */
+/**
+ * 256 MiB: the most one instance may use; a review that needs more (tens of thousands of
+ * containers) fails closed instead of taking the process down. All of it is reserved up
+ * front: an instance that grows a few pages at a time makes V8 collect garbage at every
+ * grow, which held the event loop for seconds on a large pod. Reserved pages are not
+ * resident until written, so this costs address space, not memory.
+ */
 const MAX_MEMORY_PAGES = (256 * 1024 * 1024) / PAGE;
+
+/**
+ * Whether to copy `input.review` (the original request: often most of the input's bytes,
+ * and carrying env values no image rule needs) into the policy. A bundle opts out in its
+ * manifest with `metadata.imagegate.inputReview: false`, as the default bundle does
+ * (rego/.manifest); every other bundle gets it. Reading the Rego sources cannot decide
+ * this: `opa build -t wasm` strips the entrypoint rules from the sources it ships.
+ */
+export function passesReview(manifest: JsonObject): boolean {
+  const metadata = isRecord(manifest.metadata) ? manifest.metadata : {};
+  const imagegate = isRecord(metadata.imagegate) ? metadata.imagegate : {};
+  return imagegate.inputReview !== false;
+}
 
 /** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
 const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
@@ -36,12 +55,15 @@ interface LoadedPolicy {
   evaluate(input: unknown, entrypoint: string): unknown;
   setData(data: object): void;
   entrypoints: unknown;
+  mem?: { readonly buffer: ArrayBuffer };
 }
 
 export class PolicyEngine {
   readonly revision: string;
   readonly entrypoints: readonly string[];
   readonly bundleDigest: string;
+  /** False when the bundle says its policies never read input.review: it is not copied. */
+  readonly passesReview: boolean;
   readonly #policy: LoadedPolicy;
 
   private constructor(policy: LoadedPolicy, bundle: Bundle, entrypoints: readonly string[]) {
@@ -49,6 +71,12 @@ export class PolicyEngine {
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
     this.entrypoints = entrypoints;
+    this.passesReview = passesReview(bundle.manifest);
+  }
+
+  /** The instance's linear memory, in bytes (reserved up front, so constant). */
+  get memoryBytes(): number {
+    return this.#policy.mem?.buffer.byteLength ?? 0;
   }
 
   /** Loads, sets data and smoke-evaluates; any failure is a BundleError and nothing leaks. */
@@ -57,7 +85,7 @@ export class PolicyEngine {
     try {
       policy = (await loadPolicy(
         bundle.wasm,
-        { initial: 16, maximum: MAX_MEMORY_PAGES },
+        { initial: MAX_MEMORY_PAGES, maximum: MAX_MEMORY_PAGES },
         CUSTOM_BUILTINS,
       )) as LoadedPolicy;
     } catch (error) {
@@ -112,7 +140,10 @@ export class PolicyEngine {
   #evaluate(input: PolicyInput, entrypoint: string): unknown {
     let resultSet: unknown;
     try {
-      resultSet = this.#policy.evaluate(input, entrypoint);
+      resultSet = this.#policy.evaluate(
+        this.passesReview ? input : withoutReview(input),
+        entrypoint,
+      );
     } catch (error) {
       throw EngineError.from(error, `evaluating ${entrypoint}`);
     }
@@ -135,4 +166,9 @@ export function mergeData(data: JsonObject, config: PolicyConfig): JsonObject {
   const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
   const defaults = isRecord(imagegate.config) ? imagegate.config : {};
   return { ...data, imagegate: { ...imagegate, config: { ...defaults, ...config } } };
+}
+
+function withoutReview(input: PolicyInput): Omit<PolicyInput, 'review'> {
+  const { review: _review, ...rest } = input;
+  return rest;
 }

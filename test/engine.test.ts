@@ -1,6 +1,12 @@
 import test from 'ava';
 import { readBundleArchive } from '../src/bundle.ts';
-import { MUTATE_ENTRYPOINT, mergeData, PolicyEngine, VALIDATE_ENTRYPOINT } from '../src/engine.ts';
+import {
+  MUTATE_ENTRYPOINT,
+  mergeData,
+  PolicyEngine,
+  passesReview,
+  VALIDATE_ENTRYPOINT,
+} from '../src/engine.ts';
 import { BundleError } from '../src/errors/bundle-error.ts';
 import { EngineError } from '../src/errors/engine-error.ts';
 import { admissionInput } from '../src/policy-input.ts';
@@ -209,4 +215,37 @@ decision := {"allowed": time.now_ns() > 0} if input.name == "boom"
   // The instance survives the throw: the next evaluation answers normally.
   input.name = 'fine';
   t.true(engine.validate(input).allowed);
+});
+
+test('input.review is left out only when the bundle manifest opts out', (t) => {
+  t.true(passesReview({}));
+  t.true(passesReview({ metadata: { imagegate: {} } }));
+  t.true(passesReview({ metadata: { imagegate: { inputReview: 'no' } } }), 'only false opts out');
+  t.false(passesReview({ metadata: { imagegate: { inputReview: false } } }));
+});
+
+test('the committed bundle opts out of input.review, so it is not copied into wasm', async (t) => {
+  const engine = await PolicyEngine.create(await committedBundle());
+  t.false(engine.passesReview);
+  t.is(engine.memoryBytes, 256 * 1024 * 1024, 'the memory ceiling is reserved up front');
+});
+
+test('a bundle that does not opt out gets input.review', async (t) => {
+  const bytes = await buildBundle(
+    {
+      'v.rego': `package imagegate.validate
+
+decision := {"allowed": input.review.dryRun == false, "enforcement": "deny", "violations": [], "reasons": [], "warnings": [], "auditAnnotations": {}} if {
+	input.review.dryRun == false
+} else := {"allowed": true, "enforcement": "deny", "violations": [], "reasons": [], "warnings": [], "auditAnnotations": {"review": "missing"}}
+`,
+      'm.rego': 'package imagegate.mutate\n\ndecision := {"patch": [], "messages": []}\n',
+    },
+    [VALIDATE_ENTRYPOINT, MUTATE_ENTRYPOINT],
+  );
+  const engine = await PolicyEngine.create(await readBundleArchive(bytes));
+  t.true(engine.passesReview);
+  const input = podInput(['registry.example.com/a:1']);
+  input.review = { dryRun: false };
+  t.deepEqual(engine.validate(input).auditAnnotations, {});
 });
