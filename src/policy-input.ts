@@ -76,7 +76,8 @@ export function admissionInput(apiVersion: string, request: AdmissionRequest): P
     const podSpec = getPointer(request.object, podSpecPath);
     if (!isRecord(podSpec)) continue;
     const oldImages = updating ? imagesIn(getPointer(request.oldObject, podSpecPath)) : undefined;
-    images.push(...walkPodSpec(podSpec, podSpecPath, oldImages));
+    // A loop, not push(...spread): a spread of ~140k containers overflows the stack.
+    for (const image of walkPodSpec(podSpec, podSpecPath, oldImages)) images.push(image);
     const secrets = arrayField(podSpec, 'imagePullSecrets');
     podSpecs.push({
       path: podSpecPath,

@@ -2,6 +2,7 @@
  * `imagegate serve`: the gateway. `startGateway` wires everything and returns a handle, so
  * tests run the real HTTPS server in-process; signals stay in cli.ts.
  */
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -136,6 +137,10 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     key: await readFile(tlsFiles.key),
   });
   const clientCa = options.clientCa === undefined ? undefined : await readFile(options.clientCa);
+  const initialTls = await readTls();
+  const initialProblem = validityProblem(initialTls.cert);
+  // Serving anyway lets a rotation fix it without a restart; say so loudly.
+  if (initialProblem !== undefined) logger.error({ cert: tlsFiles.cert }, initialProblem);
 
   let accepting = true;
   const app = createApp({
@@ -147,7 +152,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   });
   const https: HttpsServer = createHttpsServer(
     {
-      ...(await readTls()),
+      ...initialTls,
       minVersion: 'TLSv1.2',
       ...(clientCa === undefined
         ? {}
@@ -169,6 +174,9 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         try {
           const material = await readTls();
           createSecureContext(material); // throws on a key that does not match its certificate
+          const problem = validityProblem(material.cert);
+          // An expired pair would fail every new connection: keep the last good one instead.
+          if (problem !== undefined) throw new Error(problem);
           https.setSecureContext({
             ...material,
             minVersion: 'TLSv1.2',
@@ -227,4 +235,18 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       }
     },
   };
+}
+
+/** Why a certificate cannot serve now (expired, not yet valid, unparseable), if it cannot. */
+export function validityProblem(pem: Buffer | string, now = Date.now()): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch (error) {
+    return `the certificate does not parse: ${describeThrown(error)}`;
+  }
+  if (Date.parse(cert.validTo) <= now) return `the certificate expired at ${cert.validTo}`;
+  if (Date.parse(cert.validFrom) > now)
+    return `the certificate is not valid before ${cert.validFrom}`;
+  return undefined;
 }

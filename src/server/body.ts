@@ -62,7 +62,11 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    const detail = error instanceof Error ? error.message : 'unparseable';
-    throw new InputError(`the body is not valid JSON: ${detail}`, { cause: error });
+    // V8's message quotes the body around the error; only its position is repeated here,
+    // since the message reaches logs and the body may hold secrets.
+    const message = error instanceof Error ? error.message : '';
+    const position = /position (\d+)/.exec(message)?.[1];
+    const where = position === undefined ? '' : ` at byte ${position}`;
+    throw new InputError(`the body is not valid JSON${where}`, { cause: error });
   }
 }
