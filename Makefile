@@ -13,7 +13,7 @@ KUSTOMIZE := $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
 BUNDLE   := bundles/imagegate.tar.gz
 REGO     := $(shell find rego -name '*.rego' ! -name '*_test.rego' | LC_ALL=C sort)
 # The revision is a digest of the policy sources, so a rebuild from the same sources is identical.
-REVISION ?= $(shell cat $(REGO) rego/data.json | sha256sum | cut -c1-12)
+REVISION ?= $(shell cat $(REGO) rego/data.json rego/.manifest | sha256sum | cut -c1-12)
 COVERAGE_MIN := 95
 NODE_BIN := node_modules/.bin
 
@@ -21,7 +21,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e soak clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -107,6 +107,10 @@ e2e-deps: ## build or reuse kube-apiserver, kubectl and etcd for e2e tests (cach
 
 e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver, driven with kubectl
 	$(NODE_BIN)/ava --config test/e2e/ava.config.mjs
+
+SOAK_SECONDS ?= 600
+soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md
+	SOAK_SECONDS=$(SOAK_SECONDS) node --import=tsx/esm test/soak/soak.ts
 
 clean: ## remove build output and tools
 	rm -rf dist $(TOOLS)

@@ -104,7 +104,7 @@ test('the mutate entrypoint forces Always with a patch for every container', asy
   t.is(decision.messages.length, 2);
 });
 
-test('an input of many containers grows wasm memory and still decides', async (t) => {
+test('an input of many containers fits the reserved wasm memory and still decides', async (t) => {
   const engine = await PolicyEngine.create(await committedBundle());
   const images = Array.from({ length: 2000 }, (_, i) => `registry.example.com/app${i}:1.0`);
   const decision = engine.validate(podInput(images));
