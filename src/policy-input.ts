@@ -7,6 +7,7 @@ import type {
   GroupVersionKind,
   GroupVersionResource,
 } from './admission-review.ts';
+import { InputError } from './errors/input-error.ts';
 import { type PolicyReference, parseImageReference, toPolicyReference } from './image-reference.ts';
 import type { ImageReview } from './image-review.ts';
 import {
@@ -72,16 +73,35 @@ export function admissionInput(apiVersion: string, request: AdmissionRequest): P
   const updating = request.operation === 'UPDATE';
   const images: PolicyImage[] = [];
   const podSpecs: PolicyPodSpec[] = [];
+  const judged = request.operation === 'CREATE' || updating;
   for (const podSpecPath of podSpecPaths) {
     const podSpec = getPointer(request.object, podSpecPath);
-    if (!isRecord(podSpec)) continue;
+    if (!isRecord(podSpec)) {
+      // Read as "no containers", a pod spec of the wrong type would be let through.
+      if (judged && podSpec !== undefined && podSpec !== null) {
+        throw new InputError(`${podSpecPath} is not an object`);
+      }
+      continue;
+    }
+    if (judged) {
+      for (const list of CONTAINER_LISTS) {
+        const value = Object.hasOwn(podSpec, list) ? podSpec[list] : undefined;
+        if (value !== undefined && value !== null && !Array.isArray(value)) {
+          throw new InputError(`${podSpecPath}/${list} is not a list`);
+        }
+      }
+    }
     const oldImages = updating ? imagesIn(getPointer(request.oldObject, podSpecPath)) : undefined;
     // A loop, not push(...spread): a spread of ~140k containers overflows the stack.
     for (const image of walkPodSpec(podSpec, podSpecPath, oldImages)) images.push(image);
     const secrets = arrayField(podSpec, 'imagePullSecrets');
     podSpecs.push({
       path: podSpecPath,
-      imagePullSecrets: secrets === undefined ? [] : [...secrets],
+      // Only the names: whatever else an entry holds is not the policy's business, and
+      // arbitrary nesting copied into wasm would be the client's problem turned into ours.
+      imagePullSecrets: (secrets ?? []).map((entry) =>
+        isRecord(entry) && typeof entry.name === 'string' ? { name: entry.name } : {},
+      ),
       hasImagePullSecrets: secrets !== undefined,
     });
   }

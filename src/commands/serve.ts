@@ -36,6 +36,13 @@ export interface ServeOptions {
   readonly maxBodyBytes?: number;
   /** How often watched files are polled. */
   readonly watchIntervalMs?: number;
+  /**
+   * A client must send its headers within this long, and its whole request within
+   * requestTimeoutMs (slowloris); defaults 10 s and 30 s, the API server's own webhook
+   * timeout being at most 30 s.
+   */
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
   readonly onStatus?: (status: GatewayStatus) => void;
 }
@@ -142,6 +149,8 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   // Serving anyway lets a rotation fix it without a restart; say so loudly.
   if (initialProblem !== undefined) logger.error({ cert: tlsFiles.cert }, initialProblem);
 
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
   let accepting = true;
   const app = createApp({
     policy,
@@ -157,10 +166,12 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       ...(clientCa === undefined
         ? {}
         : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
-      // A slow client must not hold a socket for ever (slowloris); the API server's own
-      // webhook timeout is at most 30 s.
-      requestTimeout: 30_000,
-      headersTimeout: 10_000,
+      // A slow client must not hold a socket for ever (slowloris). Node checks the
+      // deadlines every connectionsCheckingInterval (30 s by default), so that is tied to
+      // them: otherwise a cut-off could lag by up to 30 s.
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(headersTimeoutMs, requestTimeoutMs) / 4),
     },
     app.callback(),
   );

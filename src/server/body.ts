@@ -59,8 +59,9 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
   } catch (error) {
     throw new InputError('the body is not valid UTF-8', { cause: error });
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (error) {
     // V8's message quotes the body around the error; only its position is repeated here,
     // since the message reaches logs and the body may hold secrets.
@@ -69,4 +70,23 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
     const where = position === undefined ? '' : ` at byte ${position}`;
     throw new InputError(`the body is not valid JSON${where}`, { cause: error });
   }
+  // A lone surrogate can only arrive as a \uD800-\uDFFF escape (raw UTF-8 cannot carry one,
+  // and the decoder above is fatal). Go's encoding/json, and so the API server, reads it as
+  // U+FFFD; the wasm SDK refuses it. Only bodies with such an escape pay for the walk.
+  return /\\u[dD][89a-fA-F]/.test(text) ? wellFormed(parsed) : parsed;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const fixed = (text: string) => text.replace(LONE_SURROGATE, '\uFFFD');
+
+/** Every string and key with lone surrogates replaced by U+FFFD, as Go decodes them. */
+export function wellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return fixed(value);
+  if (Array.isArray(value)) return value.map(wellFormed);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [fixed(key), wellFormed(item)]),
+    );
+  }
+  return value;
 }
