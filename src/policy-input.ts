@@ -77,10 +77,10 @@ export function admissionInput(apiVersion: string, request: AdmissionRequest): P
   for (const podSpecPath of podSpecPaths) {
     const podSpec = getPointer(request.object, podSpecPath);
     if (!isRecord(podSpec)) {
-      // Read as "no containers", a pod spec of the wrong type would be let through.
-      if (judged && podSpec !== undefined && podSpec !== null) {
-        throw new InputError(`${podSpecPath} is not an object`);
-      }
+      // Read as "no containers", a pod spec (or anything around it) of the wrong type
+      // would be let through.
+      const wrong = judged ? wrongTypeAlong(request.object, podSpecPath) : undefined;
+      if (wrong !== undefined) throw new InputError(`${wrong} is not an object`);
       continue;
     }
     if (judged) {
@@ -180,6 +180,18 @@ function walkPodSpec(
     });
   }
   return images;
+}
+
+/** The first step of a plain-key pointer that is present but not an object, if any. */
+function wrongTypeAlong(root: unknown, pointer: string): string | undefined {
+  const steps = pointer.slice(1).split('/');
+  for (let i = 1; i <= steps.length; i++) {
+    const prefix = `/${steps.slice(0, i).join('/')}`;
+    const value = getPointer(root, prefix);
+    if (value === undefined || value === null) return undefined;
+    if (!isRecord(value)) return prefix;
+  }
+  return undefined;
 }
 
 /** Every image an (old) pod spec runs, in any container list. */

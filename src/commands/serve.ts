@@ -172,6 +172,8 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       requestTimeout: requestTimeoutMs,
       headersTimeout: headersTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(headersTimeoutMs, requestTimeoutMs) / 4),
+      // A client that never finishes its TLS handshake holds a socket too (Node: 120 s).
+      handshakeTimeout: headersTimeoutMs,
     },
     app.callback(),
   );

@@ -104,9 +104,12 @@ export function createApp(deps: AppDeps): Koa {
       }
     } catch (error) {
       const message = describeThrown(error);
+      // A malformed object is the client's mistake (400 inside, counted as a bad request);
+      // anything else is the policy failing (500 inside, an error).
+      const clients = error instanceof InputError;
       return {
-        body: protocol.failure(review, message, error instanceof InputError ? 400 : 500),
-        outcome: 'error',
+        body: protocol.failure(review, message, clients ? 400 : 500),
+        outcome: clients ? 'bad_request' : 'error',
         log: { allowed: false, error: message },
         ...(input === undefined ? {} : { input }),
       };

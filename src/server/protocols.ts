@@ -16,7 +16,7 @@ import {
   validationResponse,
 } from '../responses.ts';
 
-export type Outcome = 'allowed' | 'denied' | 'patched' | 'error';
+export type Outcome = 'allowed' | 'denied' | 'patched' | 'error' | 'bad_request';
 
 export interface Answer {
   readonly body: unknown;
