@@ -146,10 +146,19 @@ async function reloads(gw: TestGateway, result: 'ok' | 'refused'): Promise<numbe
 }
 
 /** Replaces `path` in one step (write beside, rename over), as a careful writer would. */
+/**
+ * Atomic: renamed over the old file, so a poll never sees the path missing (on a busy
+ * machine a removal first could be seen, loaded and refused, an extra refusal). Only a
+ * directory in its place (see makeUnreadable) is removed first.
+ */
 async function replaceFile(path: string, bytes: Buffer): Promise<void> {
-  await rm(path, { recursive: true, force: true });
   await writeFile(`${path}.tmp`, bytes);
-  await rename(`${path}.tmp`, path);
+  try {
+    await rename(`${path}.tmp`, path);
+  } catch {
+    await rm(path, { recursive: true, force: true });
+    await rename(`${path}.tmp`, path);
+  }
 }
 
 /**

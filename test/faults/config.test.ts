@@ -136,10 +136,16 @@ async function setUp(t: Teardown, layout: 'file' | 'mount'): Promise<Setup> {
   const path = join(dir, 'config.yaml');
   let install: (text: string) => Promise<void>;
   if (layout === 'file') {
+    // Renamed over atomically, so a poll never sees the file missing; only a directory in
+    // its place (makeUnreadable) is removed first.
     install = async (text) => {
-      await rm(path, { recursive: true, force: true });
       await writeFile(`${path}.tmp`, text);
-      await rename(`${path}.tmp`, path);
+      try {
+        await rename(`${path}.tmp`, path);
+      } catch {
+        await rm(path, { recursive: true, force: true });
+        await rename(`${path}.tmp`, path);
+      }
     };
   } else {
     install = (text) => swapMounted(dir, text);
