@@ -30,6 +30,37 @@ export function checkContentType(header: string | undefined): void {
   }
 }
 
+/** Stateless between calls (no `stream` option), so one serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The body's bytes, refusing past `limit`. Plain stream events: the async iterator and a
+ * decoder made per request were the costliest part of the hot path (docs/BENCHMARKS.md).
+ */
+function readBytes(request: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer | string) => {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += buffer.length;
+      if (size > limit) {
+        request.off('data', onData);
+        request.resume(); // drain what is left; the answer is already decided
+        reject(new InputError(`the body is larger than ${limit} bytes`, { status: 413 }));
+        return;
+      }
+      chunks.push(buffer);
+    };
+    request.on('data', onData);
+    request.once('end', () =>
+      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size)),
+    );
+    request.once('error', reject);
+    request.once('aborted', () => reject(new InputError('the client aborted the request')));
+  });
+}
+
 export async function readJsonBody(request: IncomingMessage, limit: number): Promise<unknown> {
   checkContentType(request.headers['content-type']);
   const encoding = request.headers['content-encoding'];
@@ -42,20 +73,11 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
       status: 413,
     });
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += buffer.length;
-    if (size > limit) {
-      throw new InputError(`the body is larger than ${limit} bytes`, { status: 413 });
-    }
-    chunks.push(buffer);
-  }
-  if (size === 0) throw new InputError('the body is empty: send a review as JSON');
+  const bytes = await readBytes(request, limit);
+  if (bytes.length === 0) throw new InputError('the body is empty: send a review as JSON');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
+    text = UTF8.decode(bytes);
   } catch (error) {
     throw new InputError('the body is not valid UTF-8', { cause: error });
   }
