@@ -19,6 +19,7 @@ import {
   httpGet,
   list,
   poll,
+  postJson,
   record,
   startTestGateway,
   Teardowns,
@@ -215,6 +216,20 @@ test('logs carry no env values, pull secret names or last-applied-configuration'
   const text = gw.logs.text;
   t.true(gw.logs.messages('decision').length >= ADMISSION.length * 2);
   for (const value of material) t.false(text.includes(value), `${value} is in the logs`);
+});
+
+test('a malformed body is never quoted in the answer or the logs', async (t) => {
+  const gw = await startTestGateway(t);
+  const body = '{"apiVersion": "admission.k8s.io/v1", "password": hunter2-secret}';
+  const target = { port: gw.port, ca: gw.ca, path: '/v1/validate' };
+  const result = await postJson(target, null, { body });
+  t.is(result.status, 400);
+  t.regex(
+    String(record(result.body, 'error body').error),
+    /^the body is not valid JSON( at byte \d+)?$/,
+  );
+  t.false(gw.logs.text.includes('hunter2'), 'the body text is not in the logs');
+  t.false(result.text.includes('hunter2'), 'nor in the answer');
 });
 
 /** A port that was free a moment ago (the CLI does not report port 0's choice). */
