@@ -21,7 +21,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e soak clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e soak bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -111,6 +111,9 @@ e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-api
 SOAK_SECONDS ?= 600
 soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md
 	SOAK_SECONDS=$(SOAK_SECONDS) node --import=tsx/esm test/soak/soak.ts
+
+bench: node-deps $(OPA) ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
+	node test/bench/run.mjs
 
 clean: ## remove build output and tools
 	rm -rf dist $(TOOLS)

@@ -1,0 +1,182 @@
+/**
+ * `make bench`: builds dist/, then runs every benchmark in one go — in-process evaluation,
+ * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, and a
+ * CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
+ * ratios, targets). Not part of the tests.
+ *
+ *   node test/bench/run.mjs            full run, ~10 minutes, writes docs/BENCHMARKS.md
+ *   BENCH_QUICK=1 node test/bench/run.mjs   ~2-minute smoke; writes
+ *                                            $TMPDIR/imagegate-BENCHMARKS.quick.md
+ *   BENCH_OUT=FILE   write the report there instead
+ *   BENCH_KEEP=1     keep the temp dir (logs, bodies, certificates, the .cpuprofile)
+ *   BENCH_BASELINE=REV   the "before" build served beside this one (default: the last
+ *                        commit before the hot-path work); "none" leaves it out
+ */
+import { execFile } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runHttp } from './http.mjs';
+import { killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
+import { runProfile } from './profile.mjs';
+import { runReload } from './reload.mjs';
+import { renderReport } from './report.mjs';
+
+const run = promisify(execFile);
+
+/**
+ * The last commit before the hot-path work of the benchmark issue (engine: memory reserved
+ * up front, input.review left out; body: stream events, one decoder). Served beside the
+ * current build in the same run, so "before and after" is a ratio, not two runs' numbers.
+ */
+const DEFAULT_BASELINE = '692bb0dd2d1125b9b69d84317eaddd6bb6e0d791';
+
+async function build(dir = ROOT) {
+  log(`building ${dir === ROOT ? 'dist/' : `${dir}/dist/`} (tsc)`);
+  try {
+    await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: dir });
+  } catch (error) {
+    // tsc emits even with type errors; the bench needs the JavaScript, not a clean check.
+    log(`tsc reported errors (continuing with what it emitted):\n${error.stdout ?? error}`);
+  }
+}
+
+/** Exports the baseline revision into tmp and compiles it against this checkout's packages. */
+async function buildBaseline(tmp) {
+  const revision = process.env.BENCH_BASELINE ?? DEFAULT_BASELINE;
+  if (revision === 'none') return undefined;
+  const dir = join(tmp, 'baseline');
+  mkdirSync(dir);
+  await run('sh', ['-c', 'git archive --format=tar "$1" | tar -x -C "$2"', 'sh', revision, dir], {
+    cwd: ROOT,
+  });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  await build(dir);
+  const cli = join(dir, 'dist', 'src', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`the baseline ${revision} did not build ${cli}`);
+  return { cli, revision: await text('git', ['rev-parse', '--short', revision]) };
+}
+
+async function makeTls(tmp) {
+  const { createCa, issueCertificate } = await import(join(ROOT, 'dist', 'src', 'certs.js'));
+  const ca = createCa('imagegate bench CA', 2);
+  const serving = issueCertificate(ca, {
+    commonName: 'localhost',
+    usage: 'server',
+    altNames: ['localhost', '127.0.0.1'],
+    validityDays: 1,
+  });
+  const files = {
+    caFile: join(tmp, 'ca.crt'),
+    certFile: join(tmp, 'tls.crt'),
+    keyFile: join(tmp, 'tls.key'),
+  };
+  writeFileSync(files.caFile, ca.cert);
+  writeFileSync(files.certFile, serving.cert);
+  writeFileSync(files.keyFile, serving.key, { mode: 0o600 });
+  return { ...files, ca: ca.cert };
+}
+
+async function text(command, args) {
+  try {
+    return (await run(command, args, { cwd: ROOT })).stdout.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const opa = await text(join(ROOT, '.tools', 'bin', 'opa'), ['version']);
+  const autocannon = JSON.parse(
+    readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8'),
+  ).version;
+  const dirty = await text('git', ['status', '--porcelain', '--untracked-files=no']);
+  return {
+    nproc: Number(await text('nproc', [])),
+    cpuModel: model,
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+    opa: /^Version: (.*)$/m.exec(opa)?.[1] ?? opa,
+    opaGo: /^Go Version: (.*)$/m.exec(opa)?.[1] ?? '',
+    autocannon,
+    commit: await text('git', ['rev-parse', '--short', 'HEAD']),
+    dirty: dirty !== '' && dirty !== 'unknown',
+    loadAverageAtStart: loadavg(),
+  };
+}
+
+async function inProcess(tmp) {
+  log(`in-process: ${QUICK ? '20k' : '1M'} evaluations in the growth phase; this is the long one`);
+  const background = await settle();
+  const before = machineCpu();
+  const started = performance.now();
+  const args = ['--expose-gc', join(ROOT, 'dist', 'test', 'bench', 'inprocess.js')];
+  if (QUICK) args.push('--quick');
+  const { stdout } = await run(process.execPath, args, {
+    cwd: ROOT,
+    maxBuffer: 16 << 20,
+    timeout: 15 * 60 * 1000,
+  });
+  writeFileSync(join(tmp, 'inprocess.json'), stdout);
+  const after = machineCpu();
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    ...JSON.parse(stdout),
+    wallS: seconds,
+    machineBusyCores: (after.busy - before.busy) / seconds,
+    background,
+  };
+}
+
+const started = Date.now();
+const tmp = mkdtempSync(join(tmpdir(), 'imagegate-bench-'));
+// An interrupted run ends the servers it started (load processes end with their own timers).
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    killRunning();
+    log(`interrupted; logs kept in ${tmp}`);
+    process.exit(130);
+  });
+}
+let failed = false;
+try {
+  await build();
+  const tls = await makeTls(tmp);
+  const results = { quick: QUICK, startedAt: new Date(started).toISOString() };
+  results.machine = await machine();
+  results.inprocess = await inProcess(tmp);
+  const baseline = await buildBaseline(tmp);
+  results.http = await runHttp({ tmp, tls, quick: QUICK, baseline });
+  results.reload = await runReload({ tmp, tls, quick: QUICK });
+  results.profile = await runProfile({ tmp, tls, quick: QUICK });
+  results.machine.loadAverageAtEnd = loadavg();
+  results.totalS = (Date.now() - started) / 1000;
+  writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
+  // A smoke run never overwrites the full run's numbers unless asked to.
+  const out =
+    process.env.BENCH_OUT ??
+    (QUICK ? join(tmpdir(), 'imagegate-BENCHMARKS.quick.md') : join(ROOT, 'docs', 'BENCHMARKS.md'));
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, renderReport(results));
+  log(`wrote ${out} after ${results.totalS.toFixed(0)} s`);
+} catch (error) {
+  failed = true;
+  log(`benchmark failed: ${error.stack ?? error}`);
+  log(`logs kept in ${tmp}`);
+  process.exitCode = 1;
+} finally {
+  if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
+  else if (!failed) log(`kept ${tmp}`);
+}
