@@ -7,6 +7,7 @@
  * strings and plain objects; falsy input is dropped; an instance is not re-entrant and its
  * memory never shrinks, so it gets a maximum.
  */
+import { createHash } from 'node:crypto';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { Bundle } from './bundle.ts';
 import type { PolicyConfig } from './config.ts';
@@ -18,7 +19,7 @@ import {
 } from './decision.ts';
 import { BundleError } from './errors/bundle-error.ts';
 import { describeThrown, EngineError } from './errors/engine-error.ts';
-import { isRecord, type JsonObject } from './json.ts';
+import { canonicalJson, isRecord, type JsonObject } from './json.ts';
 import type { PolicyInput } from './policy-input.ts';
 import { SMOKE_INPUT } from './smoke-input.ts';
 
@@ -48,6 +49,28 @@ export function passesReview(manifest: JsonObject): boolean {
   return imagegate.inputReview !== false;
 }
 
+/**
+ * The configuration in force, as the policy sees it (`data.imagegate.config`, the bundle's
+ * defaults with the configuration file over them). /readyz and `imagegate_config_info`
+ * show it, so a permissive configuration rolled out by mistake is visible, not only logged.
+ */
+export interface ConfigInForce {
+  /** SHA-256 of the canonical JSON: equal configurations, equal digests. */
+  readonly digest: string;
+  readonly enforcement: string;
+  readonly breakGlass: boolean;
+}
+
+function configInForce(data: JsonObject): ConfigInForce {
+  const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
+  const config = isRecord(imagegate.config) ? imagegate.config : {};
+  return {
+    digest: createHash('sha256').update(canonicalJson(config)).digest('hex'),
+    enforcement: typeof config.enforcement === 'string' ? config.enforcement : '',
+    breakGlass: config.breakGlass === true,
+  };
+}
+
 /** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
 const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
 
@@ -62,14 +85,21 @@ export class PolicyEngine {
   readonly revision: string;
   readonly entrypoints: readonly string[];
   readonly bundleDigest: string;
+  readonly config: ConfigInForce;
   /** False when the bundle says its policies never read input.review: it is not copied. */
   readonly passesReview: boolean;
   readonly #policy: LoadedPolicy;
 
-  private constructor(policy: LoadedPolicy, bundle: Bundle, entrypoints: readonly string[]) {
+  private constructor(
+    policy: LoadedPolicy,
+    bundle: Bundle,
+    entrypoints: readonly string[],
+    config: ConfigInForce,
+  ) {
     this.#policy = policy;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
+    this.config = config;
     this.entrypoints = entrypoints;
     this.passesReview = passesReview(bundle.manifest);
   }
@@ -104,8 +134,9 @@ export class PolicyEngine {
         );
       }
     }
+    const data = mergeData(bundle.data, config);
     try {
-      policy.setData(mergeData(bundle.data, config));
+      policy.setData(data);
     } catch (error) {
       throw new BundleError(
         `bundle ${bundle.source}: data does not load: ${describeThrown(error)}`,
@@ -114,7 +145,7 @@ export class PolicyEngine {
         },
       );
     }
-    const engine = new PolicyEngine(policy, bundle, entrypoints);
+    const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data));
     try {
       engine.validate(SMOKE_INPUT);
       engine.mutate(SMOKE_INPUT);

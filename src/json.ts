@@ -21,6 +21,19 @@ export function arrayField(object: JsonObject, key: string): readonly unknown[] 
   return Array.isArray(value) ? value : undefined;
 }
 
+/** JSON with object keys sorted at every level: equal values, equal text (for digests). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    isRecord(item)
+      ? Object.fromEntries(
+          Object.keys(item)
+            .sort()
+            .map((key) => [key, item[key]]),
+        )
+      : item,
+  );
+}
+
 /** RFC 6901 escaping of one reference token. */
 export function escapePointerToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');

@@ -7,6 +7,7 @@ export interface Metrics {
   readonly requestDuration: Histogram<'endpoint'>;
   readonly evaluationDuration: Histogram<'entrypoint'>;
   readonly bundleInfo: Gauge<'revision' | 'digest'>;
+  readonly configInfo: Gauge<'digest' | 'enforcement' | 'break_glass'>;
   readonly reloads: Counter<'kind' | 'result'>;
 }
 
@@ -45,6 +46,15 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       help: 'The bundle serving now (value 1), by revision and SHA-256 of its archive.',
       labelNames: ['revision', 'digest'],
       registers: [registry],
+      // With --workers, one series per worker serving it would sum to the worker count.
+      aggregator: 'max',
+    }),
+    configInfo: new Gauge({
+      name: 'imagegate_config_info',
+      help: 'The configuration in force (value 1): SHA-256 of data.imagegate.config as the policy sees it, its enforcement and breakGlass.',
+      labelNames: ['digest', 'enforcement', 'break_glass'],
+      registers: [registry],
+      aggregator: 'max',
     }),
     reloads: new Counter({
       name: 'imagegate_reloads_total',

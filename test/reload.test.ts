@@ -13,6 +13,7 @@ import type { Gateway } from '../src/commands/serve.ts';
 import { packageRoot } from '../src/paths.ts';
 import { buildBundle } from './helpers/bundles.ts';
 import { kubeletSwap, mountConfigMap, startLocalGateway, until } from './helpers/configmap.ts';
+import { httpGet, record } from './helpers/gateway.ts';
 
 const REVIEW = (uid: string) =>
   JSON.stringify({
@@ -183,4 +184,46 @@ test('a configuration file edited in place is reloaded; an invalid one is refuse
   );
   t.regex(gateway.policy.lastLoad?.error ?? '', /trustedRegistries: must be a list/);
   t.true((await post(gateway, ca, agent, REVIEW('3'))).allowed === true);
+});
+
+// SECURITY.md 2.1: a valid but permissive configuration is the policy, so it cannot be
+// refused; it must at least be visible where operators look, not only in a log line.
+test('the configuration in force shows on /readyz and in imagegate_config_info, and follows reloads', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'imagegate-config-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'config.yaml');
+  await writeFile(config, 'enforcement: deny\n');
+  const bundle = join(packageRoot(), 'bundles', 'imagegate.tar.gz');
+  const { gateway } = await startLocalGateway(t, { bundle, config, stateDir: dir });
+  const healthPort = gateway.healthPort ?? 0;
+  const inForce = async () => {
+    const ready = await httpGet(healthPort, '/readyz');
+    const metrics = (await httpGet(healthPort, '/metrics')).text;
+    return {
+      config: record(record(ready.body, '/readyz').config, 'config'),
+      series: metrics.split('\n').filter((line) => line.startsWith('imagegate_config_info{')),
+    };
+  };
+  const first = await inForce();
+  t.like(first.config, { enforcement: 'deny', breakGlass: false });
+  t.regex(String(first.config.digest), /^[0-9a-f]{64}$/);
+  t.deepEqual(first.series, [
+    `imagegate_config_info{digest="${first.config.digest}",enforcement="deny",break_glass="false"} 1`,
+  ]);
+
+  // The same keys in another order and layout: the same configuration, the same digest.
+  await writeFile(config, '{"breakGlass": true, "enforcement": "warn"}\n');
+  await until(async () => (await inForce()).config.enforcement === 'warn', 'the reload');
+  const second = await inForce();
+  t.like(second.config, { enforcement: 'warn', breakGlass: true });
+  t.not(second.config.digest, first.config.digest);
+  t.deepEqual(second.series, [
+    `imagegate_config_info{digest="${second.config.digest}",enforcement="warn",break_glass="true"} 1`,
+  ]);
+  const loadedAt = gateway.policy.lastLoad?.at;
+  await writeFile(config, 'enforcement: warn\nbreakGlass: true\n');
+  await until(async () => gateway.policy.lastLoad?.at !== loadedAt, 'the reload of the same keys');
+  t.true(gateway.policy.lastLoad?.ok);
+  const third = await inForce();
+  t.is(third.config.digest, second.config.digest);
 });

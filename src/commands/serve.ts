@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { resolveBundlePath } from '../bundle.ts';
 import { ensureDevCertificates } from '../dev-certs.ts';
+import type { ConfigInForce, PolicyEngine } from '../engine.ts';
 import { describeThrown } from '../errors/engine-error.ts';
 import { fingerprint, type Watch, watchContent } from '../file-watch.ts';
 import type { Logger } from '../logger.ts';
@@ -50,6 +51,7 @@ export interface ServeOptions {
 export interface GatewayStatus {
   readonly revision: string;
   readonly bundleDigest: string;
+  readonly config: ConfigInForce | null;
   readonly lastLoad: LoadStatus | undefined;
 }
 
@@ -73,6 +75,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     options.onStatus?.({
       revision: policy.engine?.revision ?? '',
       bundleDigest: policy.engine?.bundleDigest ?? '',
+      config: policy.engine?.config ?? null,
       lastLoad: policy.lastLoad,
     });
   const watches: Watch[] = [];
@@ -87,7 +90,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const { engine, signature } = await loadPolicy(source);
   policy.swap(engine, options.bundle);
   report();
-  metrics.bundleInfo.set({ revision: engine.revision, digest: engine.bundleDigest }, 1);
+  showServing(metrics, undefined, engine);
   logger.info(
     {
       bundle: options.bundle,
@@ -110,11 +113,17 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         const previous = policy.engine;
         policy.swap(next, options.bundle);
         report();
-        if (previous !== undefined)
-          metrics.bundleInfo.remove({ revision: previous.revision, digest: previous.bundleDigest });
-        metrics.bundleInfo.set({ revision: next.revision, digest: next.bundleDigest }, 1);
+        showServing(metrics, previous, next);
         metrics.reloads.inc({ kind: 'policy', result: 'ok' });
-        logger.info({ revision: next.revision, previous: previous?.revision }, 'policy reloaded');
+        logger.info(
+          {
+            revision: next.revision,
+            previous: previous?.revision,
+            config: next.config,
+            previousConfig: previous?.config.digest,
+          },
+          'policy reloaded',
+        );
       } catch (error) {
         policy.refuse(options.bundle, describeThrown(error));
         report();
@@ -262,4 +271,22 @@ export function validityProblem(pem: Buffer | string, now = Date.now()): string 
   if (Date.parse(cert.validFrom) > now)
     return `the certificate is not valid before ${cert.validFrom}`;
   return undefined;
+}
+
+/** The `*_info` gauges name exactly the bundle and configuration serving now. */
+function showServing(metrics: Metrics, previous: PolicyEngine | undefined, next: PolicyEngine) {
+  if (previous !== undefined) {
+    metrics.bundleInfo.remove({ revision: previous.revision, digest: previous.bundleDigest });
+    metrics.configInfo.remove(configLabels(previous.config));
+  }
+  metrics.bundleInfo.set({ revision: next.revision, digest: next.bundleDigest }, 1);
+  metrics.configInfo.set(configLabels(next.config), 1);
+}
+
+function configLabels(config: ConfigInForce) {
+  return {
+    digest: config.digest,
+    enforcement: config.enforcement,
+    break_glass: String(config.breakGlass),
+  };
 }

@@ -27,6 +27,7 @@ export function createHealthApp(deps: HealthDeps): Koa {
       shuttingDown: !deps.accepting(),
       revision: engine?.revision ?? null,
       bundleDigest: engine?.bundleDigest ?? null,
+      config: engine?.config ?? null,
       lastLoad: deps.policy.lastLoad ?? null,
     };
   });
