@@ -226,6 +226,27 @@ test.serial('an excluded namespace is neither checked nor changed', async (t) =>
   t.is(getPointer(stored, '/spec/containers/0/imagePullPolicy'), 'IfNotPresent');
 });
 
+// SECURITY.md 3.1: the webhooks skip namespaces by kubernetes.io/metadata.name, which the API
+// server keeps equal to the namespace's name whatever a tenant sets.
+test.serial('relabelling a namespace as kube-system does not escape the webhooks', async (t) => {
+  const { kubectl } = e2e();
+  const nameLabel = '/metadata/labels/kubernetes.io~1metadata.name';
+  await kubectl.run([
+    'label',
+    'namespace',
+    'e2e',
+    'kubernetes.io/metadata.name=kube-system',
+    '--overwrite',
+  ]);
+  t.is(getPointer(await kubectl.get('namespace', 'e2e', 'e2e'), nameLabel), 'e2e');
+  await refusedOnCreate(
+    t,
+    e2e(),
+    podWith('e2e', 'relabelled', EVIL),
+    denied('web', EVIL, notTrusted('quay.io/evil/miner')),
+  );
+});
+
 test.serial('break-glass allows an untrusted image, warns, and is audited', async (t) => {
   const violation = inContainer('fix', 'containers[0]', EVIL, notTrusted('quay.io/evil/miner'));
   const withReason = (name: string, reason: string) =>

@@ -50,6 +50,10 @@ function certificates(): Pki {
   return pki;
 }
 
+/** The base64 lines of a PEM key, each long and random enough to be unmistakable. */
+const keyBody = (pem: string) =>
+  pem.split(/\r?\n/).filter((line) => /^[A-Za-z0-9+/]{40,}={0,2}$/.test(line));
+
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -264,6 +268,15 @@ const refusedAndRestored = test.macro({
     await traffic.stop();
     t.deepEqual(traffic.failures, []);
     t.true(traffic.answered > 0);
+    // A refusal logs OpenSSL's reason, never the files: no key material, whichever key.
+    const keyLines = [certs.a, certs.b, certs.c].flatMap((pair) => keyBody(pair.key));
+    t.true(keyLines.length >= 3 * 20, 'RSA 2048 keys have 25 base64 lines each');
+    t.false(gw.logs.text.includes('PRIVATE KEY'), 'no PEM header in the logs');
+    t.deepEqual(
+      keyLines.filter((line) => gw.logs.text.includes(line)),
+      [],
+      'no line of any key in the logs',
+    );
   },
   title: (title = '') => `certificate ${title}: refused, the last good pair keeps serving`,
 });

@@ -120,6 +120,17 @@ test_break_glass_other_annotations_do_nothing if {
 	not d.allowed
 }
 
+# The API server sets alpha.image-policy.k8s.io/failed-open on pods it admitted while an
+# ImagePolicyWebhook backend was down with defaultAllow: true; a pod author can set it too.
+# It proves nothing, so it waives nothing, even with break-glass on.
+test_failed_open_annotation_waives_nothing if {
+	review := object.union(untrusted, {"annotations": {"alpha.image-policy.k8s.io/failed-open": "true"}})
+	d := validate.decision with input as review with data.imagegate.config.breakGlass as true
+	not d.allowed
+	d.reasons == [untrusted_message]
+	d.auditAnnotations == {"violations": untrusted_message}
+}
+
 test_break_glass_is_audited_in_warn_mode if {
 	d := validate.decision with input as with_break_glass(untrusted, "INC-1")
 		with data.imagegate.config.enforcement as "warn"
