@@ -641,6 +641,18 @@ function observations(results, v) {
       `${fixed(cpuPer(profile.noop), 0)} µs. At 0.7× the ceiling’s throughput on one event loop a review could ` +
       `spend about ${fixed(cpuPer(profile.noop) / TARGETS.ceilingRatio, 0)} µs in all — less than evaluation alone takes today.`,
   );
+  if (row(http, 'workers', 'validate', 64) !== undefined) {
+    const scaling = ENDPOINTS.map((e) =>
+      fixed(row(http, 'workers', e, 64).rps / row(http, 'warn', e, 64).rps, 2),
+    );
+    const cores = ENDPOINTS.map((e) => fixed(serverCores(row(http, 'workers', e, 64)), 2));
+    const loadgen = ENDPOINTS.map((e) => fixed(row(http, 'workers', e, 64).cpuCores.loadgen, 2));
+    out.push(
+      `- Every core (\`--workers 2\`, one wasm instance each) gives ${scaling.join(' / ')}× the throughput of one ` +
+        `event loop, using ${cores.join(' / ')} cores while the load generator took ${loadgen.join(' / ')} of the ` +
+        'same two: the ceiling ratio cannot reach 0.7 by adding processes on this machine, only by spending less per review.',
+    );
+  }
   const ratio = ENDPOINTS.map((e) =>
     fixed(row(http, 'info', e, 64).rps / row(http, 'warn', e, 64).rps, 2),
   );
