@@ -19,7 +19,7 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { type LoadStatus, PolicyHolder } from '../policy-holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../server/app.ts';
-import { createHealthApp } from '../server/health.ts';
+import { createHealthApp, type TlsStatus } from '../server/health.ts';
 
 export interface ServeOptions {
   readonly port: number;
@@ -53,6 +53,7 @@ export interface GatewayStatus {
   readonly bundleDigest: string;
   readonly config: ConfigInForce | null;
   readonly lastLoad: LoadStatus | undefined;
+  readonly tls: TlsStatus | undefined;
 }
 
 export interface Gateway {
@@ -71,12 +72,14 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   }
   const metrics = createMetrics();
   const policy = new PolicyHolder();
+  let tlsStatus: TlsStatus | undefined;
   const report = () =>
     options.onStatus?.({
       revision: policy.engine?.revision ?? '',
       bundleDigest: policy.engine?.bundleDigest ?? '',
       config: policy.engine?.config ?? null,
       lastLoad: policy.lastLoad,
+      tls: tlsStatus,
     });
   const watches: Watch[] = [];
   const interval = options.watchIntervalMs ?? 2000;
@@ -147,16 +150,39 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       'serving with a self-signed certificate; trust this CA to call the gateway',
     );
   }
-  const tlsFiles = { cert: certPath, key: keyPath };
-  const readTls = async () => ({
-    cert: await readFile(tlsFiles.cert),
-    key: await readFile(tlsFiles.key),
-  });
-  const clientCa = options.clientCa === undefined ? undefined : await readFile(options.clientCa);
+  const tlsFiles = { cert: certPath, key: keyPath, clientCa: options.clientCa };
+  // The client CA is read with the pair and rotates with it: a kube-apiserver client
+  // certificate from a new CA is accepted without a restart.
+  const readTls = async () => {
+    const pair = { cert: await readFile(tlsFiles.cert), key: await readFile(tlsFiles.key) };
+    return tlsFiles.clientCa === undefined
+      ? pair
+      : { ...pair, ca: await readFile(tlsFiles.clientCa) };
+  };
+  /** Records a TLS load: `served` is the certificate now in use when it changed. */
+  const tlsLoaded = (served: Buffer | undefined, problem?: string) => {
+    const at = new Date().toISOString();
+    tlsStatus = {
+      cert: tlsFiles.cert,
+      clientCa: tlsFiles.clientCa ?? null,
+      notAfter: served === undefined ? (tlsStatus?.notAfter ?? '') : notAfter(served),
+      lastLoad:
+        problem === undefined
+          ? { source: tlsFiles.cert, at, ok: true }
+          : { source: tlsFiles.cert, at, ok: false, error: problem },
+    };
+    report();
+  };
   const initialTls = await readTls();
+  // A client CA that holds no certificate would refuse every client: a configuration error.
+  if ('ca' in initialTls) {
+    const problem = clientCaProblem(initialTls.ca);
+    if (problem !== undefined) throw new Error(`--client-ca ${tlsFiles.clientCa}: ${problem}`);
+  }
   const initialProblem = validityProblem(initialTls.cert);
   // Serving anyway lets a rotation fix it without a restart; say so loudly.
   if (initialProblem !== undefined) logger.error({ cert: tlsFiles.cert }, initialProblem);
+  tlsLoaded(initialTls.cert, initialProblem);
 
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
@@ -172,9 +198,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     {
       ...initialTls,
       minVersion: 'TLSv1.2',
-      ...(clientCa === undefined
-        ? {}
-        : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
+      ...(tlsFiles.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
       // A slow client must not hold a socket for ever (slowloris). Node checks the
       // deadlines every connectionsCheckingInterval (30 s by default), so that is tied to
       // them: otherwise a cut-off could lag by up to 30 s.
@@ -187,31 +211,40 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     app.callback(),
   );
   https.keepAliveTimeout = 60_000;
+  const watchedTls = [
+    tlsFiles.cert,
+    tlsFiles.key,
+    ...(tlsFiles.clientCa ? [tlsFiles.clientCa] : []),
+  ];
   watches.push(
     watchContent(
-      async () => [tlsFiles.cert, tlsFiles.key],
-      await fingerprint([tlsFiles.cert, tlsFiles.key]),
+      async () => watchedTls,
+      await fingerprint(watchedTls),
       interval,
       async () => {
         try {
           const material = await readTls();
           createSecureContext(material); // throws on a key that does not match its certificate
-          const problem = validityProblem(material.cert);
-          // An expired pair would fail every new connection: keep the last good one instead.
+          // An expired pair, or a client CA without a certificate, would fail every new
+          // connection (the API server's): keep the last good files instead.
+          const problem =
+            validityProblem(material.cert) ??
+            ('ca' in material ? clientCaProblem(material.ca) : undefined);
           if (problem !== undefined) throw new Error(problem);
-          https.setSecureContext({
-            ...material,
-            minVersion: 'TLSv1.2',
-            ...(clientCa === undefined ? {} : { ca: clientCa }),
-          });
+          https.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
           metrics.reloads.inc({ kind: 'certificate', result: 'ok' });
-          logger.info({ cert: tlsFiles.cert }, 'serving certificate reloaded');
+          logger.info(
+            { cert: tlsFiles.cert, clientCa: tlsFiles.clientCa },
+            'serving certificate reloaded',
+          );
+          tlsLoaded(material.cert);
         } catch (error) {
           metrics.reloads.inc({ kind: 'certificate', result: 'refused' });
           logger.error(
             { error: describeThrown(error) },
             'serving certificate reload refused; the previous one stays',
           );
+          tlsLoaded(undefined, describeThrown(error));
         }
       },
     ),
@@ -221,7 +254,12 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     options.healthPort === null
       ? undefined
       : createHttpServer(
-          createHealthApp({ policy, metrics, accepting: () => accepting }).callback(),
+          createHealthApp({
+            policy,
+            metrics,
+            accepting: () => accepting,
+            tls: () => tlsStatus,
+          }).callback(),
         );
 
   https.listen(options.port, options.host);
@@ -229,7 +267,10 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   await Promise.all([once(https, 'listening'), ...(health ? [once(health, 'listening')] : [])]);
   const port = (https.address() as AddressInfo).port;
   const healthPort = health === undefined ? null : (health.address() as AddressInfo).port;
-  logger.info({ port, healthPort, clientAuth: clientCa !== undefined }, 'imagegate serving');
+  logger.info(
+    { port, healthPort, clientAuth: tlsFiles.clientCa !== undefined },
+    'imagegate serving',
+  );
 
   return {
     port,
@@ -270,6 +311,29 @@ export function validityProblem(pem: Buffer | string, now = Date.now()): string 
   if (Date.parse(cert.validTo) <= now) return `the certificate expired at ${cert.validTo}`;
   if (Date.parse(cert.validFrom) > now)
     return `the certificate is not valid before ${cert.validFrom}`;
+  return undefined;
+}
+
+function notAfter(pem: Buffer): string {
+  try {
+    return new X509Certificate(pem).validTo;
+  } catch {
+    return '';
+  }
+}
+
+/** Why a client CA bundle cannot verify anyone: no certificate in it, or one that does not parse. */
+export function clientCaProblem(pem: Buffer | string): string | undefined {
+  const blocks =
+    pem.toString().match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'the client CA file holds no PEM certificate';
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `certificate ${index + 1} of the client CA file does not parse: ${describeThrown(error)}`;
+    }
+  }
   return undefined;
 }
 

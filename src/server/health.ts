@@ -2,13 +2,24 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Metrics } from '../metrics.ts';
-import type { PolicyHolder } from '../policy-holder.ts';
+import type { LoadStatus, PolicyHolder } from '../policy-holder.ts';
+
+/** The TLS files serving now and how their last (re)load went; shown on /readyz. */
+export interface TlsStatus {
+  readonly cert: string;
+  readonly clientCa: string | null;
+  /** When the serving certificate in use expires. */
+  readonly notAfter: string;
+  readonly lastLoad: LoadStatus;
+}
 
 export interface HealthDeps {
   readonly policy: PolicyHolder;
   readonly metrics: Metrics;
   /** False once shutdown has begun, so load balancers stop sending traffic first. */
   readonly accepting: () => boolean;
+  /** The serving certificate's state; a refused rotation shows here, not only in logs. */
+  readonly tls?: () => TlsStatus | undefined;
 }
 
 export function createHealthApp(deps: HealthDeps): Koa {
@@ -29,6 +40,7 @@ export function createHealthApp(deps: HealthDeps): Koa {
       bundleDigest: engine?.bundleDigest ?? null,
       config: engine?.config ?? null,
       lastLoad: deps.policy.lastLoad ?? null,
+      tls: deps.tls?.() ?? null,
     };
   });
   router.get('/metrics', async (ctx) => {

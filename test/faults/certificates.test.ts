@@ -254,6 +254,11 @@ const refusedAndRestored = test.macro({
     const ready = await gw.health('/readyz');
     t.is(ready.status, 200);
     t.true(record(ready.body, '/readyz').ready);
+    // The refusal shows where probes and operators look, with the certificate still in use.
+    const tls = record(record(ready.body, '/readyz').tls, 'tls');
+    t.like(tls, { cert: layout.cert, clientCa: null, lastLoad: { ok: false } });
+    t.regex(String(record(tls.lastLoad, 'lastLoad').error), fault.error);
+    t.is(tls.notAfter, new X509Certificate(certs.b.cert).validTo);
     const logged = gw.logs.messages(REFUSED_MSG);
     t.is(logged.length, 1);
     t.is(logged[0]?.level, 50);
@@ -264,6 +269,11 @@ const refusedAndRestored = test.macro({
     await layout.install(certs.c.cert, certs.c.key);
     await servedBy(gw, certs.c, 'certificate C (restored)');
     t.is(await reloads(gw, 'ok'), 2);
+    const restored = record(record((await gw.health('/readyz')).body, '/readyz').tls, 'tls');
+    t.like(restored, {
+      lastLoad: { ok: true },
+      notAfter: new X509Certificate(certs.c.cert).validTo,
+    });
 
     await traffic.stop();
     t.deepEqual(traffic.failures, []);
@@ -344,4 +354,77 @@ test('an expired certificate is refused; the last good pair keeps serving', asyn
   }, 'the expired pair to be looked at');
   t.is(await reloads(gw, 'refused'), 1);
   t.is(await handshake(gw.port, gw.ca), serialOf(certs.a.cert));
+});
+
+// --client-ca rotates with the pair: the API server's client certificate can move to a new
+// CA without a restart, and a CA file without a certificate is refused like a bad pair.
+test('the client CA rotates without a restart; a CA file with no certificate is refused', async (t) => {
+  const certs = certificates();
+  const dir = await tempDir(t, 'imagegate-fault-client-ca-');
+  const files = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'ca.crt') };
+  const replace = async (path: string, text: string) => {
+    await writeFile(`${path}.tmp`, text);
+    await rename(`${path}.tmp`, path);
+  };
+  const oldCa = createCa('apiserver clients, old');
+  const newCa = createCa('apiserver clients, new');
+  const client = (ca: typeof oldCa) =>
+    issueCertificate(ca, { commonName: 'kube-apiserver', usage: 'client' });
+  const [oldClient, newClient] = [client(oldCa), client(newCa)];
+  await replace(files.cert, certs.a.cert);
+  await replace(files.key, certs.a.key);
+  await replace(files.ca, oldCa.cert);
+  const gw = await startTestGateway(t, {
+    tlsCert: files.cert,
+    tlsKey: files.key,
+    clientCa: files.ca,
+    ca: certs.ca.cert,
+    watchIntervalMs: INTERVAL_MS,
+  });
+  const target = { port: gw.port, ca: gw.ca, path: '/v1/imagereview' };
+  const accepted = async (identity: CertificatePair) => {
+    try {
+      const result = await postJson(target, REVIEW, { cert: identity.cert, key: identity.key });
+      return result.status === 200;
+    } catch {
+      return false; // refused in the handshake
+    }
+  };
+  t.true(await accepted(oldClient));
+  t.false(await accepted(newClient));
+
+  await replace(files.ca, newCa.cert);
+  await poll(async () => ((await accepted(newClient)) ? true : undefined), 'the new client CA');
+  t.false(await accepted(oldClient), 'the old CA no longer verifies anyone');
+
+  await replace(files.ca, 'not a certificate\n');
+  await poll(
+    async () => ((await reloads(gw, 'refused')) === 1 ? true : undefined),
+    'the empty CA file to be refused',
+  );
+  t.true(await accepted(newClient), 'the last good client CA keeps verifying');
+  const tls = record(record((await gw.health('/readyz')).body, '/readyz').tls, 'tls');
+  t.like(tls, { clientCa: files.ca, lastLoad: { ok: false } });
+  t.regex(
+    String(record(tls.lastLoad, 'lastLoad').error),
+    /client CA file holds no PEM certificate/,
+  );
+});
+
+test('serve does not start with a client CA file that holds no certificate', async (t) => {
+  const certs = certificates();
+  const dir = await tempDir(t, 'imagegate-fault-client-ca-');
+  const files = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'ca.crt') };
+  await writeFile(files.cert, certs.a.cert);
+  await writeFile(files.key, certs.a.key);
+  await writeFile(files.ca, certs.a.key); // a key where the CA should be: a classic mix-up
+  const error = await t.throwsAsync(
+    startTestGateway(t, {
+      tlsCert: files.cert,
+      tlsKey: files.key,
+      clientCa: files.ca,
+      ca: certs.ca.cert,
+    }),
+  );
+  t.is(error?.message, `--client-ca ${files.ca}: the client CA file holds no PEM certificate`);
 });
