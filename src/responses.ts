@@ -25,15 +25,82 @@ export interface ImageReviewBody {
   status: { allowed: boolean; reason?: string; auditAnnotations?: Record<string, string> };
 }
 
-/** Every reason, one line: kubectl shows it after "denied the request: ". */
-export function joinReasons(reasons: readonly string[]): string {
-  return reasons.join('; ');
+/**
+ * The most bytes one text in an answer may take: the message kubectl shows, the ImageReview
+ * reason, an audit annotation, the warnings together. A pod with thousands of bad
+ * containers would otherwise send hundreds of kilobytes through the API server, into the
+ * client's error and every audit event. The decision log keeps every violation.
+ */
+export const MAX_TEXT_BYTES = 16 * 1024;
+/** Room kept for the note that says what was left out. */
+const NOTE_BYTES = 160;
+const SEPARATOR = '; ';
+
+const bytes = (text: string) => Buffer.byteLength(text);
+
+/** The longest prefix of `text` within `limit` UTF-8 bytes, never splitting a character. */
+function cut(text: string, limit: number): string {
+  let used = 0;
+  let end = 0;
+  for (const char of text) {
+    used += bytes(char);
+    if (used > limit) break;
+    end += char.length;
+  }
+  return text.slice(0, end);
+}
+
+/** The leading items that fit in `limit` bytes joined by `separatorBytes`; at least one, cut. */
+function leading(items: readonly string[], limit: number, separatorBytes: number): string[] {
+  const kept: string[] = [];
+  let used = 0;
+  for (const item of items) {
+    const size = bytes(item) + (kept.length > 0 ? separatorBytes : 0);
+    if (used + size > limit) break;
+    kept.push(item);
+    used += size;
+  }
+  const [first] = items;
+  return kept.length === 0 && first !== undefined ? [`${cut(first, limit)}…`] : kept;
+}
+
+const leftOut = (shown: number, total: number) =>
+  `… and ${total - shown} more (${total} in all; the gateway's decision log has every one)`;
+
+/** Every reason, one line: kubectl shows it after "denied the request: ". Bounded. */
+export function joinReasons(reasons: readonly string[], limit = MAX_TEXT_BYTES): string {
+  const all = reasons.join(SEPARATOR);
+  if (bytes(all) <= limit) return all;
+  const kept = leading(reasons, limit - NOTE_BYTES, bytes(SEPARATOR));
+  return [...kept, leftOut(kept.length, reasons.length)].join(SEPARATOR);
+}
+
+/** The warnings, as many as fit in the same budget; the last one says how many were left out. */
+export function boundedWarnings(warnings: readonly string[], limit = MAX_TEXT_BYTES): string[] {
+  if (warnings.reduce((sum, w) => sum + bytes(w), 0) <= limit) return [...warnings];
+  const kept = leading(warnings, limit - NOTE_BYTES, 0);
+  return [...kept, leftOut(kept.length, warnings.length)];
+}
+
+/** An audit annotation's value (the policy joins the violations itself), bounded. */
+function boundedAnnotation(value: string, limit = MAX_TEXT_BYTES): string {
+  if (bytes(value) <= limit) return value;
+  const head = cut(value, limit - NOTE_BYTES);
+  const boundary = head.lastIndexOf(SEPARATOR);
+  return `${boundary > 0 ? head.slice(0, boundary) : head}${SEPARATOR}… (cut at ${limit} bytes; the gateway's decision log has every violation)`;
 }
 
 function withAudit(annotations: Readonly<Record<string, string>>): {
   auditAnnotations?: Record<string, string>;
 } {
-  return Object.keys(annotations).length > 0 ? { auditAnnotations: { ...annotations } } : {};
+  const entries = Object.entries(annotations);
+  return entries.length > 0
+    ? {
+        auditAnnotations: Object.fromEntries(
+          entries.map(([key, value]) => [key, boundedAnnotation(value)]),
+        ),
+      }
+    : {};
 }
 
 export function validationResponse(
@@ -41,7 +108,8 @@ export function validationResponse(
   uid: string,
   decision: ValidateDecision,
 ): AdmissionResponseBody {
-  const warnings = decision.warnings.length > 0 ? { warnings: [...decision.warnings] } : {};
+  const warnings =
+    decision.warnings.length > 0 ? { warnings: boundedWarnings(decision.warnings) } : {};
   const status = decision.allowed
     ? {}
     : { status: { code: 403, reason: 'Forbidden', message: joinReasons(decision.reasons) } };
