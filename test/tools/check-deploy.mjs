@@ -163,6 +163,47 @@ function checkDeployment(name, objects) {
   return svc;
 }
 
+/**
+ * A NetworkPolicy over the gateway must let the API server reach the webhook port, or every
+ * pod creation in the cluster fails. The API server is rarely a pod, so only a rule open to
+ * any source, or one narrowed by ipBlock (the control plane's addresses), can admit it;
+ * pod and namespace selectors cannot. Its ports must be the container's, by name or number.
+ */
+function checkNetworkPolicies(name, objects) {
+  const d = find(objects, 'Deployment', 'imagegate');
+  const labels = d?.spec?.template?.metadata?.labels ?? {};
+  const c = d?.spec?.template?.spec?.containers?.[0] ?? {};
+  const byName = Object.fromEntries(list(c.ports).map((p) => [p.name, p.containerPort]));
+  const number = (port) => (typeof port === 'string' ? byName[port] : port);
+  for (const np of objects.filter((o) => o.kind === 'NetworkPolicy')) {
+    const where = `${name}: NetworkPolicy/${np.metadata?.name}`;
+    const sel = np.spec?.podSelector?.matchLabels ?? {};
+    if (!Object.entries(sel).every(([k, v]) => labels[k] === v)) continue; // not the gateway's
+    const rules = list(np.spec?.ingress);
+    for (const rule of rules) {
+      for (const p of list(rule.ports)) {
+        if (number(p.port) === undefined) fail(where, `port ${p.port} is not a container port`);
+      }
+    }
+    const toWebhook = rules.filter(
+      (r) => list(r.ports).length === 0 || list(r.ports).some((p) => number(p.port) === 8443),
+    );
+    const open = toWebhook.some((r) => list(r.from).length === 0);
+    const byAddress = toWebhook.flatMap((r) => list(r.from).filter((f) => isObject(f.ipBlock)));
+    const restrictsIngress = list(np.spec?.policyTypes).includes('Ingress') || rules.length > 0;
+    if (restrictsIngress && !open && byAddress.length === 0) {
+      fail(where, 'nothing lets the API server reach the webhook port (https, 8443)');
+    } else if (restrictsIngress && !open) {
+      const cidrs = byAddress.map((f) => f.ipBlock.cidr).join(', ');
+      notes.push(
+        `${where}: webhook port only from ${cidrs}: it must hold the API server's addresses`,
+      );
+    } else {
+      notes.push(`${where}: webhook port open to the API server; ${rules.length} ingress rule(s)`);
+    }
+  }
+}
+
 function checkTls(name, objects, svc, ci) {
   const host = `${svc?.metadata?.name}.${svc?.metadata?.namespace}.svc`;
   const secret = find(objects, 'Secret', 'imagegate-tls');
@@ -340,7 +381,7 @@ const argv = process.argv.slice(2);
 const ci = argv.includes('--ci');
 const cpAt = argv.indexOf('--control-plane');
 const controlPlane = cpAt === -1 ? undefined : argv[cpAt + 1];
-const rendered = argv.filter((a, i) => a.includes('=') && i !== cpAt + 1);
+const rendered = argv.filter((a, i) => a.includes('=') && (cpAt === -1 || i !== cpAt + 1));
 if (rendered.length === 0) {
   console.error('usage: check-deploy.mjs [--ci] [--control-plane DIR] NAME=RENDERED.yaml ...');
   process.exit(2);
@@ -351,6 +392,7 @@ for (const arg of rendered) {
   const objects = parseYaml(file, name);
   checkWellFormed(name, objects);
   const svc = checkDeployment(name, objects);
+  checkNetworkPolicies(name, objects);
   baseService ??= svc;
   checkWebhooks(name, objects, svc, checkTls(name, objects, svc, ci));
   notes.push(`${name}: ${objects.length} objects`);

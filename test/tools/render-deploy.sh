@@ -29,7 +29,7 @@ while IFS= read -r file; do
     exit 1
   fi
   rendered+=("$name=$out/$name.yaml")
-done < <(find deploy -name kustomization.yaml -not -path '*/generated/*' | LC_ALL=C sort)
+done < <(find deploy -name kustomization.yaml -not -path '*/generated/*' -not -path '*/components/*' | LC_ALL=C sort)
 
 if [[ ${#rendered[@]} -eq 0 ]]; then
   echo "render-deploy: no kustomization.yaml under deploy/" >&2
