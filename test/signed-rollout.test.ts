@@ -3,7 +3,7 @@
  * signed by the real `opa build --signing-key`, refuses a tampered or unsigned one swapped
  * into its ConfigMap while the old policy keeps serving, and takes a correctly signed one.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -119,4 +119,30 @@ test('bundle inspect and check verify with --verification-key', async (t) => {
   const configmap = await imagegate(['bundle', 'configmap', '--bundle', bundle, ...flags(wrong)]);
   t.is(configmap.code, 2);
   t.is(configmap.stdout, '');
+});
+
+// SECURITY.md 1.4: the key file is trusted as it stands at every load, so it rotates
+// without a restart — and whoever can write it decides which bundles load. Keep it out of
+// the bundle writers' reach.
+test('the verification key rotates: a new key refuses the old signature, then takes its own', async (t) => {
+  const [oldKey, newKey] = [key, testKey('ES256')];
+  const signedOld = await buildSignedBundle(oldKey);
+  const mount = await mountConfigMap(signedOld);
+  t.teardown(() => rm(mount, { recursive: true, force: true }));
+  const keyPath = await keyFile(oldKey.publicPem);
+  const verification = { keyFile: keyPath, algorithm: 'ES256' };
+  const { gateway } = await startLocalGateway(t, { bundle: mount, verification });
+  const serving = gateway.policy.engine?.bundleDigest;
+  t.truthy(serving);
+
+  await writeFile(`${keyPath}.tmp`, newKey.publicPem);
+  await rename(`${keyPath}.tmp`, keyPath);
+  await until(() => gateway.policy.lastLoad?.ok === false, 'the old signature to be refused');
+  t.regex(gateway.policy.lastLoad?.error ?? '', /signature|verif/i);
+  t.is(gateway.policy.engine?.bundleDigest, serving, 'the last good policy keeps serving');
+
+  const signedNew = await buildSignedBundle(newKey, { keyId: 'rotated' });
+  await kubeletSwap(mount, signedNew);
+  await until(() => gateway.policy.lastLoad?.ok === true, 'the bundle signed by the new key');
+  t.not(gateway.policy.engine?.bundleDigest, serving);
 });
