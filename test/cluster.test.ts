@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -14,33 +13,8 @@ import { defaultBundlePath } from '../src/paths.ts';
 import { buildBundle } from './helpers/bundles.ts';
 import { ROOT } from './helpers/cli.ts';
 import { kubeletSwap, mountConfigMap, until } from './helpers/configmap.ts';
-import { httpGet, postJson } from './helpers/gateway.ts';
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-const review = (uid: string) => ({
-  apiVersion: 'admission.k8s.io/v1',
-  kind: 'AdmissionReview',
-  request: {
-    uid,
-    kind: { group: '', version: 'v1', kind: 'Pod' },
-    resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'shop',
-    operation: 'CREATE',
-    object: {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      spec: { containers: [{ name: 'c', image: 'nginx:1.27' }] },
-    },
-  },
-});
+import { freePort, httpGet, postJson } from './helpers/gateway.ts';
+import { nginxPodReview } from './helpers/reload-traffic.ts';
 
 interface Readiness {
   ready: boolean;
@@ -88,7 +62,7 @@ test('two workers share the port; health, metrics and reloads cover both; SIGTER
 
   const ca = await readFile(join(state, 'ca.crt'), 'utf8');
   for (let i = 0; i < 20; i++) {
-    const result = await postJson({ port, ca, path: '/v1/validate' }, review(`r${i}`));
+    const result = await postJson({ port, ca, path: '/v1/validate' }, nginxPodReview(`r${i}`));
     t.is(result.status, 200);
   }
   const metrics = await httpGet(healthPort, '/metrics');

@@ -14,25 +14,9 @@ import { packageRoot } from '../src/paths.ts';
 import { buildBundle } from './helpers/bundles.ts';
 import { kubeletSwap, mountConfigMap, startLocalGateway, until } from './helpers/configmap.ts';
 import { httpGet, record } from './helpers/gateway.ts';
+import { nginxPodReview } from './helpers/reload-traffic.ts';
 
-const REVIEW = (uid: string) =>
-  JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'web', namespace: 'shop' },
-        spec: { containers: [{ name: 'web', image: 'nginx:1.27', imagePullPolicy: 'Always' }] },
-      },
-    },
-  });
+const REVIEW = (uid: string) => JSON.stringify(nginxPodReview(uid));
 
 /** The repo's policies with other default data: Docker Hub's library trusted too. */
 async function bundleTrustingDockerHub(): Promise<Buffer> {

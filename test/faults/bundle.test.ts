@@ -29,7 +29,6 @@ import { committedBundle, committedBundleBytes, packBundle } from '../helpers/bu
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import {
   admissionAnswer,
-  errorCode,
   poll,
   record,
   startTestGateway,
@@ -37,31 +36,11 @@ import {
   type TestGateway,
   tempDir,
 } from '../helpers/gateway.ts';
+import { nginxPodReview, reloads, sleep, ValidateTraffic } from '../helpers/reload-traffic.ts';
 
 const INTERVAL_MS = 50;
 const REFUSED_MSG = 'policy reload refused; the previous policy keeps serving';
 const KEY = 'imagegate.tar.gz';
-
-/** nginx:1.27 pulled Always: denied by the committed bundle, allowed by the permissive one. */
-function review(uid: string): JsonObject {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'web', namespace: 'shop' },
-        spec: { containers: [{ name: 'web', image: 'nginx:1.27', imagePullPolicy: 'Always' }] },
-      },
-    },
-  };
-}
 
 /** The committed bundle with Docker Hub's library trusted and its own revision. */
 let permissiveBytes: Promise<Buffer> | undefined;
@@ -81,45 +60,9 @@ function permissive(): Promise<Buffer> {
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Sequential reviews until stopped (bounded: 10 000 requests or 50 s); any non-answer fails. */
-class Traffic {
-  readonly failures: string[] = [];
-  answered = 0;
-  #stop = false;
-  readonly #done: Promise<void>;
-
-  constructor(gw: TestGateway) {
-    const deadline = Date.now() + 50_000;
-    this.#done = (async () => {
-      for (let i = 0; i < 10_000 && !this.#stop && Date.now() < deadline; i++) {
-        try {
-          const response = admissionAnswer(
-            await gw.post('/v1/validate', review(`bg-${i}`)),
-          ).response;
-          const status = response.status === undefined ? {} : record(response.status, 'status');
-          if (typeof response.allowed !== 'boolean' || status.code === 500) {
-            this.failures.push(JSON.stringify(response));
-          } else {
-            this.answered += 1;
-          }
-        } catch (error) {
-          this.failures.push(errorCode(error));
-        }
-        await sleep(5);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#done;
-  }
-}
 
 async function allowed(gw: TestGateway, uid: string): Promise<boolean> {
-  const { response } = admissionAnswer(await gw.post('/v1/validate', review(uid)));
+  const { response } = admissionAnswer(await gw.post('/v1/validate', nginxPodReview(uid)));
   if (typeof response.allowed !== 'boolean') throw new TypeError('no boolean allowed');
   return response.allowed;
 }
@@ -134,15 +77,6 @@ async function readyz(gw: TestGateway): Promise<Readiness> {
   const result = await gw.health('/readyz');
   const body = record(result.body, '/readyz');
   return { status: result.status, body, lastLoad: record(body.lastLoad, 'lastLoad') };
-}
-
-async function reloads(gw: TestGateway, result: 'ok' | 'refused'): Promise<number> {
-  const metrics = (await gw.health('/metrics')).text;
-  const line = new RegExp(
-    `^imagegate_reloads_total\\{kind="policy",result="${result}"\\} (\\d+)$`,
-    'm',
-  ).exec(metrics);
-  return Number(line?.[1] ?? 0);
 }
 
 /** Replaces `path` in one step (write beside, rename over), as a careful writer would. */
@@ -189,7 +123,7 @@ interface Setup {
   readonly gw: TestGateway;
   /** The file (`file` layout) or mounted directory (`mount` layout) the gateway watches. */
   readonly target: string;
-  readonly traffic: Traffic;
+  readonly traffic: ValidateTraffic;
   /** Puts `bytes` in place as an operator would: atomic rename or kubelet swap. */
   install(bytes: Buffer): Promise<void>;
 }
@@ -210,7 +144,7 @@ async function setUp(t: Teardown, layout: 'file' | 'mount'): Promise<Setup> {
     install = (bytes) => remount(mount, bytes);
   }
   const gw = await startTestGateway(t, { bundle: target, watchIntervalMs: INTERVAL_MS });
-  const traffic = new Traffic(gw);
+  const traffic = new ValidateTraffic(gw);
   t.teardown(() => traffic.stop());
   await install(await permissive());
   await poll(
@@ -247,7 +181,7 @@ const refusedAndRestored = test.macro({
     t.regex(String(refused.lastLoad.error), fault.error);
     t.is(gw.gateway.policy.engine, serving, 'the same engine keeps serving');
     t.true(await allowed(gw, 'during-fault'), 'the last good policy decides');
-    t.is(await reloads(gw, 'refused'), 1);
+    t.is(await reloads(gw, 'policy', 'refused'), 1);
 
     const logged = gw.logs.messages(REFUSED_MSG);
     t.is(logged.length, 1);
@@ -257,7 +191,7 @@ const refusedAndRestored = test.macro({
 
     // Refused once: a broken file that stays broken is not retried (or logged) every poll.
     await sleep(INTERVAL_MS * 6);
-    t.is(await reloads(gw, 'refused'), 1);
+    t.is(await reloads(gw, 'policy', 'refused'), 1);
 
     await install(await committedBundleBytes());
     await poll(
@@ -267,7 +201,7 @@ const refusedAndRestored = test.macro({
     const restored = await readyz(gw);
     t.true(restored.lastLoad.ok);
     t.is(restored.body.bundleDigest, sha256(await committedBundleBytes()));
-    t.is(await reloads(gw, 'ok'), 2);
+    t.is(await reloads(gw, 'policy', 'ok'), 2);
 
     await traffic.stop();
     t.deepEqual(traffic.failures, []);
@@ -381,7 +315,7 @@ test('a bundle written in place in two halves is never served half-written', asy
   const { gw, target, traffic } = await setUp(t, 'file');
   const next = await committedBundleBytes();
   const half = Math.floor(next.length / 2);
-  const okBefore = await reloads(gw, 'ok');
+  const okBefore = await reloads(gw, 'policy', 'ok');
 
   // A slow writer: the first half, a pause of two poll intervals, then the rest.
   const file = await open(target, 'w');
@@ -399,7 +333,7 @@ test('a bundle written in place in two halves is never served half-written', asy
     'the completed bundle',
   );
   t.is(gw.gateway.policy.engine?.bundleDigest, sha256(next));
-  t.is(await reloads(gw, 'ok'), okBefore + 1, 'only the complete file was loaded');
+  t.is(await reloads(gw, 'policy', 'ok'), okBefore + 1, 'only the complete file was loaded');
   // The debounce may have let the half file through after its two stable intervals; if it
   // did, it was refused, never served.
   const refused = gw.logs.messages(REFUSED_MSG);

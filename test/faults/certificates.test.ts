@@ -26,6 +26,7 @@ import {
   type TestGateway,
   tempDir,
 } from '../helpers/gateway.ts';
+import { reloads, sleep } from '../helpers/reload-traffic.ts';
 
 const INTERVAL_MS = 50;
 const REFUSED_MSG = 'serving certificate reload refused; the previous one stays';
@@ -55,7 +56,6 @@ const keyBody = (pem: string) =>
   pem.split(/\r?\n/).filter((line) => /^[A-Za-z0-9+/]{40,}={0,2}$/.test(line));
 
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A bare TLS handshake verified against `ca`: the serving certificate's serial. */
 function handshake(port: number, ca: string): Promise<string> {
@@ -103,15 +103,6 @@ class Traffic {
     this.#stop = true;
     await this.#done;
   }
-}
-
-async function reloads(gw: TestGateway, result: 'ok' | 'refused'): Promise<number> {
-  const metrics = (await gw.health('/metrics')).text;
-  const line = new RegExp(
-    `^imagegate_reloads_total\\{kind="certificate",result="${result}"\\} (\\d+)$`,
-    'm',
-  ).exec(metrics);
-  return Number(line?.[1] ?? 0);
 }
 
 interface Layout {
@@ -196,8 +187,8 @@ test('a Secret rotated valid → valid: new connections get it, open ones carry 
   const during = await postJson(target, REVIEW, { agent: keepAlive });
   t.true(during.reusedSocket);
   t.is(during.serialNumber, serialOf(a.cert));
-  t.is(await reloads(gw, 'ok'), 1);
-  t.is(await reloads(gw, 'refused'), 0);
+  t.is(await reloads(gw, 'certificate', 'ok'), 1);
+  t.is(await reloads(gw, 'certificate', 'refused'), 0);
   t.is(gw.logs.messages('serving certificate reloaded').length, 1);
 
   await traffic.stop();
@@ -247,7 +238,7 @@ const refusedAndRestored = test.macro({
 
     await fault.inject(layout, certs);
     await poll(
-      async () => ((await reloads(gw, 'refused')) === 1 ? true : undefined),
+      async () => ((await reloads(gw, 'certificate', 'refused')) === 1 ? true : undefined),
       'the faulty pair to be refused',
     );
     t.is(await handshake(gw.port, gw.ca), serialOf(certs.b.cert), 'B keeps serving');
@@ -264,11 +255,15 @@ const refusedAndRestored = test.macro({
     t.is(logged[0]?.level, 50);
     t.regex(String(logged[0]?.error), fault.error);
     await sleep(INTERVAL_MS * 6);
-    t.is(await reloads(gw, 'refused'), 1, 'a pair that stays broken is refused once');
+    t.is(
+      await reloads(gw, 'certificate', 'refused'),
+      1,
+      'a pair that stays broken is refused once',
+    );
 
     await layout.install(certs.c.cert, certs.c.key);
     await servedBy(gw, certs.c, 'certificate C (restored)');
-    t.is(await reloads(gw, 'ok'), 2);
+    t.is(await reloads(gw, 'certificate', 'ok'), 2);
     const restored = record(record((await gw.health('/readyz')).body, '/readyz').tls, 'tls');
     t.like(restored, {
       lastLoad: { ok: true },
@@ -349,10 +344,11 @@ test('an expired certificate is refused; the last good pair keeps serving', asyn
   const gw = await start(t, layout);
   await layout.install(expired.cert, expired.key);
   await poll(async () => {
-    const seen = (await reloads(gw, 'ok')) + (await reloads(gw, 'refused'));
+    const seen =
+      (await reloads(gw, 'certificate', 'ok')) + (await reloads(gw, 'certificate', 'refused'));
     return seen > 0 ? true : undefined;
   }, 'the expired pair to be looked at');
-  t.is(await reloads(gw, 'refused'), 1);
+  t.is(await reloads(gw, 'certificate', 'refused'), 1);
   t.is(await handshake(gw.port, gw.ca), serialOf(certs.a.cert));
 });
 
@@ -399,7 +395,7 @@ test('the client CA rotates without a restart; a CA file with no certificate is 
 
   await replace(files.ca, 'not a certificate\n');
   await poll(
-    async () => ((await reloads(gw, 'refused')) === 1 ? true : undefined),
+    async () => ((await reloads(gw, 'certificate', 'refused')) === 1 ? true : undefined),
     'the empty CA file to be refused',
   );
   t.true(await accepted(newClient), 'the last good client CA keeps verifying');

@@ -18,7 +18,6 @@ import { defaultBundlePath } from '../../src/paths.ts';
 import { committedBundle, packBundle } from '../helpers/bundles.ts';
 import {
   admissionAnswer,
-  errorCode,
   poll,
   record,
   startTestGateway,
@@ -26,6 +25,7 @@ import {
   type TestGateway,
   tempDir,
 } from '../helpers/gateway.ts';
+import { nginxPodReview, reloads, ValidateTraffic } from '../helpers/reload-traffic.ts';
 
 const INTERVAL_MS = 50;
 const REFUSED_MSG = 'policy reload refused; the previous policy keeps serving';
@@ -34,63 +34,8 @@ const STRICT = 'enforcement: deny\n';
 /** Allows nginx: the last good configuration in every test. */
 const PERMISSIVE = 'trustedRegistries: [docker.io/library]\n';
 
-function review(uid: string): JsonObject {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'web', namespace: 'shop' },
-        spec: { containers: [{ name: 'web', image: 'nginx:1.27', imagePullPolicy: 'Always' }] },
-      },
-    },
-  };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Sequential reviews until stopped (bounded: 10 000 requests or 50 s); any non-answer fails. */
-class Traffic {
-  readonly failures: string[] = [];
-  answered = 0;
-  #stop = false;
-  readonly #done: Promise<void>;
-
-  constructor(gw: TestGateway) {
-    const deadline = Date.now() + 50_000;
-    this.#done = (async () => {
-      for (let i = 0; i < 10_000 && !this.#stop && Date.now() < deadline; i++) {
-        try {
-          const { response } = admissionAnswer(await gw.post('/v1/validate', review(`bg-${i}`)));
-          const status = response.status === undefined ? {} : record(response.status, 'status');
-          if (typeof response.allowed !== 'boolean' || status.code === 500) {
-            this.failures.push(JSON.stringify(response));
-          } else {
-            this.answered += 1;
-          }
-        } catch (error) {
-          this.failures.push(errorCode(error));
-        }
-        await sleep(5);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#done;
-  }
-}
-
 async function allowed(gw: TestGateway, uid: string): Promise<boolean> {
-  const { response } = admissionAnswer(await gw.post('/v1/validate', review(uid)));
+  const { response } = admissionAnswer(await gw.post('/v1/validate', nginxPodReview(uid)));
   if (typeof response.allowed !== 'boolean') throw new TypeError('no boolean allowed');
   return response.allowed;
 }
@@ -101,15 +46,6 @@ async function readyz(gw: TestGateway): Promise<{ status: number; body: JsonObje
 }
 
 const lastLoad = (body: JsonObject) => record(body.lastLoad, 'lastLoad');
-
-async function reloads(gw: TestGateway, result: 'ok' | 'refused'): Promise<number> {
-  const metrics = (await gw.health('/metrics')).text;
-  const line = new RegExp(
-    `^imagegate_reloads_total\\{kind="policy",result="${result}"\\} (\\d+)$`,
-    'm',
-  ).exec(metrics);
-  return Number(line?.[1] ?? 0);
-}
 
 /** A ConfigMap mount holding config.yaml, laid out and swapped as kubelet does. */
 let generations = 0;
@@ -126,7 +62,7 @@ interface Setup {
   readonly gw: TestGateway;
   /** The configuration file path the gateway was given. */
   readonly path: string;
-  readonly traffic: Traffic;
+  readonly traffic: ValidateTraffic;
   install(text: string): Promise<void>;
 }
 
@@ -153,7 +89,7 @@ async function setUp(t: Teardown, layout: 'file' | 'mount'): Promise<Setup> {
   }
   await install(STRICT);
   const gw = await startTestGateway(t, { config: path, watchIntervalMs: INTERVAL_MS });
-  const traffic = new Traffic(gw);
+  const traffic = new ValidateTraffic(gw);
   t.teardown(() => traffic.stop());
   await install(PERMISSIVE);
   await poll(
@@ -197,7 +133,7 @@ const refusedAndRestored = test.macro({
     t.regex(String(lastLoad(refused.body).error), fault.error);
     t.is(gw.gateway.policy.engine, serving, 'the same engine keeps serving');
     t.true(await allowed(gw, 'during-fault'), 'the last good configuration decides');
-    t.is(await reloads(gw, 'refused'), 1);
+    t.is(await reloads(gw, 'policy', 'refused'), 1);
     const logged = gw.logs.messages(REFUSED_MSG);
     t.is(logged.length, 1);
     t.is(logged[0]?.level, 50);
@@ -209,7 +145,7 @@ const refusedAndRestored = test.macro({
       'the strict configuration',
     );
     t.true(lastLoad((await readyz(gw)).body).ok);
-    t.is(await reloads(gw, 'ok'), 2);
+    t.is(await reloads(gw, 'policy', 'ok'), 2);
 
     await traffic.stop();
     t.deepEqual(traffic.failures, []);
@@ -312,7 +248,7 @@ test('an invalid configuration holds back a new bundle until it is fixed', async
   files.set('.manifest', Buffer.from(JSON.stringify({ ...manifest, revision: 'next' })));
   await writeFile(bundle, await packBundle(files));
   await poll(
-    async () => ((await reloads(gw, 'refused')) === 2 ? true : undefined),
+    async () => ((await reloads(gw, 'policy', 'refused')) === 2 ? true : undefined),
     'the new bundle to be tried with the invalid configuration',
   );
   t.is(gw.gateway.policy.engine?.bundleDigest, first, 'neither change is half-applied');

@@ -6,7 +6,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import test from 'ava';
@@ -16,6 +15,7 @@ import { fixtureNames, loadJsonObject } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
   errorCode,
+  freePort,
   httpGet,
   list,
   poll,
@@ -233,17 +233,6 @@ test('a malformed body is never quoted in the answer or the logs', async (t) => 
 });
 
 /** A port that was free a moment ago (the CLI does not report port 0's choice). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface SlowRequest {
   /** Resolves once the headers and the first half of the body are on the wire. */

@@ -21,6 +21,7 @@ import {
   type TestGateway,
   tempDir,
 } from '../helpers/gateway.ts';
+import { reloadCount } from '../helpers/reload-traffic.ts';
 
 const REVIEW = loadJsonObject('imagereview', 'imagereview-trusted');
 
@@ -165,14 +166,6 @@ test(refusedClient, 'none', /CERTIFICATE_REQUIRED|ECONNRESET|EPROTO/);
 test(refusedClient, 'stranger', /UNKNOWN_CA|ECONNRESET|EPROTO/);
 test(refusedClient, 'serverOnly', /UNSUPPORTED_CERTIFICATE|ECONNRESET|EPROTO/);
 
-function reloads(metrics: string, result: 'ok' | 'refused'): number {
-  const line = new RegExp(
-    `^imagegate_reloads_total\\{kind="certificate",result="${result}"\\} (\\d+)$`,
-    'm',
-  );
-  return Number(line.exec(metrics)?.[1] ?? 0);
-}
-
 test('rotation: new connections get the new certificate, a broken one is refused', async (t) => {
   const dir = await tempDir(t, 'imagegate-rotate-');
   const ca = createCa('imagegate rotation CA');
@@ -204,7 +197,7 @@ test('rotation: new connections get the new certificate, a broken one is refused
     return serialNumber === serialOf(a.cert) ? undefined : serialNumber;
   }, 'a new connection to see certificate B');
   t.is(seen, serialOf(b.cert));
-  t.is(reloads((await gw.health('/metrics')).text, 'ok'), 1);
+  t.is(reloadCount((await gw.health('/metrics')).text, 'certificate', 'ok'), 1);
 
   // The connection opened before the rotation keeps working, still on certificate A.
   const during = await postJson(target, REVIEW, { agent: keepAlive });
@@ -216,17 +209,17 @@ test('rotation: new connections get the new certificate, a broken one is refused
   await writeFile(cert, 'not a certificate\n');
   await poll(async () => {
     const metrics = (await gw.health('/metrics')).text;
-    return reloads(metrics, 'refused') === 1 ? true : undefined;
+    return reloadCount(metrics, 'certificate', 'refused') === 1 ? true : undefined;
   }, 'the garbage certificate to be refused');
   t.is((await handshake(gw.port, gw.ca)).serialNumber, serialOf(b.cert));
   await writeFile(cert, c.cert);
   await poll(async () => {
     const metrics = (await gw.health('/metrics')).text;
-    return reloads(metrics, 'refused') === 2 ? true : undefined;
+    return reloadCount(metrics, 'certificate', 'refused') === 2 ? true : undefined;
   }, 'the mismatched key to be refused');
   t.is((await handshake(gw.port, gw.ca)).serialNumber, serialOf(b.cert));
   const metrics = (await gw.health('/metrics')).text;
-  t.is(reloads(metrics, 'ok'), 1);
+  t.is(reloadCount(metrics, 'certificate', 'ok'), 1);
   t.is(gw.logs.messages('serving certificate reload refused; the previous one stays').length, 2);
   t.is((await https({ ...target, method: 'GET', path: '/v1/validate' })).status, 405);
 });
