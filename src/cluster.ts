@@ -9,8 +9,6 @@ import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Router from '@koa/router';
-import Koa from 'koa';
 import { AggregatorRegistry } from 'prom-client';
 import {
   type Gateway,
@@ -19,9 +17,9 @@ import {
   startGateway,
 } from './commands/serve.ts';
 import { ensureDevCertificates } from './dev-certs.ts';
-import { describeThrown } from './errors/engine-error.ts';
 import { isRecord } from './json.ts';
 import type { Logger } from './logger.ts';
+import { createHealthApp } from './server/health.ts';
 
 const OPTIONS_ENV = 'IMAGEGATE_WORKER_OPTIONS';
 /** A worker's own drain is 25 s; past this it is killed. */
@@ -102,35 +100,21 @@ export async function startPrimary(
     setTimeout(fork, 1000).unref();
   });
   const aggregator = new AggregatorRegistry();
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-  router.get('/healthz', (ctx) => {
-    ctx.body = 'ok\n';
+  const app = createHealthApp({
+    readiness() {
+      const all = [...statuses.values()];
+      return {
+        ready: accepting && all.length === workers && all.every((s) => s.revision !== ''),
+        shuttingDown: !accepting,
+        workers: workers,
+        reporting: all.length,
+        statuses: all,
+      };
+    },
+    async metrics() {
+      return { contentType: aggregator.contentType, text: await aggregator.clusterMetrics() };
+    },
   });
-  router.get('/readyz', (ctx) => {
-    const all = [...statuses.values()];
-    const ready = accepting && all.length === workers && all.every((s) => s.revision !== '');
-    ctx.status = ready ? 200 : 503;
-    ctx.body = {
-      ready,
-      shuttingDown: !accepting,
-      workers: workers,
-      reporting: all.length,
-      statuses: all,
-    };
-  });
-  router.get('/metrics', async (ctx) => {
-    try {
-      ctx.type = aggregator.contentType;
-      ctx.body = await aggregator.clusterMetrics();
-    } catch (error) {
-      ctx.status = 503;
-      ctx.body = `# metrics unavailable: ${describeThrown(error)}\n`;
-    }
-  });
-  app.use(router.routes());
-  app.use(router.allowedMethods());
   const health = createServer(app.callback());
   health.listen(options.healthPort ?? 0, options.host);
   await once(health, 'listening');

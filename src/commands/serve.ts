@@ -19,7 +19,7 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { type LoadStatus, PolicyHolder } from '../policy-holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../server/app.ts';
-import { createHealthApp, type TlsStatus } from '../server/health.ts';
+import { createHealthApp, gatewayHealth, type TlsStatus } from '../server/health.ts';
 
 export interface ServeOptions {
   readonly port: number;
@@ -254,12 +254,9 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     options.healthPort === null
       ? undefined
       : createHttpServer(
-          createHealthApp({
-            policy,
-            metrics,
-            accepting: () => accepting,
-            tls: () => tlsStatus,
-          }).callback(),
+          createHealthApp(
+            gatewayHealth({ policy, metrics, accepting: () => accepting, tls: () => tlsStatus }),
+          ).callback(),
         );
 
   https.listen(options.port, options.host);

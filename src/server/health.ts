@@ -1,6 +1,11 @@
-/** The plain-HTTP health port: /healthz (alive), /readyz (a policy is serving), /metrics. */
+/**
+ * The plain-HTTP health port: /healthz (alive), /readyz (a policy is serving), /metrics.
+ * One app for both shapes of gateway: a single process answers for itself, a cluster
+ * primary for all its workers; each passes what ready means and where metrics come from.
+ */
 import Router from '@koa/router';
 import Koa from 'koa';
+import { describeThrown } from '../errors/engine-error.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LoadStatus, PolicyHolder } from '../policy-holder.ts';
 
@@ -13,16 +18,18 @@ export interface TlsStatus {
   readonly lastLoad: LoadStatus;
 }
 
-export interface HealthDeps {
-  readonly policy: PolicyHolder;
-  readonly metrics: Metrics;
-  /** False once shutdown has begun, so load balancers stop sending traffic first. */
-  readonly accepting: () => boolean;
-  /** The serving certificate's state; a refused rotation shows here, not only in logs. */
-  readonly tls?: () => TlsStatus | undefined;
+/** The /readyz body: 200 when `ready`, 503 otherwise. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly [detail: string]: unknown;
 }
 
-export function createHealthApp(deps: HealthDeps): Koa {
+export interface HealthSources {
+  readiness(): Readiness;
+  metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
+}
+
+export function createHealthApp(sources: HealthSources): Koa {
   const app = new Koa();
   app.silent = true;
   const router = new Router();
@@ -30,24 +37,52 @@ export function createHealthApp(deps: HealthDeps): Koa {
     ctx.body = 'ok\n';
   });
   router.get('/readyz', (ctx) => {
-    const engine = deps.policy.engine;
-    const ready = engine !== undefined && deps.accepting();
-    ctx.status = ready ? 200 : 503;
-    ctx.body = {
-      ready,
-      shuttingDown: !deps.accepting(),
-      revision: engine?.revision ?? null,
-      bundleDigest: engine?.bundleDigest ?? null,
-      config: engine?.config ?? null,
-      lastLoad: deps.policy.lastLoad ?? null,
-      tls: deps.tls?.() ?? null,
-    };
+    const readiness = sources.readiness();
+    ctx.status = readiness.ready ? 200 : 503;
+    ctx.body = readiness;
   });
   router.get('/metrics', async (ctx) => {
-    ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
+    try {
+      const { contentType, text } = await sources.metrics();
+      ctx.type = contentType;
+      ctx.body = text;
+    } catch (error) {
+      ctx.status = 503;
+      ctx.body = `# metrics unavailable: ${describeThrown(error)}\n`;
+    }
   });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
+}
+
+export interface GatewayHealth {
+  readonly policy: PolicyHolder;
+  readonly metrics: Metrics;
+  /** False once shutdown has begun, so load balancers stop sending traffic first. */
+  readonly accepting: () => boolean;
+  /** The serving certificate's state; a refused rotation shows here, not only in logs. */
+  readonly tls: () => TlsStatus | undefined;
+}
+
+/** One gateway process: ready while it has a policy and accepts connections. */
+export function gatewayHealth(deps: GatewayHealth): HealthSources {
+  return {
+    readiness() {
+      const engine = deps.policy.engine;
+      return {
+        ready: engine !== undefined && deps.accepting(),
+        shuttingDown: !deps.accepting(),
+        revision: engine?.revision ?? null,
+        bundleDigest: engine?.bundleDigest ?? null,
+        config: engine?.config ?? null,
+        lastLoad: deps.policy.lastLoad ?? null,
+        tls: deps.tls() ?? null,
+      };
+    },
+    async metrics() {
+      const { registry } = deps.metrics;
+      return { contentType: registry.contentType, text: await registry.metrics() };
+    },
+  };
 }
