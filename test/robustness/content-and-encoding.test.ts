@@ -4,29 +4,21 @@
  * valid JSON but not valid text (lone UTF-16 surrogates). Each gets a 415, a 400 or a
  * review; never a 5xx, never a policy failure.
  */
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import type { JsonObject } from '../../src/json.ts';
-import { Teardowns } from '../helpers/gateway.ts';
 import {
   allowed,
   type Case,
   clientMistake,
+  fileTarget,
   imageClientMistake,
   refused,
   registerCases,
   reviewed,
-  type Target,
-  target,
 } from './corpus.ts';
 import { imageReview, podReview, TRUSTED, UID } from './hostile-json.ts';
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-let gateway: Promise<Target> | undefined;
-const gw = () => {
-  gateway ??= target(shared);
-  return gateway;
-};
+const gw = fileTarget();
 
 const json = (value: unknown) => () => JSON.stringify(value);
 const good = podReview([{ name: 'web', image: TRUSTED }]);

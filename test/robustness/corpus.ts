@@ -13,6 +13,7 @@ import {
   record,
   startTestGateway,
   type Teardown,
+  Teardowns,
   type TestGateway,
 } from '../helpers/gateway.ts';
 import { type Endpoint, echoes } from './answers.ts';
@@ -54,6 +55,20 @@ export async function target(t: Teardown): Promise<Target> {
         body: c.body(),
       });
     },
+  };
+}
+
+/**
+ * One gateway for a whole test file, started by the first test that asks and stopped after
+ * the last: `const gw = fileTarget();` at the top of the file.
+ */
+export function fileTarget(): () => Promise<Target> {
+  const shared = new Teardowns();
+  test.after.always(() => shared.run());
+  let gateway: Promise<Target> | undefined;
+  return () => {
+    gateway ??= target(shared);
+    return gateway;
   };
 }
 

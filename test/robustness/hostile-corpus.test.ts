@@ -6,18 +6,17 @@
 import test from 'ava';
 import { MAX_TEXT_BYTES } from '../../src/responses.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../../src/server/app.ts';
-import { record, Teardowns } from '../helpers/gateway.ts';
+import { record } from '../helpers/gateway.ts';
 import {
   allowed,
   type Case,
   clientMistake,
   denied,
+  fileTarget,
   imageReviewed,
   refused,
   registerCases,
   reviewed,
-  type Target,
-  target,
 } from './corpus.ts';
 import {
   imageReview,
@@ -30,13 +29,7 @@ import {
   withRaw,
 } from './hostile-json.ts';
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-let gateway: Promise<Target> | undefined;
-const gw = () => {
-  gateway ??= target(shared);
-  return gateway;
-};
+const gw = fileTarget();
 
 const DEEP = 100_000;
 const json = (value: unknown) => () => JSON.stringify(value);

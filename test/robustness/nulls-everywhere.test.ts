@@ -5,18 +5,11 @@
  */
 import test from 'ava';
 import { type FixtureDir, loadJsonObject } from '../helpers/fixtures.ts';
-import { Teardowns } from '../helpers/gateway.ts';
 import { answerProblems, type Endpoint, failureWatch } from './answers.ts';
-import { type Target, target } from './corpus.ts';
+import { fileTarget } from './corpus.ts';
 import { type Action, apply, paths, sent } from './json-edits.ts';
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-let gateway: Promise<Target> | undefined;
-const gw = () => {
-  gateway ??= target(shared);
-  return gateway;
-};
+const gw = fileTarget();
 
 const NULL: Action = { kind: 'replace', value: null };
 const DELETE: Action = { kind: 'delete' };

@@ -7,17 +7,16 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import type { JsonObject } from '../../src/json.ts';
-import { type HttpResult, record, Teardowns } from '../helpers/gateway.ts';
+import { type HttpResult, record } from '../helpers/gateway.ts';
 import type { Endpoint } from './answers.ts';
 import {
   allowed,
   type Case,
   denied,
+  fileTarget,
   imageReviewed,
   registerCases,
   reviewed,
-  type Target,
-  target,
 } from './corpus.ts';
 import {
   duplicateKey,
@@ -29,13 +28,7 @@ import {
   withPrototypeKeys,
 } from './hostile-json.ts';
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-let gateway: Promise<Target> | undefined;
-const gw = () => {
-  gateway ??= target(shared);
-  return gateway;
-};
+const gw = fileTarget();
 
 const objectPrototype = Object.getOwnPropertyNames(Object.prototype).sort();
 const arrayPrototype = Object.getOwnPropertyNames(Array.prototype).sort();

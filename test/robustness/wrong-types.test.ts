@@ -6,27 +6,20 @@
  */
 import test from 'ava';
 import type { JsonObject } from '../../src/json.ts';
-import { Teardowns } from '../helpers/gateway.ts';
 import {
   type Case,
   denied,
+  fileTarget,
   imageReviewed,
   malformed,
   refused,
   registerCases,
   reviewed,
-  type Target,
   target,
 } from './corpus.ts';
 import { imageReview, podReview, TRUSTED, UNTRUSTED } from './hostile-json.ts';
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-let gateway: Promise<Target> | undefined;
-const gw = () => {
-  gateway ??= target(shared);
-  return gateway;
-};
+const gw = fileTarget();
 
 const good = () => podReview([{ name: 'web', image: TRUSTED }]);
 const json = (value: unknown) => () => JSON.stringify(value);
@@ -244,7 +237,7 @@ registerCases(CASES, gw);
 // A client's malformed pod spec is a bad request, not a policy error: an alert on policy
 // errors must not fire for clients' mistakes.
 test('a pod spec of the wrong type counts as a bad request, not a policy error', async (t) => {
-  const { gw, send } = await target(shared);
+  const { gw, send } = await target(t); // its own gateway: the metrics count this test alone
   const result = await send({ body: podSpec({ containers: { 0: HIDDEN } }) });
   reviewed(malformed(/containers/))(t, result);
   const decisions = gw.logs.messages('decision');
