@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
+import test from 'ava';
 import { createCa, issueCertificate } from '../../src/certs.ts';
 import { type Gateway, startGateway } from '../../src/commands/serve.ts';
 import { isRecord, type JsonObject } from '../../src/json.ts';
@@ -94,6 +95,28 @@ export async function tempDir(t: Teardown, prefix = 'imagegate-test-'): Promise<
 }
 
 /** Writes a policy configuration (YAML) to a temp file and returns its path. */
+/**
+ * One gateway per configuration (YAML, '' for none) for a whole test file, each started by
+ * the first test that asks and all stopped after the last: `const gateway = gatewaysByConfig();`.
+ */
+export function gatewaysByConfig(): (config?: string) => Promise<TestGateway> {
+  const shared = new Teardowns();
+  test.after.always(() => shared.run());
+  const gateways = new Map<string, Promise<TestGateway>>();
+  return (config = '') => {
+    let started = gateways.get(config);
+    if (started === undefined) {
+      started = (async () =>
+        startTestGateway(
+          shared,
+          config === '' ? {} : { config: await writeConfig(shared, config) },
+        ))();
+      gateways.set(config, started);
+    }
+    return started;
+  };
+}
+
 export async function writeConfig(t: Teardown, yaml: string): Promise<string> {
   const path = join(await tempDir(t, 'imagegate-config-'), 'config.yaml');
   await writeFile(path, yaml);

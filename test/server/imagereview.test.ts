@@ -6,15 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { JsonObject } from '../../src/json.ts';
 import { fixtureNames, loadJsonObject } from '../helpers/fixtures.ts';
-import {
-  type HttpResult,
-  record,
-  startTestGateway,
-  stringMap,
-  Teardowns,
-  type TestGateway,
-  writeConfig,
-} from '../helpers/gateway.ts';
+import { gatewaysByConfig, type HttpResult, record, stringMap } from '../helpers/gateway.ts';
 
 const WORKER =
   'ghcr.io/acme/worker@sha256:e63f7cd23fd0a746efbe0bfd303bad00b8bfc9f0a89aaef1de2d146e3bd96204';
@@ -46,22 +38,8 @@ const EXPECTED: Record<string, Expected> = {
   'imagereview-untrusted': { offending: ['nginx', 'busybox:latest'], clean: [] },
 };
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-const gateways = new Map<string, Promise<TestGateway>>();
-
-function gateway(config = ''): Promise<TestGateway> {
-  let started = gateways.get(config);
-  if (started === undefined) {
-    started = (async () =>
-      startTestGateway(
-        shared,
-        config === '' ? {} : { config: await writeConfig(shared, config) },
-      ))();
-    gateways.set(config, started);
-  }
-  return started;
-}
+/** One gateway per configuration for the whole file (starting one costs a bundle load). */
+const gateway = gatewaysByConfig();
 
 /** The ImageReview answer's status, after checking the envelope. */
 function statusOf(t: ExecutionContext, result: HttpResult): JsonObject {

@@ -9,12 +9,10 @@ import { getPointer, isRecord, type JsonObject } from '../../src/json.ts';
 import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
+  gatewaysByConfig,
   list,
   record,
-  startTestGateway,
-  Teardowns,
   type TestGateway,
-  writeConfig,
 } from '../helpers/gateway.ts';
 
 const { applyPatch } = fastJsonPatch;
@@ -60,22 +58,8 @@ interface Mutations {
 const DEFAULTS: Mutations = { rewrite: false };
 const FULL: Mutations = { rewrite: true, secret: 'regcred', storageClass: 'standard' };
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-const gateways = new Map<string, Promise<TestGateway>>();
-
-function gateway(config = ''): Promise<TestGateway> {
-  let started = gateways.get(config);
-  if (started === undefined) {
-    started = (async () =>
-      startTestGateway(
-        shared,
-        config === '' ? {} : { config: await writeConfig(shared, config) },
-      ))();
-    gateways.set(config, started);
-  }
-  return started;
-}
+/** One gateway per configuration for the whole file (starting one costs a bundle load). */
+const gateway = gatewaysByConfig();
 
 function containersOf(spec: JsonObject): JsonObject[] {
   return LISTS.flatMap((name) =>

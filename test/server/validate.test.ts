@@ -8,14 +8,12 @@ import type { JsonObject } from '../../src/json.ts';
 import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
+  gatewaysByConfig,
   list,
   record,
-  startTestGateway,
   stringMap,
   strings,
-  Teardowns,
   type TestGateway,
-  writeConfig,
 } from '../helpers/gateway.ts';
 
 type Rule = 'trusted' | 'latest' | 'pull';
@@ -122,23 +120,8 @@ const EXPECTED: Record<string, Expected> = {
 const NAMES = fixtureNames('admission');
 const DENIED = NAMES.filter((name) => (EXPECTED[name]?.violations.length ?? 0) > 0);
 
-const shared = new Teardowns();
-test.after.always(() => shared.run());
-const gateways = new Map<string, Promise<TestGateway>>();
-
 /** One gateway per configuration for the whole file (starting one costs a bundle load). */
-function gateway(config = ''): Promise<TestGateway> {
-  let started = gateways.get(config);
-  if (started === undefined) {
-    started = (async () =>
-      startTestGateway(
-        shared,
-        config === '' ? {} : { config: await writeConfig(shared, config) },
-      ))();
-    gateways.set(config, started);
-  }
-  return started;
-}
+const gateway = gatewaysByConfig();
 
 function expected(name: string): Expected {
   const entry = EXPECTED[name];
