@@ -7,18 +7,18 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
-import { isClusterWorker, startPrimary, startWorker } from './cluster.ts';
 import { bundleConfigMap, formatInspection, inspectBundle } from './commands/bundle.ts';
 import { runCerts } from './commands/certs.ts';
 import { runCheck } from './commands/check.ts';
-import { type ServeOptions, startGateway } from './commands/serve.ts';
-import { BundleError } from './errors/bundle-error.ts';
-import { ConfigError } from './errors/config-error.ts';
-import { describeThrown } from './errors/engine-error.ts';
-import { InputError } from './errors/input-error.ts';
-import { createLogger, LOG_LEVELS } from './logger.ts';
-import { defaultBundlePath, packageRoot } from './paths.ts';
-import type { VerificationSettings } from './policy-loader.ts';
+import { startServing } from './commands/serve.ts';
+import { BundleError } from './policy/bundle-error.ts';
+import { ConfigError } from './policy/config-error.ts';
+import type { VerificationSettings } from './policy/loader.ts';
+import type { ServeOptions } from './server/gateway.ts';
+import { describeThrown } from './shared/describe-thrown.ts';
+import { InputError } from './shared/input-error.ts';
+import { createLogger, LOG_LEVELS } from './shared/logger.ts';
+import { defaultBundlePath, packageRoot } from './shared/paths.ts';
 
 const USAGE = `usage: imagegate <command> [flags]
 
@@ -291,27 +291,10 @@ async function serve(args: string[]): Promise<number> {
   if (options.watchIntervalMs !== undefined && options.watchIntervalMs < 10) {
     throw new InputError('--watch-interval-ms must be at least 10');
   }
-  const workers = workerCount(setting(values, 'workers'));
-  let stop: () => Promise<void>;
-  let httpsPort: number = options.port;
-  let caPath: string | undefined;
-  if (isClusterWorker()) {
-    const gateway = await startWorker(logger);
-    // The IPC channel to the primary would keep a drained worker alive: let it go.
-    stop = () => gateway.close().then(() => process.disconnect?.());
-  } else if (workers > 1) {
-    const primary = await startPrimary(options, workers, logger);
-    ({ caPath } = primary);
-    stop = () => primary.close();
-  } else {
-    const gateway = await startGateway(options, logger);
-    ({ caPath } = gateway);
-    httpsPort = gateway.port;
-    stop = () => gateway.close();
-  }
-  if (caPath !== undefined) {
+  const serving = await startServing(options, workerCount(setting(values, 'workers')), logger);
+  if (serving.caPath !== undefined) {
     process.stderr.write(
-      `imagegate: serving https://localhost:${httpsPort} with a self-signed certificate; its CA is ${caPath}\n`,
+      `imagegate: serving https://localhost:${serving.port} with a self-signed certificate; its CA is ${serving.caPath}\n`,
     );
   }
   // SIGTERM (kubelet) and SIGINT (a terminal): readiness goes false, in-flight requests
@@ -321,7 +304,7 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-  await stop();
+  await serving.stop();
   logger.info('stopped');
   return 0;
 }

@@ -5,12 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
-import { readBundleArchive, readBundleFile, resolveBundlePath } from '../bundle.ts';
-import { verifyBundleSignature } from '../bundle-signature.ts';
-import { PolicyEngine } from '../engine.ts';
-import { describeThrown } from '../errors/engine-error.ts';
-import { InputError } from '../errors/input-error.ts';
-import { type VerificationSettings, verificationOptions } from '../policy-loader.ts';
+import { readBundleArchive, readBundleFile, resolveBundlePath } from '../policy/bundle.ts';
+import { verifyBundleSignature } from '../policy/bundle-signature.ts';
+import { PolicyEngine } from '../policy/engine.ts';
+import { type VerificationSettings, verificationOptions } from '../policy/loader.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { InputError } from '../shared/input-error.ts';
 
 /** A ConfigMap's whole payload must stay under 1 MiB (etcd's object limit is near it). */
 const CONFIGMAP_LIMIT = 1024 * 1024;

@@ -5,15 +5,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { createCa, issueCertificate } from '../certs.ts';
+import { InputError } from '../shared/input-error.ts';
+import { createCa, issueCertificate } from '../tls/certs.ts';
 import {
   type ClusterNames,
   controlPlaneFiles,
   serviceDnsNames,
   tlsSecret,
   ttlProblem,
-} from '../control-plane.ts';
-import { InputError } from '../errors/input-error.ts';
+} from '../tls/control-plane.ts';
 
 export interface CertsOptions extends ClusterNames {
   readonly out: string;

@@ -1,11 +1,11 @@
 /** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { checkManifest, formatResults, summarize } from '../check.ts';
-import { describeThrown } from '../errors/engine-error.ts';
-import { InputError } from '../errors/input-error.ts';
-import { type Manifest, parseManifests } from '../manifests.ts';
-import { loadPolicy, type VerificationSettings } from '../policy-loader.ts';
+import { checkManifest, formatResults, summarize } from '../check/check.ts';
+import { type Manifest, parseManifests } from '../check/manifests.ts';
+import { loadPolicy, type VerificationSettings } from '../policy/loader.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { InputError } from '../shared/input-error.ts';
 
 export interface CheckCommandOptions {
   readonly files: readonly string[];

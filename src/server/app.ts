@@ -6,14 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { describeThrown } from '../errors/engine-error.ts';
-import { InputError } from '../errors/input-error.ts';
-import { RequestError } from '../errors/request-error.ts';
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
-import type { PolicyHolder } from '../policy-holder.ts';
-import type { PolicyInput } from '../policy-input.ts';
-import { admissionFailure } from '../responses.ts';
+import type { PolicyHolder } from '../policy/holder.ts';
+import type { PolicyInput } from '../review/policy-input.ts';
+import { RequestError } from '../review/request-error.ts';
+import { admissionFailure } from '../review/responses.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { InputError } from '../shared/input-error.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Metrics } from '../shared/metrics.ts';
 import { readJsonBody } from './body.ts';
 import {
   type Answer,

@@ -4,7 +4,7 @@
  * not UTF-8 or not JSON. Nothing here can throw anything but an InputError.
  */
 import type { IncomingMessage } from 'node:http';
-import { InputError } from '../errors/input-error.ts';
+import { InputError } from '../shared/input-error.ts';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 

@@ -5,9 +5,9 @@
  */
 import Router from '@koa/router';
 import Koa from 'koa';
-import { describeThrown } from '../errors/engine-error.ts';
-import type { Metrics } from '../metrics.ts';
-import type { LoadStatus, PolicyHolder } from '../policy-holder.ts';
+import type { LoadStatus, PolicyHolder } from '../policy/holder.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import type { Metrics } from '../shared/metrics.ts';
 
 /** The TLS files serving now and how their last (re)load went; shown on /readyz. */
 export interface TlsStatus {

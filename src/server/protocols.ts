@@ -3,18 +3,19 @@
  * input, evaluate, translate the decision back — and what to answer when the policy
  * itself fails (fail closed). The HTTP layer (app.ts) runs them all the same way.
  */
-import { type AdmissionReview, parseAdmissionReview } from '../admission-review.ts';
-import type { ValidateDecision } from '../decision.ts';
-import type { PolicyEngine } from '../engine.ts';
-import { type ImageReview, parseImageReview } from '../image-review.ts';
-import { admissionInput, imageReviewInput, type PolicyInput } from '../policy-input.ts';
+
+import type { PolicyEngine } from '../policy/engine.ts';
+import { type AdmissionReview, parseAdmissionReview } from '../review/admission-review.ts';
+import type { ValidateDecision } from '../review/decision.ts';
+import { type ImageReview, parseImageReview } from '../review/image-review.ts';
+import { admissionInput, imageReviewInput, type PolicyInput } from '../review/policy-input.ts';
 import {
   admissionFailure,
   imageReviewFailure,
   imageReviewResponse,
   mutationResponse,
   validationResponse,
-} from '../responses.ts';
+} from '../review/responses.ts';
 
 export type Outcome = 'allowed' | 'denied' | 'patched' | 'error' | 'bad_request';
 

@@ -32,7 +32,7 @@ export const ENDPOINTS = ['validate', 'mutate', 'imagereview'];
 /**
  * Where OPA's time goes, by `opa bench` (topdown, one core, no HTTP) on the validate body:
  * the whole webhook rule, the Rego input translation alone, and imagegate's validate
- * decision on the input src/policy-input.ts builds.
+ * decision on the input src/review/policy-input.ts builds.
  */
 async function opaSplit(tmp, body) {
   const { parseAdmissionReview } = await import(join(ROOT, 'dist', 'src', 'admission-review.js'));

@@ -13,17 +13,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
-import { readBundleFile } from '../../src/bundle.ts';
-import { PolicyEngine } from '../../src/engine.ts';
-import type { JsonObject } from '../../src/json.ts';
-import { defaultBundlePath } from '../../src/paths.ts';
-import { validationResponse } from '../../src/responses.ts';
+import { readBundleFile } from '../../src/policy/bundle.ts';
+import { PolicyEngine } from '../../src/policy/engine.ts';
+import { validationResponse } from '../../src/review/responses.ts';
 import {
   imageReviewProtocol,
   mutateProtocol,
   type Protocol,
   validateProtocol,
 } from '../../src/server/protocols.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
+import { defaultBundlePath } from '../../src/shared/paths.ts';
 import { FIXTURE, imageReviewOf, podReview } from './pods.ts';
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isRecord, type JsonObject } from '../../src/json.ts';
-import { packageRoot } from '../../src/paths.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { packageRoot } from '../../src/shared/paths.ts';
 
 export const FIXTURE = join(packageRoot(), 'test', 'fixtures', 'admission', 'pod-create-v1.json');
 

@@ -45,14 +45,22 @@ function framePhase({ functionName: fn, url }) {
     return 'copyIn';
   }
   if (url.endsWith('/src/server/body.js')) return 'body';
-  if (url.endsWith('/src/admission-review.js') || url.endsWith('/src/image-review.js'))
+  if (
+    url.endsWith('/src/review/admission-review.js') ||
+    url.endsWith('/src/review/image-review.js')
+  )
     return 'narrow';
-  if (/\/src\/(policy-input|image-reference|workloads)\.js$/.test(url)) return 'input';
-  if (url.endsWith('/src/decision.js') || url.endsWith('/src/engine.js')) return 'decision';
-  if (url.endsWith('/src/responses.js') || url.endsWith('/src/server/protocols.js'))
+  if (/\/src\/review\/(policy-input|image-reference|workloads)\.js$/.test(url)) return 'input';
+  if (url.endsWith('/src/review/decision.js') || url.endsWith('/src/policy/engine.js'))
+    return 'decision';
+  if (url.endsWith('/src/review/responses.js') || url.endsWith('/src/server/protocols.js'))
     return 'response';
-  if (url.endsWith('/src/metrics.js') || url.includes('/prom-client/')) return 'metrics';
-  if (url.includes('/pino') || url.includes('/sonic-boom/') || url.endsWith('/src/logger.js'))
+  if (url.endsWith('/src/shared/metrics.js') || url.includes('/prom-client/')) return 'metrics';
+  if (
+    url.includes('/pino') ||
+    url.includes('/sonic-boom/') ||
+    url.endsWith('/src/shared/logger.js')
+  )
     return 'logging';
   if (fn === 'randomUUID' || (url.endsWith('/src/server/app.js') && fn === 'summary'))
     return 'logging';

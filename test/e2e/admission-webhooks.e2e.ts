@@ -3,7 +3,7 @@
  * ImagePolicyWebhook): what it stores, mutates and refuses, driven only through kubectl.
  */
 import test from 'ava';
-import { getPointer, type JsonObject } from '../../src/json.ts';
+import { getPointer, type JsonObject } from '../../src/shared/json.ts';
 import { pod, podWith } from './helpers/kubectl.ts';
 import {
   BREAK_GLASS,

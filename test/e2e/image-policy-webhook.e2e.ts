@@ -6,7 +6,7 @@
  * are its own; in imagegate-system, which the webhooks never see, it is alone.
  */
 import test from 'ava';
-import { getPointer } from '../../src/json.ts';
+import { getPointer } from '../../src/shared/json.ts';
 import { pod, podWith } from './helpers/kubectl.ts';
 import {
   BREAK_GLASS,

@@ -24,7 +24,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { committedBundle, committedBundleBytes, packBundle } from '../helpers/bundles.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import {

@@ -14,7 +14,7 @@ import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import test from 'ava';
-import { type CertificatePair, createCa, issueCertificate } from '../../src/certs.ts';
+import { type CertificatePair, createCa, issueCertificate } from '../../src/tls/certs.ts';
 import { loadJsonObject } from '../helpers/fixtures.ts';
 import {
   errorCode,

@@ -10,11 +10,11 @@
 import { access, chmod, constants, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { startGateway } from '../../src/commands/serve.ts';
-import { ConfigError } from '../../src/errors/config-error.ts';
-import type { JsonObject } from '../../src/json.ts';
-import { createLogger } from '../../src/logger.ts';
-import { defaultBundlePath } from '../../src/paths.ts';
+import { ConfigError } from '../../src/policy/config-error.ts';
+import { startGateway } from '../../src/server/gateway.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { defaultBundlePath } from '../../src/shared/paths.ts';
 import { committedBundle, packBundle } from '../helpers/bundles.ts';
 import {
   admissionAnswer,

@@ -6,7 +6,7 @@
  * allowed by accident, and nothing may stop the gateway answering the next review.
  */
 import test from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import {
   admissionAnswer,
   https,

@@ -10,9 +10,9 @@ import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import test from 'ava';
-import type { PolicyEngine } from '../../src/engine.ts';
-import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/engine.ts';
-import type { JsonObject } from '../../src/json.ts';
+import type { PolicyEngine } from '../../src/policy/engine.ts';
+import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/policy/engine.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { buildBundle, committedBundleBytes } from '../helpers/bundles.ts';
 import {
   admissionAnswer,

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { type Bundle, readBundleArchive } from '../../src/bundle.ts';
-import { defaultBundlePath, packageRoot } from '../../src/paths.ts';
+import { type Bundle, readBundleArchive } from '../../src/policy/bundle.ts';
+import { defaultBundlePath, packageRoot } from '../../src/shared/paths.ts';
 
 const run = promisify(execFile);
 

@@ -1,7 +1,7 @@
 /** Runs the real CLI (src/cli.ts through tsx) as a user would, capturing exit code and output. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/paths.ts';
+import { packageRoot } from '../../src/shared/paths.ts';
 
 export interface CliResult {
   readonly code: number | null;

@@ -2,9 +2,9 @@
 import { mkdir, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Gateway, startGateway } from '../../src/commands/serve.ts';
-import { createLogger } from '../../src/logger.ts';
-import type { VerificationSettings } from '../../src/policy-loader.ts';
+import type { VerificationSettings } from '../../src/policy/loader.ts';
+import { type Gateway, startGateway } from '../../src/server/gateway.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 
 let generations = 0;
 

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isRecord, type JsonObject } from '../../src/json.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 
 export type FixtureDir = 'admission' | 'imagereview' | 'manifests';
 

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
 import test from 'ava';
-import { createCa, issueCertificate } from '../../src/certs.ts';
-import { type Gateway, startGateway } from '../../src/commands/serve.ts';
-import { isRecord, type JsonObject } from '../../src/json.ts';
-import { createLogger } from '../../src/logger.ts';
-import { defaultBundlePath } from '../../src/paths.ts';
+import { type Gateway, startGateway } from '../../src/server/gateway.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { defaultBundlePath } from '../../src/shared/paths.ts';
+import { createCa, issueCertificate } from '../../src/tls/certs.ts';
 
 /** What ava's `t` offers for clean-up; `Teardowns` offers the same to per-file gateways. */
 export interface Teardown {

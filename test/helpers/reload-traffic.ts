@@ -2,7 +2,7 @@
  * What the reload and fault tests share: the review they swap policies under, traffic that
  * keeps a gateway busy meanwhile, and the reload counters they read back.
  */
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { admissionAnswer, errorCode, record, type TestGateway } from './gateway.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

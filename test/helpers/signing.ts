@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CompactSign, importPKCS8 } from 'jose';
 import forge from 'node-forge';
-import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/engine.ts';
-import { arrayField, isRecord, type JsonObject } from '../../src/json.ts';
-import { packageRoot } from '../../src/paths.ts';
+import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/policy/engine.ts';
+import { arrayField, isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { packageRoot } from '../../src/shared/paths.ts';
 import { OPA } from './bundles.ts';
 
 const run = promisify(execFile);

@@ -4,9 +4,9 @@
  * the default bundle the policy has no reason to fail). Each check returns the problems it
  * finds, so a property can report all of them with the body that caused them.
  */
-import { ADMISSION_API_VERSIONS } from '../../src/admission-review.ts';
-import { IMAGE_REVIEW_API_VERSION } from '../../src/image-review.ts';
-import { isRecord, type JsonObject } from '../../src/json.ts';
+import { ADMISSION_API_VERSIONS } from '../../src/review/admission-api-version.ts';
+import { IMAGE_REVIEW_API_VERSION } from '../../src/review/image-review.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import type { HttpResult, LogCapture } from '../helpers/gateway.ts';
 
 export type Endpoint = '/v1/validate' | '/v1/mutate' | '/v1/imagereview';

@@ -5,7 +5,7 @@
  * review; never a 5xx, never a policy failure.
  */
 import type { ExecutionContext } from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import {
   allowed,
   type Case,

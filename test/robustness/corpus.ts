@@ -5,7 +5,7 @@
  */
 import { Agent } from 'node:https';
 import test, { type ExecutionContext } from 'ava';
-import { isRecord, type JsonObject } from '../../src/json.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import {
   admissionAnswer,
   type HttpResult,

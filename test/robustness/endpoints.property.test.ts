@@ -7,7 +7,7 @@
 import { Agent } from 'node:https';
 import test, { type ExecutionContext } from 'ava';
 import * as fc from 'fast-check';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { loadJsonObject } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,

@@ -4,7 +4,7 @@
  * gets a 4xx or a review, never a 5xx, and the gateway answers the next good review.
  */
 import test from 'ava';
-import { MAX_TEXT_BYTES } from '../../src/responses.ts';
+import { MAX_TEXT_BYTES } from '../../src/review/responses.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../../src/server/app.ts';
 import { record } from '../helpers/gateway.ts';
 import {

@@ -2,7 +2,7 @@
  * Small reviews and JSON text that JSON.stringify cannot produce: nesting past any sane
  * depth, `__proto__` / `constructor` / `prototype` members in every object, duplicate keys.
  */
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 
 export const TRUSTED = 'registry.example.com/team/api:2.3.1';
 export const UNTRUSTED = 'evil.io/miner/xmrig:6.21';

@@ -10,7 +10,7 @@ import {
   formatImageReference,
   type ParseResult,
   parseImageReference,
-} from '../../src/image-reference.ts';
+} from '../../src/review/image-reference.ts';
 import { holds } from './property.ts';
 import { grammarSoup, longName, nearValid, reference } from './reference-arbitraries.ts';
 import { grammar, upstreamAccepts } from './reference-grammar.ts';

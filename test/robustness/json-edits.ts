@@ -2,7 +2,7 @@
  * Paths into JSON values and edits at them, for mutating reviews: what the properties and
  * the exhaustive null tests share.
  */
-import { isRecord } from '../../src/json.ts';
+import { isRecord } from '../../src/shared/json.ts';
 
 export type Step = string | number;
 

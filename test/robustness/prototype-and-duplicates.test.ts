@@ -6,7 +6,7 @@
  * so the API server and the kubelet) does, so the image judged is the image that runs.
  */
 import test, { type ExecutionContext } from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { type HttpResult, record } from '../helpers/gateway.ts';
 import type { Endpoint } from './answers.ts';
 import {

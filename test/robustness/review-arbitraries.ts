@@ -5,7 +5,7 @@
  * from scratch with every field optional and every type possible.
  */
 import * as fc from 'fast-check';
-import { isRecord, type JsonObject } from '../../src/json.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { fixtureNames, loadJsonObject } from '../helpers/fixtures.ts';
 import { type Action, apply, parentOf, paths, type Sent, sent, valueAt } from './json-edits.ts';
 import { nearValid } from './reference-arbitraries.ts';

@@ -8,9 +8,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import test, { type ExecutionContext } from 'ava';
-import { type ServeOptions, startGateway } from '../../src/commands/serve.ts';
-import { createLogger } from '../../src/logger.ts';
-import { defaultBundlePath } from '../../src/paths.ts';
+import { type ServeOptions, startGateway } from '../../src/server/gateway.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { defaultBundlePath } from '../../src/shared/paths.ts';
 import {
   admissionAnswer,
   LogCapture,

@@ -5,7 +5,7 @@
  * "allowed" for a spec whose images the gateway could not read.
  */
 import test from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import {
   type Case,
   denied,

@@ -6,8 +6,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/engine.ts';
-import type { JsonObject } from '../../src/json.ts';
+import { MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT } from '../../src/policy/engine.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { buildBundle } from '../helpers/bundles.ts';
 import { loadJsonObject } from '../helpers/fixtures.ts';
 import {

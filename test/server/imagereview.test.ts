@@ -4,7 +4,7 @@
  * break-glass and warn answers recorded in auditAnnotations.
  */
 import test, { type ExecutionContext } from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { fixtureNames, loadJsonObject } from '../helpers/fixtures.ts';
 import { gatewaysByConfig, type HttpResult, record, stringMap } from '../helpers/gateway.ts';
 

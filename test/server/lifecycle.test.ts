@@ -9,7 +9,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import test from 'ava';
-import { getPointer, isRecord, type JsonObject } from '../../src/json.ts';
+import { getPointer, isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { fixtureNames, loadJsonObject } from '../helpers/fixtures.ts';
 import {

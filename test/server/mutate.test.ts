@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { getPointer, isRecord, type JsonObject } from '../../src/json.ts';
+import { getPointer, isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,

@@ -4,7 +4,7 @@
  * and enforcement modes, break-glass, UPDATE and DELETE behave as SPEC says.
  */
 import test, { type ExecutionContext } from 'ava';
-import type { JsonObject } from '../../src/json.ts';
+import type { JsonObject } from '../../src/shared/json.ts';
 import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isRecord } from '../../src/json.ts';
+import { isRecord } from '../../src/shared/json.ts';
 
 export interface Gateway {
   readonly child: ChildProcess;

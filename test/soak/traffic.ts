@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { type Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { isRecord, type JsonObject } from '../../src/json.ts';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 
 export type Outcome = 'allowed' | 'denied' | 'patched' | 'ok' | 'expected-4xx' | 'failed';
 

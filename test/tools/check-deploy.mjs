@@ -14,7 +14,7 @@ import { parseAllDocuments } from 'yaml';
 const GATEWAY_NAMESPACE = 'imagegate-system';
 const EXCLUDED = [GATEWAY_NAMESPACE, 'kube-system'];
 const PLACEHOLDER = 'imagegate placeholder';
-// What the webhooks must send: [apiGroup, resource]. Keep in step with src/workloads.ts
+// What the webhooks must send: [apiGroup, resource]. Keep in step with src/review/workloads.ts
 // (its resources are cross-checked below).
 const REQUIRED_RULES = [
   ['', 'pods'],
@@ -56,9 +56,9 @@ function parseYaml(file, where) {
   return objects;
 }
 
-/** The resources src/workloads.ts covers (by name: matchPolicy Equivalent maps groups). */
+/** The resources src/review/workloads.ts covers (by name: matchPolicy Equivalent maps groups). */
 function coveredResources() {
-  const path = new URL('../../src/workloads.ts', import.meta.url);
+  const path = new URL('../../src/review/workloads.ts', import.meta.url);
   if (!existsSync(path))
     throw new Error(`${path.pathname} is missing: cannot know the covered kinds`);
   return [...readFileSync(path, 'utf8').matchAll(/resource: '([a-z]+)'/g)].map((m) => m[1]);
@@ -307,7 +307,7 @@ function checkWebhooks(name, objects, svc, tls) {
       }
       for (const resource of covered) {
         if (!rules.some((r) => list(r.resources).includes(resource))) {
-          fail(where, `rules miss ${resource}, which src/workloads.ts covers`);
+          fail(where, `rules miss ${resource}, which src/review/workloads.ts covers`);
         }
       }
       const bundle = w.clientConfig?.caBundle;

@@ -2,7 +2,7 @@
 # description: |
 #   The OPA-server side of the benchmark (docs/BENCHMARKS.md): the raw review in, the
 #   review response out, through imagegate's own packages (data.imagegate.validate and
-#   data.imagegate.mutate, unchanged). OPA has no src/policy-input.ts, so this package does
+#   data.imagegate.mutate, unchanged). OPA has no src/review/policy-input.ts, so this package does
 #   that translation in Rego, per request: walk the pod specs and container lists, parse
 #   each image reference with string built-ins and RE2 patterns, filter annotations. Served
 #   as OPA's webhook pattern: `POST /v0/data/bench/webhook/<endpoint>`, the body being the
@@ -71,7 +71,7 @@ _patch(patch) := {} if {
 	count(patch) == 0
 } else := {"patchType": "JSONPatch", "patch": base64.encode(json.marshal(patch))}
 
-# --- AdmissionReview → policy input (src/policy-input.ts admissionInput) ---
+# --- AdmissionReview → policy input (src/review/policy-input.ts admissionInput) ---
 
 _request := input.request
 
@@ -185,7 +185,7 @@ _admission_annotations := object.union_n(array.concat(
 	],
 ))
 
-# --- ImageReview → policy input (src/policy-input.ts imageReviewInput) ---
+# --- ImageReview → policy input (src/review/policy-input.ts imageReviewInput) ---
 
 image_review_input := {
 	"protocol": "imagereview",
@@ -244,7 +244,7 @@ _array(obj, key) := value if {
 	is_array(value)
 } else := []
 
-# --- image references (src/image-reference.ts, essentials) ---
+# --- image references (src/review/image-reference.ts, essentials) ---
 
 _component := `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
 
@@ -264,7 +264,7 @@ _invalid := {
 }
 
 # METADATA
-# description: The parsed reference, as src/image-reference.ts toPolicyReference shapes it.
+# description: The parsed reference, as src/review/image-reference.ts toPolicyReference shapes it.
 reference(raw) := ref if {
 	is_string(raw)
 	raw != ""

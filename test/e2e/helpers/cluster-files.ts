@@ -7,7 +7,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { isRecord } from '../../../src/json.ts';
+import { isRecord } from '../../../src/shared/json.ts';
 import { buildBundle } from '../../helpers/bundles.ts';
 import { ROOT } from '../../helpers/cli.ts';
 

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isRecord, stringField } from '../../../src/json.ts';
+import { isRecord, stringField } from '../../../src/shared/json.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
 const SCRIPT = join(ROOT, 'test', 'e2e', 'control-plane.sh');

@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isRecord, type JsonObject, stringField } from '../../../src/json.ts';
+import { isRecord, type JsonObject, stringField } from '../../../src/shared/json.ts';
 import { committedBundleBytes } from '../../helpers/bundles.ts';
 import { imagegate } from '../../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../../helpers/configmap.ts';

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { isRecord, type JsonObject } from '../../../src/json.ts';
+import { isRecord, type JsonObject } from '../../../src/shared/json.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
 export interface GatewayProcess {

@@ -3,7 +3,7 @@
  * through it, as a user would, and asserts on what kubectl prints or the server stored.
  */
 import { spawn } from 'node:child_process';
-import { isRecord, type JsonObject } from '../../../src/json.ts';
+import { isRecord, type JsonObject } from '../../../src/shared/json.ts';
 
 export interface KubectlResult {
   readonly code: number | null;

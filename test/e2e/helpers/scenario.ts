@@ -1,6 +1,6 @@
 /** What the scenarios share: the per-file environment, manifests, and refusal checks. */
 import type { ExecutionContext, TestFn } from 'ava';
-import { isRecord, type JsonObject, stringField } from '../../../src/json.ts';
+import { isRecord, type JsonObject, stringField } from '../../../src/shared/json.ts';
 import { committedBundleBytes } from '../../helpers/bundles.ts';
 import { policyBundle, TRUSTED } from './cluster-files.ts';
 import { type E2e, type E2eOptions, startE2e } from './environment.ts';

@@ -1,0 +1,149 @@
+/**
+ * `imagegate check`: each manifest is reviewed as the API server would on CREATE —
+ * mutating webhook first, its patch applied, then the validating webhook on the result.
+ */
+import fastJsonPatch from 'fast-json-patch';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { AdmissionRequest } from '../review/admission-review.ts';
+import type { Enforcement, PatchOperation } from '../review/decision.ts';
+import { admissionInput } from '../review/policy-input.ts';
+import { coveredKind, splitApiVersion } from '../review/workloads.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import type { JsonObject } from '../shared/json.ts';
+import type { Manifest } from './manifests.ts';
+
+export type Verdict = 'allowed' | 'denied' | 'skipped';
+
+export interface CheckResult {
+  readonly origin: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly verdict: Verdict;
+  readonly enforcement?: Enforcement;
+  readonly exempt: boolean;
+  readonly reasons: readonly string[];
+  readonly warnings: readonly string[];
+  readonly mutations: readonly string[];
+  readonly patch: readonly PatchOperation[];
+  /** The object after mutation, when the policy changed it. */
+  readonly mutated?: JsonObject;
+}
+
+export interface CheckOptions {
+  /** Namespace for manifests that name none (kubectl's default). */
+  readonly namespace: string;
+}
+
+export function checkManifest(
+  engine: PolicyEngine,
+  manifest: Manifest,
+  index: number,
+  options: CheckOptions,
+): CheckResult {
+  const { group, version } = splitApiVersion(manifest.apiVersion);
+  const covered = coveredKind(group, manifest.kind);
+  const namespace = manifest.namespace || options.namespace;
+  const base = {
+    origin: manifest.origin,
+    kind: manifest.kind,
+    name: manifest.name,
+    namespace,
+    exempt: false,
+    reasons: [],
+    warnings: [],
+    mutations: [],
+    patch: [],
+  };
+  if (covered === undefined) return { ...base, verdict: 'skipped' };
+
+  const request = (object: JsonObject): AdmissionRequest => ({
+    uid: `imagegate-check-${index + 1}`,
+    kind: { group, version, kind: manifest.kind },
+    resource: { group, version, resource: covered.resource },
+    subResource: '',
+    operation: 'CREATE',
+    namespace,
+    name: manifest.name,
+    dryRun: true,
+    object,
+    oldObject: null,
+    raw: { operation: 'CREATE', namespace, object },
+  });
+
+  const mutation = engine.mutate(admissionInput('admission.k8s.io/v1', request(manifest.object)));
+  let object = manifest.object;
+  if (mutation.patch.length > 0) {
+    try {
+      object = fastJsonPatch.applyPatch(
+        structuredClone(manifest.object),
+        mutation.patch.map((op) => ({ ...op }) as fastJsonPatch.Operation),
+        true,
+        false,
+      ).newDocument;
+    } catch (error) {
+      // The API server refuses a request whose webhook patch does not apply.
+      return {
+        ...base,
+        verdict: 'denied',
+        reasons: [
+          `the mutating policy produced a patch that does not apply: ${describeThrown(error)}`,
+        ],
+        mutations: mutation.messages,
+        patch: mutation.patch,
+      };
+    }
+  }
+  const decision = engine.validate(admissionInput('admission.k8s.io/v1', request(object)));
+  return {
+    ...base,
+    verdict: decision.allowed ? 'allowed' : 'denied',
+    enforcement: decision.enforcement,
+    exempt: decision.exempt,
+    reasons: decision.reasons,
+    warnings: decision.warnings,
+    mutations: mutation.messages,
+    patch: mutation.patch,
+    ...(mutation.patch.length > 0 ? { mutated: object } : {}),
+  };
+}
+
+export interface CheckSummary {
+  readonly objects: number;
+  readonly allowed: number;
+  readonly denied: number;
+  readonly skipped: number;
+}
+
+export function summarize(results: readonly CheckResult[]): CheckSummary {
+  const count = (verdict: Verdict) => results.filter((r) => r.verdict === verdict).length;
+  return {
+    objects: results.length,
+    allowed: count('allowed'),
+    denied: count('denied'),
+    skipped: count('skipped'),
+  };
+}
+
+export function formatResults(results: readonly CheckResult[]): string {
+  const lines: string[] = [];
+  for (const result of results) {
+    const where = result.namespace ? `${result.namespace}/${result.name}` : result.name;
+    const label = `${result.kind} ${where} (${result.origin})`;
+    if (result.verdict === 'skipped') {
+      lines.push(`SKIPPED ${label}: imagegate does not review ${result.kind}`);
+      continue;
+    }
+    const note = result.exempt ? ' (namespace excluded)' : '';
+    lines.push(`${result.verdict === 'allowed' ? 'ALLOWED' : 'DENIED '} ${label}${note}`);
+    // In the order the API server applies them: mutation first, then validation.
+    for (const mutation of result.mutations) lines.push(`  mutated: ${mutation}`);
+    for (const reason of result.reasons) lines.push(`  denied:  ${reason}`);
+    for (const warning of result.warnings) lines.push(`  warning: ${warning}`);
+  }
+  const s = summarize(results);
+  lines.push(
+    `${s.objects} object(s): ${s.denied} denied, ${s.allowed} allowed, ${s.skipped} skipped`,
+  );
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,158 @@
+/**
+ * Policy configuration (SPEC "Configuration"): YAML or JSON, validated here so a typo is
+ * a clear error at load time instead of a policy that silently does something else.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { isRecord, type JsonObject } from '../shared/json.ts';
+import { ConfigError } from './config-error.ts';
+
+export type PolicyConfig = JsonObject;
+
+type Check = (value: unknown, at: string) => void;
+
+const HOST =
+  /^(?:localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]{1,5})?$/;
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DNS_SUBDOMAIN = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/;
+const NAMESPACE_GLOB = /^[a-z0-9*?](?:[-a-z0-9*?]*)$/;
+
+function fail(at: string, message: string): never {
+  throw new ConfigError(`${at}: ${message}`);
+}
+
+/** A trusted source: a registry host, optionally followed by a repository prefix. */
+export function sourceProblem(source: string): string | undefined {
+  const [host = '', ...path] = source.replace(/\/$/, '').split('/');
+  const hostLike = host === 'localhost' || host.includes('.') || host.includes(':');
+  if (!hostLike || !HOST.test(host)) {
+    return `${JSON.stringify(source)} does not start with a registry host (like registry.example.com or localhost:5000)`;
+  }
+  const bad = path.find((component) => !PATH_COMPONENT.test(component));
+  if (bad !== undefined) {
+    return `${JSON.stringify(source)} has an invalid repository path component ${JSON.stringify(bad)}`;
+  }
+  return undefined;
+}
+
+const isString: Check = (v, at) => {
+  if (typeof v !== 'string' || v === '') fail(at, 'must be a non-empty string');
+};
+const isBoolean: Check = (v, at) => {
+  if (typeof v !== 'boolean') fail(at, 'must be true or false');
+};
+const nullable =
+  (check: Check): Check =>
+  (v, at) => {
+    if (v !== null) check(v, at);
+  };
+const oneOf =
+  (...allowed: string[]): Check =>
+  (v, at) => {
+    if (typeof v !== 'string' || !allowed.includes(v))
+      fail(at, `must be one of ${allowed.join(', ')}`);
+  };
+const listOf =
+  (check: Check): Check =>
+  (v, at) => {
+    if (!Array.isArray(v)) fail(at, 'must be a list');
+    for (const [i, item] of v.entries()) check(item, `${at}[${i}]`);
+  };
+const registrySource: Check = (v, at) => {
+  isString(v, at);
+  const problem = sourceProblem(v as string);
+  if (problem !== undefined) fail(at, problem);
+};
+const registryHost: Check = (v, at) => {
+  isString(v, at);
+  const host = v as string;
+  if (!HOST.test(host) || !(host === 'localhost' || host.includes('.') || host.includes(':'))) {
+    fail(at, `${JSON.stringify(host)} is not a registry host`);
+  }
+};
+const dnsName: Check = (v, at) => {
+  if (typeof v !== 'string' || v.length > 253 || !DNS_SUBDOMAIN.test(v)) {
+    fail(at, 'must be a lower-case DNS subdomain name');
+  }
+};
+const namespacePattern: Check = (v, at) => {
+  if (typeof v !== 'string' || v.length > 63 || !NAMESPACE_GLOB.test(v)) {
+    fail(at, 'must be a namespace name or a glob of one (letters, digits, -, * and ?)');
+  }
+};
+
+/** Keys a namespace override may set. */
+const OVERRIDABLE: Record<string, Check> = {
+  trustedRegistries: listOf(registrySource),
+  denyLatest: isBoolean,
+  pullPolicy: nullable(oneOf('Always', 'IfNotPresent', 'Never')),
+  rewriteRegistry: nullable(registryHost),
+  rewriteMode: oneOf('replace', 'prepend'),
+  rewriteIgnore: listOf(registryHost),
+  imagePullSecret: nullable(dnsName),
+  imagePullSecretMode: oneOf('replace', 'append'),
+  defaultStorageClass: nullable(dnsName),
+  enforcement: oneOf('deny', 'warn', 'dryrun'),
+  breakGlass: isBoolean,
+};
+
+const TOP_LEVEL: Record<string, Check> = {
+  ...OVERRIDABLE,
+  excludeNamespaces: listOf(namespacePattern),
+  namespaces: (v, at) => {
+    if (!isRecord(v)) fail(at, 'must be a map of namespace name or glob to overrides');
+    for (const [pattern, override] of Object.entries(v)) {
+      const where = `${at}[${JSON.stringify(pattern)}]`;
+      namespacePattern(pattern, where);
+      checkKeys(override, OVERRIDABLE, where);
+    }
+  },
+};
+
+function checkKeys(value: unknown, checks: Record<string, Check>, at: string): void {
+  if (!isRecord(value)) fail(at || 'configuration', 'must be a map');
+  for (const [key, item] of Object.entries(value)) {
+    const check = Object.hasOwn(checks, key) ? checks[key] : undefined;
+    if (check === undefined) {
+      fail(
+        at || 'configuration',
+        `unknown key ${JSON.stringify(key)} (known: ${Object.keys(checks).join(', ')})`,
+      );
+    }
+    check(item, at === '' ? key : `${at}.${key}`);
+  }
+}
+
+/** Parses and validates a configuration document (YAML, of which JSON is a subset). */
+export function parseConfig(text: string, source: string): PolicyConfig {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid YAML or JSON: ${describeThrown(error)}`, {
+      cause: error,
+    });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (!isRecord(parsed)) throw new ConfigError(`${source}: the configuration must be a map`);
+  try {
+    checkKeys(parsed, TOP_LEVEL, '');
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${source}: ${error.message}`);
+    throw error;
+  }
+  return parsed;
+}
+
+export async function loadConfigFile(path: string): Promise<PolicyConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read configuration ${path}: ${describeThrown(error)}`, {
+      cause: error,
+    });
+  }
+  return parseConfig(text, path);
+}

@@ -1,0 +1,206 @@
+/**
+ * The one module that knows the wasm SDK (@open-policy-agent/opa-wasm). It loads a bundle,
+ * merges the configuration over the bundle's data, smoke-evaluates both entrypoints and
+ * only then hands out an engine: a reload builds a whole new engine and swaps one reference.
+ *
+ * SDK quirks handled here (FACTS.md): the ESM build exports only `loadPolicy`; it throws
+ * strings and plain objects; falsy input is dropped; an instance is not re-entrant and its
+ * memory never shrinks, so it gets a maximum.
+ */
+import { createHash } from 'node:crypto';
+import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import {
+  type MutateDecision,
+  toMutateDecision,
+  toValidateDecision,
+  type ValidateDecision,
+} from '../review/decision.ts';
+import type { PolicyInput } from '../review/policy-input.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { EngineError } from '../shared/engine-error.ts';
+import { canonicalJson, isRecord, type JsonObject } from '../shared/json.ts';
+import type { Bundle } from './bundle.ts';
+import { BundleError } from './bundle-error.ts';
+import type { PolicyConfig } from './config.ts';
+import { SMOKE_INPUT } from './smoke-input.ts';
+
+export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
+export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
+
+const PAGE = 64 * 1024;
+/**
+ * 256 MiB: the most one instance may use; a review that needs more (tens of thousands of
+ * containers) fails closed instead of taking the process down. All of it is reserved up
+ * front: an instance that grows a few pages at a time makes V8 collect garbage at every
+ * grow, which held the event loop for seconds on a large pod. Reserved pages are not
+ * resident until written, so this costs address space, not memory.
+ */
+const MAX_MEMORY_PAGES = (256 * 1024 * 1024) / PAGE;
+
+/**
+ * Whether to copy `input.review` (the original request: often most of the input's bytes,
+ * and carrying env values no image rule needs) into the policy. A bundle opts out in its
+ * manifest with `metadata.imagegate.inputReview: false`, as the default bundle does
+ * (rego/.manifest); every other bundle gets it. Reading the Rego sources cannot decide
+ * this: `opa build -t wasm` strips the entrypoint rules from the sources it ships.
+ */
+export function passesReview(manifest: JsonObject): boolean {
+  const metadata = isRecord(manifest.metadata) ? manifest.metadata : {};
+  const imagegate = isRecord(metadata.imagegate) ? metadata.imagegate : {};
+  return imagegate.inputReview !== false;
+}
+
+/**
+ * The configuration in force, as the policy sees it (`data.imagegate.config`, the bundle's
+ * defaults with the configuration file over them). /readyz and `imagegate_config_info`
+ * show it, so a permissive configuration rolled out by mistake is visible, not only logged.
+ */
+export interface ConfigInForce {
+  /** SHA-256 of the canonical JSON: equal configurations, equal digests. */
+  readonly digest: string;
+  readonly enforcement: string;
+  readonly breakGlass: boolean;
+}
+
+function configInForce(data: JsonObject): ConfigInForce {
+  const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
+  const config = isRecord(imagegate.config) ? imagegate.config : {};
+  return {
+    digest: createHash('sha256').update(canonicalJson(config)).digest('hex'),
+    enforcement: typeof config.enforcement === 'string' ? config.enforcement : '',
+    breakGlass: config.breakGlass === true,
+  };
+}
+
+/** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
+const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
+
+interface LoadedPolicy {
+  evaluate(input: unknown, entrypoint: string): unknown;
+  setData(data: object): void;
+  entrypoints: unknown;
+  mem?: { readonly buffer: ArrayBuffer };
+}
+
+export class PolicyEngine {
+  readonly revision: string;
+  readonly entrypoints: readonly string[];
+  readonly bundleDigest: string;
+  readonly config: ConfigInForce;
+  /** False when the bundle says its policies never read input.review: it is not copied. */
+  readonly passesReview: boolean;
+  readonly #policy: LoadedPolicy;
+
+  private constructor(
+    policy: LoadedPolicy,
+    bundle: Bundle,
+    entrypoints: readonly string[],
+    config: ConfigInForce,
+  ) {
+    this.#policy = policy;
+    this.revision = bundle.revision;
+    this.bundleDigest = bundle.digest;
+    this.config = config;
+    this.entrypoints = entrypoints;
+    this.passesReview = passesReview(bundle.manifest);
+  }
+
+  /** The instance's linear memory, in bytes (reserved up front, so constant). */
+  get memoryBytes(): number {
+    return this.#policy.mem?.buffer.byteLength ?? 0;
+  }
+
+  /** Loads, sets data and smoke-evaluates; any failure is a BundleError and nothing leaks. */
+  static async create(bundle: Bundle, config: PolicyConfig = {}): Promise<PolicyEngine> {
+    let policy: LoadedPolicy;
+    try {
+      policy = (await loadPolicy(
+        bundle.wasm,
+        { initial: MAX_MEMORY_PAGES, maximum: MAX_MEMORY_PAGES },
+        CUSTOM_BUILTINS,
+      )) as LoadedPolicy;
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source}: policy.wasm does not load: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const entrypoints = isRecord(policy.entrypoints) ? Object.keys(policy.entrypoints) : [];
+    for (const required of [VALIDATE_ENTRYPOINT, MUTATE_ENTRYPOINT]) {
+      if (!entrypoints.includes(required)) {
+        throw new BundleError(
+          `bundle ${bundle.source} has no entrypoint ${required} (it has: ${entrypoints.join(', ') || 'none'})`,
+        );
+      }
+    }
+    const data = mergeData(bundle.data, config);
+    try {
+      policy.setData(data);
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source}: data does not load: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data));
+    try {
+      engine.validate(SMOKE_INPUT);
+      engine.mutate(SMOKE_INPUT);
+    } catch (error) {
+      throw new BundleError(
+        `bundle ${bundle.source} fails its smoke evaluation: ${describeThrown(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return engine;
+  }
+
+  validate(input: PolicyInput): ValidateDecision {
+    return toValidateDecision(this.#evaluate(input, VALIDATE_ENTRYPOINT));
+  }
+
+  mutate(input: PolicyInput): MutateDecision {
+    return toMutateDecision(this.#evaluate(input, MUTATE_ENTRYPOINT));
+  }
+
+  #evaluate(input: PolicyInput, entrypoint: string): unknown {
+    let resultSet: unknown;
+    try {
+      resultSet = this.#policy.evaluate(
+        this.passesReview ? input : withoutReview(input),
+        entrypoint,
+      );
+    } catch (error) {
+      throw EngineError.from(error, `evaluating ${entrypoint}`);
+    }
+    if (!Array.isArray(resultSet) || resultSet.length !== 1) {
+      throw new EngineError(`evaluating ${entrypoint}: the policy returned no decision`);
+    }
+    const [first] = resultSet as unknown[];
+    if (!isRecord(first) || !Object.hasOwn(first, 'result')) {
+      throw new EngineError(`evaluating ${entrypoint}: malformed result set`);
+    }
+    return first.result;
+  }
+}
+
+/**
+ * The configuration replaces the bundle's defaults key by key under
+ * `data.imagegate.config`; the rest of the bundle's data is kept as built.
+ */
+export function mergeData(data: JsonObject, config: PolicyConfig): JsonObject {
+  const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
+  const defaults = isRecord(imagegate.config) ? imagegate.config : {};
+  return { ...data, imagegate: { ...imagegate, config: { ...defaults, ...config } } };
+}
+
+function withoutReview(input: PolicyInput): Omit<PolicyInput, 'review'> {
+  const { review: _review, ...rest } = input;
+  return rest;
+}

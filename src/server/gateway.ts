@@ -1,0 +1,177 @@
+/**
+ * The gateway: `startGateway` wires the policy, its watchers, the HTTPS and health servers
+ * and returns a handle, so tests run the real HTTPS server in-process. `imagegate serve`
+ * (commands/serve.ts) starts one, or a cluster of them; signals stay in cli.ts.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { ConfigInForce } from '../policy/engine.ts';
+import { type LoadStatus, PolicyHolder } from '../policy/holder.ts';
+import type { VerificationSettings } from '../policy/loader.ts';
+import type { Watch } from '../shared/file-watch.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { ensureDevCertificates } from '../tls/dev-certs.ts';
+import { createApp, DEFAULT_MAX_BODY_BYTES } from './app.ts';
+import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
+import { servePolicy } from './policy-reload.ts';
+import { loadServingTls, type ServingTls } from './tls-reload.ts';
+
+export interface ServeOptions {
+  readonly port: number;
+  /** null: no health server (a cluster worker; the primary serves health for all). */
+  readonly healthPort: number | null;
+  readonly host: string;
+  readonly bundle: string;
+  readonly config: string | undefined;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly clientCa: string | undefined;
+  /** When set, unsigned or wrongly signed bundles are refused. */
+  readonly verification?: VerificationSettings | undefined;
+  readonly stateDir: string;
+  readonly maxBodyBytes?: number;
+  /** How often watched files are polled. */
+  readonly watchIntervalMs?: number;
+  /**
+   * A client must send its headers within this long, and its whole request within
+   * requestTimeoutMs (slowloris); defaults 10 s and 30 s, the API server's own webhook
+   * timeout being at most 30 s.
+   */
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** Told after every load, reload or refusal (cluster workers report to the primary). */
+  readonly onStatus?: (status: GatewayStatus) => void;
+}
+
+export interface GatewayStatus {
+  readonly revision: string;
+  readonly bundleDigest: string;
+  readonly config: ConfigInForce | null;
+  readonly lastLoad: LoadStatus | undefined;
+  readonly tls: TlsStatus | undefined;
+}
+
+export interface Gateway {
+  readonly port: number;
+  readonly healthPort: number | null;
+  readonly policy: PolicyHolder;
+  readonly metrics: Metrics;
+  readonly caPath: string | undefined;
+  /** Stops accepting, lets in-flight requests finish, closes both servers. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGateway(options: ServeOptions, logger: Logger): Promise<Gateway> {
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new Error('--tls-cert and --tls-key go together');
+  }
+  const metrics = createMetrics();
+  const policy = new PolicyHolder();
+  let tls: ServingTls | undefined;
+  const report = () =>
+    options.onStatus?.({
+      revision: policy.engine?.revision ?? '',
+      bundleDigest: policy.engine?.bundleDigest ?? '',
+      config: policy.engine?.config ?? null,
+      lastLoad: policy.lastLoad,
+      tls: tls?.status(),
+    });
+  const intervalMs = options.watchIntervalMs ?? 2000;
+  const watches: Watch[] = [];
+  const source = {
+    bundle: options.bundle,
+    config: options.config,
+    verification: options.verification,
+  };
+  watches.push(await servePolicy({ source, policy, metrics, logger, intervalMs, changed: report }));
+
+  let caPath: string | undefined;
+  let certPath = options.tlsCert;
+  let keyPath = options.tlsKey;
+  if (certPath === undefined || keyPath === undefined) {
+    const dev = await ensureDevCertificates(options.stateDir);
+    ({ caPath, certPath, keyPath } = dev);
+    logger.info(
+      { ca: dev.caPath, created: dev.createdCa },
+      'serving with a self-signed certificate; trust this CA to call the gateway',
+    );
+  }
+  const files = { cert: certPath, key: keyPath, clientCa: options.clientCa };
+  tls = await loadServingTls(files, { metrics, logger, intervalMs, changed: report });
+  report();
+
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
+  let accepting = true;
+  const app = createApp({
+    policy,
+    logger,
+    metrics,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    draining: () => !accepting,
+  });
+  const https: HttpsServer = createHttpsServer(
+    {
+      ...tls.initial,
+      minVersion: 'TLSv1.2',
+      ...(files.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
+      // A slow client must not hold a socket for ever (slowloris). Node checks the
+      // deadlines every connectionsCheckingInterval (30 s by default), so that is tied to
+      // them: otherwise a cut-off could lag by up to 30 s.
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(headersTimeoutMs, requestTimeoutMs) / 4),
+      // A client that never finishes its TLS handshake holds a socket too (Node: 120 s).
+      handshakeTimeout: headersTimeoutMs,
+    },
+    app.callback(),
+  );
+  https.keepAliveTimeout = 60_000;
+  watches.push(await tls.watch(https));
+
+  const health: HttpServer | undefined =
+    options.healthPort === null
+      ? undefined
+      : createHttpServer(
+          createHealthApp(
+            gatewayHealth({ policy, metrics, accepting: () => accepting, tls: tls.status }),
+          ).callback(),
+        );
+
+  https.listen(options.port, options.host);
+  if (health !== undefined) health.listen(options.healthPort ?? 0, options.host);
+  await Promise.all([once(https, 'listening'), ...(health ? [once(health, 'listening')] : [])]);
+  const port = (https.address() as AddressInfo).port;
+  const healthPort = health === undefined ? null : (health.address() as AddressInfo).port;
+  logger.info({ port, healthPort, clientAuth: files.clientCa !== undefined }, 'imagegate serving');
+
+  return {
+    port,
+    healthPort,
+    policy,
+    metrics,
+    caPath,
+    async close(graceMs = 25_000) {
+      accepting = false;
+      for (const watch of watches) watch.stop();
+      const closed = new Promise<void>((resolve) => https.close(() => resolve()));
+      // Connections that finish their request while draining are closed by the
+      // Connection: close header; sweep the ones that were idle in between as well.
+      const sweep = setInterval(() => https.closeIdleConnections(), 50);
+      https.closeIdleConnections();
+      const timer = setTimeout(() => https.closeAllConnections(), graceMs);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(timer);
+      if (health !== undefined) {
+        await new Promise<void>((resolve) => {
+          health.close(() => resolve());
+          health.closeAllConnections();
+        });
+      }
+    },
+  };
+}

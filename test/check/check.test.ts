@@ -1,0 +1,202 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { type CliResult, imagegate } from '../helpers/cli.ts';
+
+const manifests = (name: string) => join('test', 'fixtures', 'manifests', name);
+
+interface JsonReport {
+  revision: string;
+  summary: { objects: number; allowed: number; denied: number; skipped: number };
+  results: {
+    origin: string;
+    kind: string;
+    name: string;
+    verdict: string;
+    reasons: string[];
+    warnings: string[];
+    mutations: string[];
+    patch: { op: string; path: string; value?: unknown }[];
+    mutated?: Record<string, unknown>;
+  }[];
+}
+
+function report(result: CliResult): JsonReport {
+  return JSON.parse(result.stdout) as JsonReport;
+}
+
+async function tempFile(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'imagegate-check-'));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+test('README: untagged nginx from Docker Hub is denied for both reasons, exit 1', async (t) => {
+  const result = await imagegate(['check', '-f', 'docs/examples/pod-untrusted.yaml']);
+  t.is(result.code, 1, result.stderr);
+  const denied = result.stdout.split('\n').filter((l) => l.trimStart().startsWith('denied:'));
+  t.is(denied.length, 2, result.stdout);
+  t.true(
+    denied.some((l) => /not trusted/.test(l) && l.includes('"nginx"')),
+    result.stdout,
+  );
+  t.true(
+    denied.some((l) => /latest/.test(l) && l.includes('"nginx"')),
+    result.stdout,
+  );
+  t.regex(result.stdout, /^DENIED +Pod shop\/web/m);
+  t.regex(result.stdout, /1 object\(s\): 1 denied, 0 allowed, 0 skipped/);
+});
+
+test('README: the fixed pod is allowed, exit 0, its pull policy mutated to Always', async (t) => {
+  const result = await imagegate([
+    'check',
+    '-f',
+    'docs/examples/pod-fixed.yaml',
+    '--output',
+    'json',
+  ]);
+  t.is(result.code, 0, result.stderr);
+  const [pod] = report(result).results;
+  t.is(pod?.verdict, 'allowed');
+  t.deepEqual(pod?.patch, [
+    { op: 'add', path: '/spec/containers/0/imagePullPolicy', value: 'Always' },
+  ]);
+  const spec = pod?.mutated?.spec as { containers: { imagePullPolicy: string }[] } | undefined;
+  t.is(spec?.containers[0]?.imagePullPolicy, 'Always');
+});
+
+test('a Deployment is checked through its pod template', async (t) => {
+  const result = await imagegate(['check', '-f', manifests('deployment.yaml'), '-o', 'json']);
+  const out = report(result);
+  t.is(out.results[0]?.kind, 'Deployment');
+  t.true(out.results[0]?.patch.every((op) => op.path.startsWith('/spec/template/spec/')));
+  t.is(result.code, out.summary.denied > 0 ? 1 : 0);
+});
+
+test('a CronJob is checked through its job template', async (t) => {
+  const result = await imagegate(['check', '-f', manifests('cronjob.yaml'), '-o', 'json']);
+  const out = report(result);
+  t.is(out.results[0]?.kind, 'CronJob');
+  t.true(
+    out.results[0]?.patch.every((op) =>
+      op.path.startsWith('/spec/jobTemplate/spec/template/spec/'),
+    ),
+  );
+});
+
+test('init containers are checked and mutated too', async (t) => {
+  const result = await imagegate([
+    'check',
+    '-f',
+    manifests('pod-init-containers.yaml'),
+    '-o',
+    'json',
+  ]);
+  const out = report(result);
+  t.true(out.results[0]?.patch.some((op) => op.path.startsWith('/spec/initContainers/')));
+});
+
+test('a compliant pod passes with nothing to change', async (t) => {
+  const result = await imagegate(['check', '-f', manifests('pod-compliant.yaml'), '-o', 'json']);
+  t.is(result.code, 0, result.stdout + result.stderr);
+  t.deepEqual(report(result).results[0]?.patch, []);
+});
+
+test('a PVC gets the default storage class when configured', async (t) => {
+  const config = await tempFile('config.yaml', 'defaultStorageClass: fast-ssd\n');
+  const result = await imagegate([
+    'check',
+    '-f',
+    manifests('pvc.yaml'),
+    '--config',
+    config,
+    '-o',
+    'json',
+  ]);
+  t.is(result.code, 0, result.stderr);
+  const [pvc] = report(result).results;
+  t.deepEqual(pvc?.patch, [{ op: 'add', path: '/spec/storageClassName', value: 'fast-ssd' }]);
+});
+
+test('multi-document files: every object, other kinds skipped', async (t) => {
+  const result = await imagegate(['check', '-f', manifests('multi-document.yaml'), '-o', 'json']);
+  const out = report(result);
+  t.deepEqual(
+    out.results.map((r) => [r.kind, r.verdict === 'skipped']),
+    [
+      ['Service', true],
+      ['Deployment', false],
+      ['ConfigMap', true],
+    ],
+  );
+});
+
+test('standard input and environment settings (IMAGEGATE_CONFIG)', async (t) => {
+  const config = await tempFile(
+    'c.yaml',
+    'trustedRegistries: [docker.io/library]\ndenyLatest: false\n',
+  );
+  const pod =
+    'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: nginx}]}\n';
+  const result = await imagegate(['check', '-f', '-'], {
+    stdin: pod,
+    env: { IMAGEGATE_CONFIG: config },
+  });
+  t.is(result.code, 0, result.stdout + result.stderr);
+  t.regex(result.stdout, /^ALLOWED Pod default\/p \(<stdin>#1\)/m);
+});
+
+test('warn enforcement allows with warnings, exit 0', async (t) => {
+  const config = await tempFile('c.yaml', 'enforcement: warn\n');
+  const result = await imagegate([
+    'check',
+    '-f',
+    'docs/examples/pod-untrusted.yaml',
+    '--config',
+    config,
+  ]);
+  t.is(result.code, 0);
+  t.is(result.stdout.split('\n').filter((l) => l.trimStart().startsWith('warning:')).length, 2);
+});
+
+const badInput = test.macro<[string[], RegExp]>({
+  async exec(t, args, message) {
+    const result = await imagegate(args);
+    t.is(result.code, 2, result.stdout);
+    t.regex(result.stderr, message);
+    t.notRegex(result.stderr, /\n\s+at /, 'no stack trace');
+  },
+  title: (_, args) => `exit 2: imagegate ${args.join(' ')}`,
+});
+
+test(
+  badInput,
+  ['check', '-f', manifests('broken.yaml')],
+  /broken\.yaml#\d+: not valid YAML or JSON/,
+);
+test(badInput, ['check', '-f', 'no/such/file.yaml'], /cannot read no\/such\/file\.yaml/);
+test(badInput, ['check'], /check needs -f/);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--output', 'xml'],
+  /--output must be human or json/,
+);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--config', 'no/such.yaml'],
+  /cannot read configuration no\/such\.yaml/,
+);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--bundle', 'package.json'],
+  /not a readable gzip archive/,
+);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--frobnicate'],
+  /Unknown option '--frobnicate'/,
+);
+test(badInput, ['frobnicate'], /unknown command "frobnicate"/);

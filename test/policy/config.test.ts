@@ -1,0 +1,106 @@
+import test from 'ava';
+import { parseConfig, sourceProblem } from '../../src/policy/config.ts';
+import { ConfigError } from '../../src/policy/config-error.ts';
+
+test('the SPEC example configuration parses as written', (t) => {
+  const config = parseConfig(
+    `trustedRegistries: [registry.example.com, ghcr.io/acme, "localhost:5000"]
+denyLatest: true
+pullPolicy: Always
+rewriteRegistry: null
+rewriteIgnore: []
+imagePullSecret: null
+imagePullSecretMode: replace
+defaultStorageClass: null
+excludeNamespaces: [kube-system]
+enforcement: deny
+breakGlass: false
+namespaces:
+  "team-*": {trustedRegistries: [registry.example.com/teams], enforcement: warn}
+`,
+    'spec.yaml',
+  );
+  t.deepEqual(config.trustedRegistries, ['registry.example.com', 'ghcr.io/acme', 'localhost:5000']);
+  t.deepEqual(config.namespaces, {
+    'team-*': { trustedRegistries: ['registry.example.com/teams'], enforcement: 'warn' },
+  });
+});
+
+test('JSON is accepted, and an empty document is an empty configuration', (t) => {
+  t.deepEqual(parseConfig('{"denyLatest": false}', 'c.json'), { denyLatest: false });
+  t.deepEqual(parseConfig('', 'empty.yaml'), {});
+  t.deepEqual(parseConfig('# only a comment\n', 'comment.yaml'), {});
+});
+
+const rejects = test.macro<[string, RegExp]>({
+  exec(t, text, message) {
+    const error = t.throws(() => parseConfig(text, 'bad.yaml'), { instanceOf: ConfigError });
+    t.regex(error?.message ?? '', message);
+    t.true(error?.message.startsWith('bad.yaml: '));
+  },
+  title: (_, text) => `rejects ${JSON.stringify(text)}`,
+});
+
+test(rejects, 'trustedRegistries: nginx', /trustedRegistries: must be a list/);
+test(rejects, 'trustedRegistries: [nginx]', /trustedRegistries\[0\]: "nginx" does not start/);
+test(
+  rejects,
+  'trustedRegistries: ["https://registry.example.com"]',
+  /does not start with a registry host/,
+);
+test(rejects, 'trustedRegistries: ["ghcr.io/Acme"]', /invalid repository path component "Acme"/);
+test(rejects, 'trustedRegistries: [""]', /must be a non-empty string/);
+test(
+  rejects,
+  'trustedRegistries: [registry.example.com//x]',
+  /invalid repository path component ""/,
+);
+test(rejects, 'denyLatest: "yes"', /denyLatest: must be true or false/);
+test(rejects, 'pullPolicy: always', /pullPolicy: must be one of Always, IfNotPresent, Never/);
+test(rejects, 'enforcement: audit', /enforcement: must be one of deny, warn, dryrun/);
+test(rejects, 'imagePullSecretMode: merge', /imagePullSecretMode: must be one of replace, append/);
+test(rejects, 'imagePullSecret: Reg_Cred', /imagePullSecret: must be a lower-case DNS subdomain/);
+test(rejects, 'rewriteRegistry: mirror', /rewriteRegistry: "mirror" is not a registry host/);
+test(rejects, 'rewriteIgnore: [docker.io, "ghcr.io/acme"]', /rewriteIgnore\[1\]/);
+test(rejects, 'excludeNamespaces: [Kube-System]', /excludeNamespaces\[0\]/);
+test(rejects, 'trustedRegistry: [registry.example.com]', /unknown key "trustedRegistry"/);
+test(
+  rejects,
+  'namespaces: {"team-*": {excludeNamespaces: [x]}}',
+  /namespaces\["team-\*"\]: unknown key "excludeNamespaces"/,
+);
+test(
+  rejects,
+  'namespaces: {"Team A": {}}',
+  /namespaces\["Team A"\]: must be a namespace name or a glob/,
+);
+test(rejects, 'namespaces: [a]', /namespaces: must be a map/);
+test(rejects, '- a\n- b', /the configuration must be a map/);
+test(rejects, 'denyLatest: true\ndenyLatest: false', /not valid YAML or JSON/);
+test(rejects, 'trustedRegistries: [a', /not valid YAML or JSON/);
+test(rejects, '{"__proto__": {"denyLatest": false}}', /unknown key "__proto__"/);
+
+test('a source is a host, optionally with whole repository path components', (t) => {
+  for (const ok of [
+    'registry.example.com',
+    'REGISTRY.example.com',
+    'localhost',
+    'localhost:5000',
+    'ghcr.io/acme',
+    'ghcr.io/acme/',
+    '[::1]:5000/x',
+    'registry:5000',
+  ]) {
+    t.is(sourceProblem(ok), undefined, ok);
+  }
+  for (const bad of [
+    'nginx',
+    'library/nginx',
+    'ghcr.io/acme:1.0',
+    'ghcr.io/acme@sha256',
+    'ghcr .io',
+    'ghcr.io/a b',
+  ]) {
+    t.not(sourceProblem(bad), undefined, bad);
+  }
+});

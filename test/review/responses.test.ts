@@ -1,0 +1,97 @@
+/**
+ * Answers stay bounded: the texts an answer carries (message, reason, warnings, audit
+ * annotations) are cut at MAX_TEXT_BYTES with a note of what was left out.
+ */
+import test from 'ava';
+import type { ValidateDecision } from '../../src/review/decision.ts';
+import {
+  boundedWarnings,
+  imageReviewResponse,
+  joinReasons,
+  MAX_TEXT_BYTES,
+  validationResponse,
+} from '../../src/review/responses.ts';
+
+const bytes = (text: string) => Buffer.byteLength(text);
+const reasons = (
+  n: number,
+  text = (i: number) =>
+    `container "c${i}" image "evil.io/x:${i}": registry evil.io/x is not trusted`,
+) => Array.from({ length: n }, (_, i) => text(i));
+
+test('reasons that fit are joined whole', (t) => {
+  t.is(joinReasons(['a', 'b; c', 'd']), 'a; b; c; d');
+  const fits = reasons(10);
+  t.is(joinReasons(fits), fits.join('; '));
+});
+
+test('reasons over the limit: the leading ones whole, then how many more', (t) => {
+  const all = reasons(2000);
+  const message = joinReasons(all);
+  t.true(bytes(message) <= MAX_TEXT_BYTES, `${bytes(message)} bytes`);
+  const [shownText, note] = message.split('; … and ');
+  const shown = shownText?.split('; ') ?? [];
+  t.deepEqual(shown, all.slice(0, shown.length), 'a prefix of the reasons, none cut');
+  t.is(note, `${2000 - shown.length} more (2000 in all; the gateway's decision log has every one)`);
+  t.true(bytes(message) > MAX_TEXT_BYTES - 400, 'the budget is used, not wasted');
+});
+
+test('multi-byte text is never split inside a character', (t) => {
+  const wide = 'é'.repeat(MAX_TEXT_BYTES); // 2 bytes each: one reason twice the limit
+  const message = joinReasons([wide, 'second']);
+  t.true(bytes(message) <= MAX_TEXT_BYTES);
+  t.false(message.includes('\uFFFD'));
+  t.regex(message, /^é+…; … and 1 more \(2 in all; /);
+  const emoji = joinReasons(['😀'.repeat(MAX_TEXT_BYTES / 2)], 1000);
+  t.true(bytes(emoji) <= 1000);
+  t.regex(emoji, /^(?:😀)+…; … and 0 more/u);
+});
+
+test('warnings: as many as fit, the last one says how many were left out', (t) => {
+  const all = reasons(1000);
+  const kept = boundedWarnings(all);
+  t.true(kept.reduce((sum, w) => sum + bytes(w), 0) <= MAX_TEXT_BYTES);
+  t.deepEqual(kept.slice(0, -1), all.slice(0, kept.length - 1));
+  t.is(
+    kept.at(-1),
+    `… and ${1001 - kept.length} more (1000 in all; the gateway's decision log has every one)`,
+  );
+  t.deepEqual(boundedWarnings(['one', 'two']), ['one', 'two']);
+});
+
+function decision(over: Partial<ValidateDecision>): ValidateDecision {
+  return {
+    allowed: false,
+    reasons: [],
+    warnings: [],
+    auditAnnotations: {},
+    enforcement: 'deny',
+    exempt: false,
+    breakGlass: false,
+    violations: [],
+    ...over,
+  };
+}
+
+test('audit annotations are cut at a violation boundary, in both protocols', (t) => {
+  const all = reasons(2000);
+  const d = decision({
+    reasons: all,
+    auditAnnotations: { violations: all.join('; '), 'break-glass': 'INC-1' },
+  });
+  const admission = validationResponse('admission.k8s.io/v1', 'uid-1', d).response;
+  const image = imageReviewResponse(d).status;
+  for (const annotations of [admission.auditAnnotations, image.auditAnnotations]) {
+    const violations = annotations?.violations ?? '';
+    t.true(bytes(violations) <= MAX_TEXT_BYTES);
+    const [head] = violations.split('; … (cut at');
+    t.true(all.join('; ').startsWith(`${head}; `), 'whole violations only');
+    t.regex(
+      violations,
+      /; … \(cut at 16384 bytes; the gateway's decision log has every violation\)$/,
+    );
+    t.is(annotations?.['break-glass'], 'INC-1', 'short annotations untouched');
+  }
+  t.true(bytes(admission.status?.message ?? '') <= MAX_TEXT_BYTES);
+  t.true(bytes(image.reason ?? '') <= MAX_TEXT_BYTES);
+});
