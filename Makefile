@@ -21,7 +21,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint run check-example deploy-check e2e-deps e2e soak bench clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps e2e soak bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,13 +87,16 @@ lint: node-deps ## biome lint + format check, TypeScript type check
 	$(NODE_BIN)/biome check .
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
+layers: node-deps ## the import layering of src/ (dependency-cruiser; rules in src/.dependency-cruiser.cjs)
+	$(NODE_BIN)/depcruise --config src/.dependency-cruiser.cjs --output-type err-long src
+
 test-ts: node-deps ## ava tests (engine tests run the committed, compiled bundle)
 	$(NODE_BIN)/ava
 
 deploy-check: node-deps $(KUSTOMIZE) ## render deploy/ (base, overlays/*) with the pinned kustomize and check it
 	KUSTOMIZE=$(KUSTOMIZE) bash test/tools/render-deploy.sh
 
-test: deps lint test-rego bundle-check deploy-check test-ts ## everything CI runs
+test: deps lint layers test-rego bundle-check deploy-check test-ts ## everything CI runs
 
 run: build ## run the gateway on the embedded default bundle
 	node dist/src/cli.js serve
