@@ -21,7 +21,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps e2e soak bench clean
+.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps e2e e2e-all soak bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,11 +105,19 @@ check-example: build ## the README's check example
 	-node dist/src/cli.js check -f docs/examples/pod-untrusted.yaml
 	node dist/src/cli.js check -f docs/examples/pod-fixed.yaml
 
-e2e-deps: ## build or reuse kube-apiserver, kubectl and etcd for e2e tests (cached outside the repo)
-	test/e2e/build-control-plane.sh
+# Kubernetes versions are pinned in test/e2e/build-control-plane.sh; empty means its default
+# (the newest). `make e2e K8S_VERSION=1.35.4` runs another one; `make e2e-all` every one.
+K8S_VERSION ?=
+K8S_VERSIONS = $(shell test/e2e/build-control-plane.sh --versions)
 
-e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver, driven with kubectl
-	$(NODE_BIN)/ava --config test/e2e/ava.config.mjs
+e2e-deps: ## build or reuse kube-apiserver, kube-controller-manager, kubectl and etcd (cached outside the repo)
+	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) test/e2e/build-control-plane.sh
+
+e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
+	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) $(NODE_BIN)/ava --config test/e2e/ava.config.mjs
+
+e2e-all: ## make e2e on every supported Kubernetes version (what CI runs)
+	@set -e; for v in $(K8S_VERSIONS); do echo "== e2e on Kubernetes $$v"; $(MAKE) --no-print-directory e2e K8S_VERSION=$$v; done
 
 SOAK_SECONDS ?= 600
 soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md

@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
 # Build (or reuse) the control plane the end-to-end tests run against — kube-apiserver,
-# kubectl and etcd — from the Go module proxy alone: no Docker, no release tarballs, no
-# system packages. Binaries go to a cache outside the repo, keyed by version:
+# kube-controller-manager, kubectl and etcd — from the Go module proxy alone: no Docker,
+# no release tarballs, no system packages. Binaries go to a cache outside the repo, keyed
+# by version:
 #
-#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/k8s-<version>/{kube-apiserver,kubectl}
+#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/etcd-<version>/etcd
 #
+#   build-control-plane.sh             the default Kubernetes version (the newest supported)
+#   IMAGEGATE_K8S_VERSION=1.35.4 ...   another one of K8S_VERSIONS
+#   build-control-plane.sh --versions  print K8S_VERSIONS (for the Makefile and CI)
+#
 # A warm run only checks the binaries' versions (well under a second). On stdout it prints
-# KUBE_APISERVER=, KUBECTL=, ETCD= lines (absolute paths); progress and timings go to stderr.
-# Building needs Go >= 1.24 (the go lines of Kubernetes 1.34.10 and etcd 3.6.4; with
-# GOTOOLCHAIN=auto an older go fetches a newer one). Built and tested with Go 1.26.
+# KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, ETCD= lines (absolute paths);
+# progress and timings go to stderr. Building needs Go >= 1.26 (the go line of Kubernetes
+# 1.37). Built and tested with Go 1.26.
 set -euo pipefail
 
 # Versions: the only place they are written down.
-# Kubernetes: the newest 1.34 patch whose module the proxy serves *and* the checksum
-# database knows (proxy.golang.org/sumdb answered 404 for v1.34.11 and v1.34.12, which go
-# refuses to build without GONOSUMDB). etcd: the version Kubernetes 1.34 itself requires
-# (go.etcd.io/etcd/* in its go.mod) and kubeadm 1.34 deploys.
-K8S_VERSION=1.34.10
+# Kubernetes: the supported minors at both ends (December 2026: 1.35, 1.36, 1.37 are
+# supported upstream), newest first: the first is the default, CI runs every one. Each is
+# the newest patch of its minor the Go module proxy serves. etcd: one server for both;
+# 3.6 is what kubeadm deploys for these minors, and the API servers speak its v3 API.
+K8S_VERSIONS="1.37.2 1.35.4"
 ETCD_VERSION=3.6.4
+
+if [[ ${1:-} == --versions ]]; then
+	echo "$K8S_VERSIONS"
+	exit 0
+fi
+K8S_VERSION=${IMAGEGATE_K8S_VERSION:-${K8S_VERSIONS%% *}}
+[[ " $K8S_VERSIONS " == *" $K8S_VERSION "* ]] ||
+	{ printf 'e2e-deps: error: IMAGEGATE_K8S_VERSION=%s is not one of: %s\n' "$K8S_VERSION" "$K8S_VERSIONS" >&2; exit 2; }
 
 CACHE=${IMAGEGATE_CACHE:-$HOME/.cache/imagegate}
 mkdir -p "$CACHE"
@@ -26,6 +39,7 @@ CACHE=$(cd "$CACHE" && pwd) # callers may run the binaries from another director
 K8S_DIR=$CACHE/k8s-$K8S_VERSION
 ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 KUBE_APISERVER=$K8S_DIR/kube-apiserver
+KUBE_CONTROLLER_MANAGER=$K8S_DIR/kube-controller-manager
 KUBECTL=$K8S_DIR/kubectl
 ETCD=$ETCD_DIR/etcd
 
@@ -123,7 +137,7 @@ else
 	build "etcd $ETCD_VERSION" "$ETCD" etcd_wrapper go.etcd.io/etcd/server/v3 ""
 fi
 
-# --- kube-apiserver, kubectl -------------------------------------------------------------
+# --- kube-apiserver, kube-controller-manager, kubectl ---------------------------------------
 # k8s.io/kubernetes replaces every k8s.io/<staging> module with ./staging/src/k8s.io/<name>
 # and requires them at v0.0.0, so it can't be `go install`ed. The wrapper replaces each with
 # its published v0.<minor>.<patch>, the list read from the upstream go.mod itself.
@@ -174,6 +188,12 @@ else
 	build "kube-apiserver $K8S_VERSION" "$KUBE_APISERVER" k8s_wrapper \
 		k8s.io/kubernetes/cmd/kube-apiserver "$K8S_TAGS"
 fi
+if have "Kubernetes v$K8S_VERSION" "$KUBE_CONTROLLER_MANAGER" --version; then
+	log "kube-controller-manager $K8S_VERSION: reusing $KUBE_CONTROLLER_MANAGER"
+else
+	build "kube-controller-manager $K8S_VERSION" "$KUBE_CONTROLLER_MANAGER" k8s_wrapper \
+		k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_TAGS"
+fi
 if have "Client Version: v$K8S_VERSION" "$KUBECTL" version --client; then
 	log "kubectl $K8S_VERSION: reusing $KUBECTL"
 else
@@ -181,4 +201,5 @@ else
 fi
 log "control plane ready in $(since "$t_all") (cache: $CACHE)"
 
-printf 'KUBE_APISERVER=%s\nKUBECTL=%s\nETCD=%s\n' "$KUBE_APISERVER" "$KUBECTL" "$ETCD"
+printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nETCD=%s\n' \
+	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$ETCD"

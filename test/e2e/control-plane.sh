@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real control plane for the end-to-end tests: etcd + kube-apiserver on loopback,
-# envtest-style (no controller manager, no scheduler, no nodes: pods are stored, never run).
+# A real control plane for the end-to-end tests: etcd, kube-apiserver and
+# kube-controller-manager on loopback (no scheduler, no kubelet: pods are created by the
+# controllers as in a cluster, through the admission webhooks, and stay Pending).
 #
 #   test/e2e/control-plane.sh start           start, wait for /readyz, write the files below
 #   test/e2e/control-plane.sh stop            stop it: TERM each process group, KILL after 10 s
@@ -12,15 +13,18 @@
 #   env                 shell: KUBECONFIG, IMAGEGATE_E2E_{APISERVER,KUBECTL,CA,DIR,ETCD}, and
 #                       PATH with the pinned kubectl first (never a preinstalled one)
 #   control-plane.json  the same for Node: {apiserver, kubeconfig, kubectl, ca, clientCert, ...}
-#   *.log, *.pid        etcd, kube-apiserver, watchdog
+#   *.log, *.pid        etcd, kube-apiserver, kube-controller-manager, watchdog
 #
 # Environment:
 #   IMAGEGATE_E2E_ADMISSION_CONFIG  an AdmissionConfiguration file; enables ImagePolicyWebhook
 #   IMAGEGATE_E2E_APISERVER_ARGS    extra kube-apiserver flags (split on whitespace)
+#   IMAGEGATE_E2E_CONTROLLERS       0: no kube-controller-manager (default 1)
+#   IMAGEGATE_K8S_VERSION           which of build-control-plane.sh's versions (default: newest)
 #   IMAGEGATE_E2E_OWNER_PID         stop the control plane when this process is gone
 #   IMAGEGATE_E2E_TTL               ... and in any case after this many seconds (default 3600)
 #   IMAGEGATE_E2E_START_TIMEOUT     seconds to wait for /readyz (default 90)
-#   KUBE_APISERVER, ETCD, KUBECTL   binaries to use; unset, build-control-plane.sh provides them
+#   KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, ETCD, KUBECTL
+#                                   binaries to use; unset, build-control-plane.sh provides them
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,7 +57,7 @@ any_alive() {
 # cluster needs no orderly shutdown: ~3 s instead of ~6 s), KILL what is left after
 # STOP_TIMEOUT seconds, remove the etcd data and the files that say "running".
 stop_all() {
-	local names=(kube-apiserver etcd) name pid pids=() i
+	local names=(kube-controller-manager kube-apiserver etcd) name pid pids=() i
 	[[ ${1:-} == keep-watchdog ]] || names=(watchdog "${names[@]}")
 	for name in "${names[@]}"; do
 		if pid=$(ours "$name"); then
@@ -149,40 +153,49 @@ certs() {
 		-subj "/CN=imagegate-e2e-ca" -days 7 -sha256 -out "$pki/ca.crt"
 	sign apiserver "/CN=kube-apiserver" serving
 	sign admin "/O=system:masters/CN=imagegate-e2e-admin" client
+	# The identity kubeadm gives the controller manager; the API server's bootstrap RBAC
+	# lets it mint a token for each controller's own service account.
+	sign controller-manager "/CN=system:kube-controller-manager" client
 	key service-account
 	openssl pkey -in "$pki/service-account.key" -pubout -out "$pki/service-account.pub"
 }
 
+# kubeconfig FILE PORT USER: a kubeconfig for the client certificate pki/USER.{crt,key}.
 kubeconfig() {
-	cat >"$DIR/kubeconfig" <<-EOF
+	cat >"$1" <<-EOF
 		apiVersion: v1
 		kind: Config
 		clusters:
 		- name: imagegate-e2e
 		  cluster:
-		    server: https://127.0.0.1:$1
+		    server: https://127.0.0.1:$2
 		    certificate-authority: $DIR/pki/ca.crt
 		users:
-		- name: admin
+		- name: $3
 		  user:
-		    client-certificate: $DIR/pki/admin.crt
-		    client-key: $DIR/pki/admin.key
+		    client-certificate: $DIR/pki/$3.crt
+		    client-key: $DIR/pki/$3.key
 		contexts:
 		- name: imagegate-e2e
-		  context: {cluster: imagegate-e2e, user: admin}
+		  context: {cluster: imagegate-e2e, user: $3}
 		current-context: imagegate-e2e
 	EOF
-	chmod 600 "$DIR/kubeconfig"
+	chmod 600 "$1"
 }
 
 binaries() {
 	local k v
-	if [[ -z ${KUBE_APISERVER:-} || -z ${ETCD:-} || -z ${KUBECTL:-} ]]; then
+	if [[ -z ${KUBE_APISERVER:-} || -z ${KUBE_CONTROLLER_MANAGER:-} || -z ${ETCD:-} || -z ${KUBECTL:-} ]]; then
 		while IFS='=' read -r k v; do
-			case $k in KUBE_APISERVER | ETCD | KUBECTL) [[ -n ${!k:-} ]] || printf -v "$k" '%s' "$v" ;; esac
+			case $k in KUBE_APISERVER | KUBE_CONTROLLER_MANAGER | ETCD | KUBECTL)
+				[[ -n ${!k:-} ]] || printf -v "$k" '%s' "$v"
+				;;
+			esac
 		done < <("$HERE/build-control-plane.sh")
 	fi
-	for k in KUBE_APISERVER ETCD KUBECTL; do [[ -x ${!k:-} ]] || die "$k is not an executable: ${!k:-unset}"; done
+	for k in KUBE_APISERVER KUBE_CONTROLLER_MANAGER ETCD KUBECTL; do
+		[[ -x ${!k:-} ]] || die "$k is not an executable: ${!k:-unset}"
+	done
 }
 
 start() {
@@ -191,7 +204,7 @@ start() {
 	command -v openssl >/dev/null || die "openssl is needed (Debian/Ubuntu: apt-get install openssl)"
 	command -v node >/dev/null || die "node is needed"
 	binaries
-	if ours etcd >/dev/null || ours kube-apiserver >/dev/null; then
+	if ours etcd >/dev/null || ours kube-apiserver >/dev/null || ours kube-controller-manager >/dev/null; then
 		die "a control plane is already running in $DIR; run '$0 stop' first"
 	fi
 	[[ $DIR != *[[:space:]]* ]] || die "IMAGEGATE_E2E_DIR must not contain whitespace: $DIR"
@@ -229,7 +242,10 @@ start() {
 		--service-account-signing-key-file="$DIR/pki/service-account.key"
 		--service-cluster-ip-range=10.0.0.0/24
 		--allow-privileged=true
-		# No controller manager creates service accounts (or their tokens) here.
+		# Pods would need their namespace's "default" ServiceAccount, which the controller
+		# manager creates a moment after the namespace: tests that create a namespace and
+		# a pod at once would race it. Controllers still authenticate as their own
+		# service accounts (--use-service-account-credentials).
 		--disable-admission-plugins=ServiceAccount
 		# The "kubernetes" Service's endpoints would be 127.0.0.1, which validation refuses.
 		--endpoint-reconciler-type=none
@@ -254,7 +270,8 @@ start() {
 		sleep 0.1
 	done
 	spawn kube-apiserver "$api_cwd" "$KUBE_APISERVER" "${args[@]}"
-	kubeconfig "$api_port"
+	kubeconfig "$DIR/kubeconfig" "$api_port" admin
+	kubeconfig "$DIR/controller-manager.kubeconfig" "$api_port" controller-manager
 
 	local deadline=$((SECONDS + START_TIMEOUT))
 	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
@@ -267,6 +284,32 @@ start() {
 		fi
 		sleep 0.25
 	done
+
+	local kcm_pid=null
+	if [[ ${IMAGEGATE_E2E_CONTROLLERS:-1} != 0 ]]; then
+		# Every on-by-default controller, each with its own service account's token, as
+		# kubeadm runs them; no HTTPS port (nothing here scrapes it), no leader election.
+		spawn kube-controller-manager "$DIR" "$KUBE_CONTROLLER_MANAGER" \
+			--kubeconfig="$DIR/controller-manager.kubeconfig" \
+			--use-service-account-credentials=true \
+			--root-ca-file="$DIR/pki/ca.crt" \
+			--service-cluster-ip-range=10.0.0.0/24 \
+			--leader-elect=false --secure-port=0 \
+			--concurrent-deployment-syncs=2 --concurrent-replicaset-syncs=2
+		kcm_pid=$(cat "$DIR/kube-controller-manager.pid")
+		# Ready when it has minted its controllers' service accounts: the ReplicaSet
+		# controller's is among the first.
+		deadline=$((SECONDS + START_TIMEOUT))
+		until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" -n kube-system get serviceaccount replicaset-controller \
+			--request-timeout=2s >/dev/null 2>&1; do
+			ours kube-controller-manager >/dev/null || {
+				tail -n 30 "$DIR/kube-controller-manager.log" >&2
+				die "kube-controller-manager exited"
+			}
+			((SECONDS < deadline)) || die "kube-controller-manager not ready after ${START_TIMEOUT}s"
+			sleep 0.25
+		done
+	fi
 
 	cat >"$DIR/env" <<-EOF
 		export KUBECONFIG='$DIR/kubeconfig'
@@ -287,7 +330,8 @@ start() {
 		  "clientKey": "$DIR/pki/admin.key",
 		  "etcd": "http://127.0.0.1:$etcd_port",
 		  "dir": "$DIR",
-		  "pids": { "etcd": $(cat "$DIR/etcd.pid"), "kubeApiserver": $(cat "$DIR/kube-apiserver.pid") }
+		  "version": "$("$KUBECTL" --kubeconfig="$DIR/kubeconfig" version -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).serverVersion.gitVersion))')",
+		  "pids": { "etcd": $(cat "$DIR/etcd.pid"), "kubeApiserver": $(cat "$DIR/kube-apiserver.pid"), "kubeControllerManager": $kcm_pid }
 		}
 	EOF
 	spawn watchdog "$DIR" bash "$HERE/control-plane.sh" __watchdog "$DIR" "${IMAGEGATE_E2E_OWNER_PID:-}" "$TTL"
@@ -302,7 +346,7 @@ watchdog() {
 	local owner=$1 deadline=$((SECONDS + $2))
 	log "watching owner=${owner:-none} ttl=$2s"
 	while sleep 2; do
-		ours etcd >/dev/null || ours kube-apiserver >/dev/null || exit 0
+		ours etcd >/dev/null || ours kube-apiserver >/dev/null || ours kube-controller-manager >/dev/null || exit 0
 		if [[ -n $owner ]] && ! kill -0 "$owner" 2>/dev/null; then
 			log "owner $owner is gone; stopping"
 			break

@@ -24,6 +24,8 @@ export interface ControlPlane {
   readonly apiserver: string;
   readonly kubeconfig: string;
   readonly kubectl: string;
+  /** The API server's gitVersion, e.g. v1.37.2. */
+  readonly version: string;
   stop(): Promise<void>;
 }
 
@@ -74,6 +76,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     apiserver: stringField(info, 'apiserver'),
     kubeconfig: stringField(info, 'kubeconfig'),
     kubectl: stringField(info, 'kubectl'),
+    version: stringField(info, 'version'),
     stop: async () => {
       await script('stop', stopEnv);
     },

@@ -34,8 +34,17 @@ export interface E2e {
   readonly gateway: GatewayProcess;
   /** Where certs, config, logs and the control plane's files are. */
   readonly work: string;
+  /** The Kubernetes version of the control plane (IMAGEGATE_K8S_VERSION picks it). */
+  readonly version: string;
   /** Puts a bundle into the watched ConfigMap directory as kubelet does. */
   swapBundle(bundle: Buffer): Promise<void>;
+  /**
+   * Deletes the webhook configurations (what exists then was made without imagegate, as
+   * in a cluster that installs it later), or registers them again and waits until the
+   * API server calls them.
+   */
+  unregisterWebhooks(): Promise<void>;
+  registerWebhooks(): Promise<void>;
   /** The audit annotations of the pod's CREATE, once the audit log has the event. */
   auditAnnotations(namespace: string, name: string): Promise<Record<string, string>>;
   /** Stops everything; keeps the files (and says where) when `keep`. */
@@ -111,14 +120,27 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
   );
   for (const namespace of NAMESPACES) await kubectl.must(['create', 'namespace', namespace]);
   const ca = await readFile(join(certs, 'ca.crt'), 'utf8');
-  await kubectl.must(['apply', '-f', '-'], await webhookConfigurations(gateway.port, ca));
-  await webhooksInEffect(kubectl);
+  const registerWebhooks = async () => {
+    await kubectl.must(['apply', '-f', '-'], await webhookConfigurations(gateway.port, ca));
+    await webhooksInEffect(kubectl);
+  };
+  await registerWebhooks();
 
   return {
     kubectl,
     gateway,
     work,
+    version: controlPlane.version,
     swapBundle: (bundle) => kubeletSwap(mount, bundle),
+    registerWebhooks,
+    unregisterWebhooks: async () => {
+      await kubectl.must([
+        'delete',
+        'validatingwebhookconfiguration,mutatingwebhookconfiguration',
+        'imagegate',
+      ]);
+      await webhooksGone(kubectl);
+    },
     auditAnnotations: (namespace, name) => auditAnnotations(auditLog, namespace, name),
     close: async (keep) => {
       await cleanup.run();
@@ -157,6 +179,19 @@ async function webhooksInEffect(kubectl: Kubectl): Promise<void> {
       '-o=jsonpath={.spec.template.spec.containers[0].imagePullPolicy}',
     );
     return r.code === 0 && r.stdout === 'Always';
+  });
+}
+
+/** Deleted webhook configurations stop being called a moment later, too. */
+async function webhooksGone(kubectl: Kubectl): Promise<void> {
+  const probe = pod('e2e', 'probe', { containers: [{ name: 'probe', image: 'nginx:1.27' }] });
+  await eventually('the webhooks to be gone', async () => {
+    const r = await kubectl.create(
+      probe,
+      '--dry-run=server',
+      '-o=jsonpath={.spec.containers[0].imagePullPolicy}',
+    );
+    return r.code === 0 && r.stdout === 'IfNotPresent';
   });
 }
 

@@ -37,14 +37,21 @@ export const errorCreating = (reason: string) =>
 export const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
 /**
- * Starts the environment before the file's tests and stops it after them; the files stay
- * (the path is logged) when a test failed. Returns the accessor the tests use.
+ * Starts the environment before the file's tests (then runs `prepare`, if given) and stops
+ * it after them; the files stay (the path is logged) when a test failed. Returns the
+ * accessor the tests use.
  */
-export function useE2e(test: TestFn, options: E2eOptions): () => E2e {
+export function useE2e(
+  test: TestFn,
+  options: E2eOptions,
+  prepare?: (e2e: E2e) => Promise<void>,
+): () => E2e {
   let e2e: E2e | undefined;
   let failed = false;
-  test.before(async () => {
+  test.before(async (t) => {
     e2e = await startE2e(options);
+    t.log(`Kubernetes ${e2e.version}`);
+    await prepare?.(e2e);
   });
   test.afterEach.always((t) => {
     if (!t.passed) failed = true;
