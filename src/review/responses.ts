@@ -4,6 +4,7 @@
 import type { AdmissionApiVersion } from './admission-api-version.ts';
 import type { MutateDecision, ValidateDecision } from './decision.ts';
 import { IMAGE_REVIEW_API_VERSION } from './image-review.ts';
+import { apiServerWarnings } from './warnings.ts';
 
 export interface AdmissionResponseBody {
   apiVersion: AdmissionApiVersion;
@@ -27,7 +28,8 @@ export interface ImageReviewBody {
 
 /**
  * The most bytes one text in an answer may take: the message kubectl shows, the ImageReview
- * reason, an audit annotation, the warnings together. A pod with thousands of bad
+ * reason, an audit annotation (warnings have the API server's own, smaller budget:
+ * warnings.ts). A pod with thousands of bad
  * containers would otherwise send hundreds of kilobytes through the API server, into the
  * client's error and every audit event. The decision log keeps every violation.
  */
@@ -75,13 +77,6 @@ export function joinReasons(reasons: readonly string[], limit = MAX_TEXT_BYTES):
   return [...kept, leftOut(kept.length, reasons.length)].join(SEPARATOR);
 }
 
-/** The warnings, as many as fit in the same budget; the last one says how many were left out. */
-export function boundedWarnings(warnings: readonly string[], limit = MAX_TEXT_BYTES): string[] {
-  if (warnings.reduce((sum, w) => sum + bytes(w), 0) <= limit) return [...warnings];
-  const kept = leading(warnings, limit - NOTE_BYTES, 0);
-  return [...kept, leftOut(kept.length, warnings.length)];
-}
-
 /** An audit annotation's value (the policy joins the violations itself), bounded. */
 function boundedAnnotation(value: string, limit = MAX_TEXT_BYTES): string {
   if (bytes(value) <= limit) return value;
@@ -109,7 +104,7 @@ export function validationResponse(
   decision: ValidateDecision,
 ): AdmissionResponseBody {
   const warnings =
-    decision.warnings.length > 0 ? { warnings: boundedWarnings(decision.warnings) } : {};
+    decision.warnings.length > 0 ? { warnings: apiServerWarnings(decision.warnings, uid) } : {};
   const status = decision.allowed
     ? {}
     : { status: { code: 403, reason: 'Forbidden', message: joinReasons(decision.reasons) } };

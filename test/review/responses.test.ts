@@ -1,11 +1,10 @@
 /**
- * Answers stay bounded: the texts an answer carries (message, reason, warnings, audit
- * annotations) are cut at MAX_TEXT_BYTES with a note of what was left out.
+ * Answers stay bounded: the texts an answer carries (message, reason, audit annotations)
+ * are cut at MAX_TEXT_BYTES with a note of what was left out (warnings: warnings.test.ts).
  */
 import test from 'ava';
 import type { ValidateDecision } from '../../src/review/decision.ts';
 import {
-  boundedWarnings,
   imageReviewResponse,
   joinReasons,
   MAX_TEXT_BYTES,
@@ -45,18 +44,6 @@ test('multi-byte text is never split inside a character', (t) => {
   const emoji = joinReasons(['😀'.repeat(MAX_TEXT_BYTES / 2)], 1000);
   t.true(bytes(emoji) <= 1000);
   t.regex(emoji, /^(?:😀)+…; … and 0 more/u);
-});
-
-test('warnings: as many as fit, the last one says how many were left out', (t) => {
-  const all = reasons(1000);
-  const kept = boundedWarnings(all);
-  t.true(kept.reduce((sum, w) => sum + bytes(w), 0) <= MAX_TEXT_BYTES);
-  t.deepEqual(kept.slice(0, -1), all.slice(0, kept.length - 1));
-  t.is(
-    kept.at(-1),
-    `… and ${1001 - kept.length} more (1000 in all; the gateway's decision log has every one)`,
-  );
-  t.deepEqual(boundedWarnings(['one', 'two']), ['one', 'two']);
 });
 
 function decision(over: Partial<ValidateDecision>): ValidateDecision {
