@@ -19,6 +19,16 @@ import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
 import { servePolicy } from './policy-reload.ts';
 import { loadServingTls, type ServingTls } from './tls-reload.ts';
 
+/**
+ * How long an idle connection stays open: longer than kube-apiserver's webhook client
+ * keeps one (Go's http.Transport, IdleConnTimeout 90 s; FACTS.md). That client does not
+ * retry a POST on a connection the server closed, so a server that lets go first races
+ * it: "failed calling webhook ... EOF", which failurePolicy: Fail turns into a refused
+ * pod. With the client closing first there is no race. headersTimeout and requestTimeout
+ * do not shorten this: Node counts them only once a request's first byte has arrived.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+
 export interface ServeOptions {
   readonly port: number;
   /** null: no health server (a cluster worker; the primary serves health for all). */
@@ -129,7 +139,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     },
     app.callback(),
   );
-  https.keepAliveTimeout = 60_000;
+  https.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   watches.push(await tls.watch(https));
 
   const health: HttpServer | undefined =

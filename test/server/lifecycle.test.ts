@@ -128,11 +128,17 @@ function imagesOf(request: JsonObject): string[] {
   if (kind === 'PersistentVolumeClaim') return [];
   const spec = getPointer(request.object, POD_SPECS[kind] ?? '/spec/template/spec');
   if (!isRecord(spec)) return [];
-  return ['containers', 'initContainers', 'ephemeralContainers'].flatMap((name) =>
+  const containers = ['containers', 'initContainers', 'ephemeralContainers'].flatMap((name) =>
     spec[name] === undefined
       ? []
       : list(spec[name], name).map((c) => String(record(c, name).image)),
   );
+  // Image volumes are pulled too, and listed after the containers.
+  const volumes = (spec.volumes === undefined ? [] : list(spec.volumes, 'volumes'))
+    .map((v) => record(v, 'volume').image)
+    .filter(isRecord)
+    .map((source) => String(source.reference));
+  return [...containers, ...volumes];
 }
 
 const decisionLine = test.macro({
@@ -389,4 +395,23 @@ test('shutdown: a kept-alive connection with a request in flight is closed', asy
   const { status, headers } = await slow.response;
   t.is(status, 200);
   t.is(headers.connection, 'close');
+});
+
+// kube-apiserver's webhook client keeps an idle connection 90 s and never retries a POST
+// on one the server closed: the gateway must be the one that holds on longer.
+test('an idle kept-alive connection outlives the API server client (90 s), then serves', async (t) => {
+  t.timeout(180_000);
+  const gw = await startTestGateway(t);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const review = loadJsonObject('admission', 'pod-create-v1');
+  const target = { port: gw.port, ca: gw.ca, path: '/v1/validate' };
+  const first = await postJson(target, review, { agent });
+  t.is(first.status, 200);
+  // Longer than Go's IdleConnTimeout, and than the headers and request timeouts.
+  await new Promise((resolve) => setTimeout(resolve, 95_000));
+  const second = await postJson(target, review, { agent });
+  t.is(second.status, 200);
+  t.true(second.reusedSocket, 'the same connection, still open after 95 s idle');
+  t.deepEqual(second.body, first.body);
 });
