@@ -19,18 +19,31 @@ import type {
 } from './admission-review.ts';
 import { type PolicyReference, parseImageReference, toPolicyReference } from './image-reference.ts';
 import type { ImageReview } from './image-review.ts';
-import { CONTAINER_LISTS, type ContainerList, coveredKind } from './workloads.ts';
+import { CONTAINER_LISTS, coveredKind, IMAGE_VOLUMES, type ImageList } from './workloads.ts';
 
 export interface PolicyImage {
+  /** The container's name, or the image volume's. */
   container: string;
-  list: ContainerList;
+  list: ImageList;
   index: number;
+  /** The container, or the volume. */
   path: string;
   podSpecPath: string;
+  /** Where the image string is: `<path>/image`, or `<path>/image/reference` for a volume. */
+  imagePath: string;
+  /** Where its pull policy is: `<path>/imagePullPolicy`, or `<path>/image/pullPolicy`. */
+  pullPolicyPath: string;
   raw: string;
   new: boolean;
   pullPolicy: string;
   reference: PolicyReference;
+}
+
+/** The ownerReference marked `controller: true`: who owns the object's pod template. */
+export interface PolicyController {
+  apiVersion: string;
+  kind: string;
+  name: string;
 }
 
 export interface PolicyPodSpec {
@@ -57,6 +70,8 @@ export interface PolicyInput {
   subResource: string;
   dryRun: boolean;
   images: PolicyImage[];
+  /** null when no controller owns the object (always for an ImageReview). */
+  controller: PolicyController | null;
   podSpecs: PolicyPodSpec[];
   volumeClaims: PolicyVolumeClaim[];
   annotations: Record<string, string>;
@@ -85,12 +100,14 @@ export function admissionInput(apiVersion: string, request: AdmissionRequest): P
       continue;
     }
     if (judged) {
-      for (const list of CONTAINER_LISTS) {
+      for (const list of [...CONTAINER_LISTS, IMAGE_VOLUMES]) {
         const value = Object.hasOwn(podSpec, list) ? podSpec[list] : undefined;
         if (value !== undefined && value !== null && !Array.isArray(value)) {
           throw new InputError(`${podSpecPath}/${list} is not a list`);
         }
       }
+      const wrongVolume = wrongImageVolume(podSpec, podSpecPath);
+      if (wrongVolume !== undefined) throw new InputError(`${wrongVolume} is not an object`);
     }
     const oldImages = updating ? imagesIn(getPointer(request.oldObject, podSpecPath)) : undefined;
     // A loop, not push(...spread): a spread of ~140k containers overflows the stack.
@@ -118,6 +135,7 @@ export function admissionInput(apiVersion: string, request: AdmissionRequest): P
     subResource: request.subResource,
     dryRun: request.dryRun,
     images,
+    controller: controllerOf(request.object),
     podSpecs,
     volumeClaims: covered?.class === 'volume-claim' ? volumeClaims(request.object) : [],
     annotations: admissionAnnotations(request.object, podSpecPaths),
@@ -143,11 +161,14 @@ export function imageReviewInput(review: ImageReview): PolicyInput {
       index,
       path: `/spec/containers/${index}`,
       podSpecPath: '/spec',
+      imagePath: `/spec/containers/${index}/image`,
+      pullPolicyPath: `/spec/containers/${index}/imagePullPolicy`,
       raw,
       new: true,
       pullPolicy: '',
       reference: toPolicyReference(parseImageReference(raw)),
     })),
+    controller: null,
     podSpecs: [],
     volumeClaims: [],
     annotations: filterAnnotations(review.annotations),
@@ -161,26 +182,76 @@ function walkPodSpec(
   oldImages: ReadonlySet<string> | undefined,
 ): PolicyImage[] {
   const images: PolicyImage[] = [];
+  const isNew = (raw: string) => oldImages === undefined || !oldImages.has(raw);
   for (const list of CONTAINER_LISTS) {
     const containers = arrayField(podSpec, list) ?? [];
     containers.forEach((container, index) => {
       const fields = isRecord(container) ? container : {};
       const image = Object.hasOwn(fields, 'image') ? fields.image : undefined;
       const raw = typeof image === 'string' ? image : '';
+      const path = `${podSpecPath}/${list}/${index}`;
       images.push({
         container: stringField(fields, 'name'),
         list,
         index,
-        path: `${podSpecPath}/${list}/${index}`,
+        path,
         podSpecPath,
+        imagePath: `${path}/image`,
+        pullPolicyPath: `${path}/imagePullPolicy`,
         raw,
-        new: oldImages === undefined || !oldImages.has(raw),
+        new: isNew(raw),
         pullPolicy: stringField(fields, 'imagePullPolicy'),
         reference: toPolicyReference(parseImageReference(image)),
       });
     });
   }
+  (arrayField(podSpec, IMAGE_VOLUMES) ?? []).forEach((volume, index) => {
+    const source = isRecord(volume) ? recordField(volume, 'image') : undefined;
+    if (source === undefined || !isRecord(volume)) return;
+    const reference = Object.hasOwn(source, 'reference') ? source.reference : undefined;
+    const raw = typeof reference === 'string' ? reference : '';
+    const path = `${podSpecPath}/${IMAGE_VOLUMES}/${index}`;
+    images.push({
+      container: stringField(volume, 'name'),
+      list: IMAGE_VOLUMES,
+      index,
+      path,
+      podSpecPath,
+      imagePath: `${path}/image/reference`,
+      pullPolicyPath: `${path}/image/pullPolicy`,
+      raw,
+      new: isNew(raw),
+      pullPolicy: stringField(source, 'pullPolicy'),
+      reference: toPolicyReference(parseImageReference(reference)),
+    });
+  });
   return images;
+}
+
+/** The first image volume whose `image` is present but not an object, if any. */
+function wrongImageVolume(podSpec: JsonObject, podSpecPath: string): string | undefined {
+  const volumes = arrayField(podSpec, IMAGE_VOLUMES) ?? [];
+  const index = volumes.findIndex(
+    (volume) =>
+      isRecord(volume) &&
+      Object.hasOwn(volume, 'image') &&
+      volume.image !== null &&
+      !isRecord(volume.image),
+  );
+  return index < 0 ? undefined : `${podSpecPath}/${IMAGE_VOLUMES}/${index}/image`;
+}
+
+/** The controller ownerReference (`controller: true`) of the object, if it has one. */
+function controllerOf(object: unknown): PolicyController | null {
+  const owners = getPointer(object, '/metadata/ownerReferences');
+  if (!Array.isArray(owners)) return null;
+  const owner = owners.find((entry) => isRecord(entry) && entry.controller === true);
+  if (!isRecord(owner)) return null;
+  return {
+    apiVersion: stringField(owner, 'apiVersion'),
+    kind: stringField(owner, 'kind'),
+    name: stringField(owner, 'name'),
+  };
 }
 
 /** The first step of a plain-key pointer that is present but not an object, if any. */
@@ -195,7 +266,7 @@ function wrongTypeAlong(root: unknown, pointer: string): string | undefined {
   return undefined;
 }
 
-/** Every image an (old) pod spec runs, in any container list. */
+/** Every image an (old) pod spec pulls, in any container list or image volume. */
 function imagesIn(podSpec: unknown): ReadonlySet<string> {
   const images = new Set<string>();
   if (!isRecord(podSpec)) return images;
@@ -203,6 +274,10 @@ function imagesIn(podSpec: unknown): ReadonlySet<string> {
     for (const container of arrayField(podSpec, list) ?? []) {
       if (isRecord(container) && typeof container.image === 'string') images.add(container.image);
     }
+  }
+  for (const volume of arrayField(podSpec, IMAGE_VOLUMES) ?? []) {
+    const source = isRecord(volume) ? recordField(volume, 'image') : undefined;
+    if (source !== undefined && typeof source.reference === 'string') images.add(source.reference);
   }
   return images;
 }

@@ -75,6 +75,14 @@ export const COVERED_KINDS: readonly CoveredKind[] = [
 export const CONTAINER_LISTS = ['containers', 'initContainers', 'ephemeralContainers'] as const;
 export type ContainerList = (typeof CONTAINER_LISTS)[number];
 
+/**
+ * Where else a kubelet pulls images from: image volumes (`volumes[].image.reference`, with
+ * their `pullPolicy`), beta and on by default since Kubernetes 1.35. Listed after the
+ * container lists.
+ */
+export const IMAGE_VOLUMES = 'volumes';
+export type ImageList = ContainerList | typeof IMAGE_VOLUMES;
+
 export function coveredKind(group: string, kind: string): CoveredKind | undefined {
   return COVERED_KINDS.find((k) => k.kind === kind && k.groups.includes(group));
 }

@@ -200,3 +200,22 @@ test(
   /Unknown option '--frobnicate'/,
 );
 test(badInput, ['frobnicate'], /unknown command "frobnicate"/);
+
+test('image volumes are checked and mutated like containers', async (t) => {
+  const result = await imagegate(['check', '-f', manifests('pod-image-volume.yaml'), '-o', 'json']);
+  t.is(result.code, 1, result.stderr);
+  const [pod] = report(result).results;
+  t.is(pod?.verdict, 'denied');
+  t.deepEqual(pod?.reasons, [
+    'volume "payload" (volumes[1]) image "quay.io/evil/miner:latest": registry quay.io/evil/miner is not trusted (trusted: registry.example.com, ghcr.io/acme, localhost:5000)',
+    'volume "payload" (volumes[1]) image "quay.io/evil/miner:latest": tag "latest" is not allowed; pin a version tag or a digest',
+  ]);
+  t.deepEqual(
+    pod?.patch.map((op) => op.path),
+    [
+      '/spec/containers/0/imagePullPolicy',
+      '/spec/volumes/0/image/pullPolicy',
+      '/spec/volumes/1/image/pullPolicy',
+    ],
+  );
+});

@@ -270,6 +270,70 @@ test.serial('break-glass allows an untrusted image, warns, and is audited', asyn
   await refusedOnCreate(t, e2e(), withReason('no-reason', ' '), WEBHOOK_DENIED + violation);
 });
 
+/** A pod whose kubelet would also pull `volumeImage` into the image volume "payload". */
+function withImageVolume(namespace: string, name: string, volumeImage: string): JsonObject {
+  const manifest = podWith(namespace, name, GOOD);
+  const spec = getPointer(manifest, '/spec');
+  if (spec === undefined || spec === null || typeof spec !== 'object') throw new Error('no spec');
+  Object.assign(spec, {
+    volumes: [{ name: 'payload', image: { reference: volumeImage, pullPolicy: 'IfNotPresent' } }],
+  });
+  return manifest;
+}
+
+test.serial('an image volume is checked and mutated like a container', async (t) => {
+  await refusedOnCreate(
+    t,
+    e2e(),
+    withImageVolume('e2e', 'volume-miner', EVIL),
+    WEBHOOK_DENIED +
+      `volume "payload" (volumes[0]) image "${EVIL}": ${notTrusted('quay.io/evil/miner')}`,
+  );
+  const { stored } = await createdAndStored(
+    t,
+    e2e(),
+    withImageVolume('e2e-rewrite', 'volume-models', 'docker.io/acme/models:3'),
+  );
+  t.deepEqual(getPointer(stored, '/spec/volumes/0/image'), {
+    reference: 'mirror.example.com/acme/models:3',
+    pullPolicy: 'Always',
+  });
+});
+
+// kube-apiserver keeps 4096 characters of warnings, then cuts each to 256 and drops the
+// rest: what kubectl prints is what got through.
+test.serial(
+  'warn mode, 60 violating containers: every warning kubectl prints is whole',
+  async (t) => {
+    const containers = Array.from({ length: 60 }, (_, i) => ({ name: `web-${i}`, image: 'nginx' }));
+    const { result } = await createdAndStored(t, e2e(), pod('e2e-warn', 'many', { containers }));
+    const printed = result.stderr
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.replace(/^Warning: /, ''));
+    const all = containers.flatMap((c, i) => [
+      inContainer(c.name, `containers[${i}]`, 'nginx', notTrusted('docker.io/library/nginx')),
+      inContainer(c.name, `containers[${i}]`, 'nginx', UNTAGGED),
+    ]);
+    const shown = printed.slice(0, -1);
+    t.true(shown.length >= 20, `${shown.length} shown`);
+    t.deepEqual(shown, all.slice(0, shown.length), 'the leading warnings, each whole');
+    t.regex(
+      printed.at(-1) ?? '',
+      new RegExp(
+        `^… and ${all.length - shown.length} more image policy warnings \\(${all.length} in all\\): ` +
+          "every one is in the gateway's decision log \\(uid [0-9a-f-]{36}\\) " +
+          'and the "<webhook>/violations" audit annotation$',
+      ),
+    );
+    // The decision log does have every one.
+    const logged = e2e()
+      .gateway.messages('decision')
+      .find((line) => line.endpoint === 'validate' && line.name === 'many');
+    t.deepEqual(logged?.warnings, all);
+  },
+);
+
 test.serial('a bundle swapped into the watched directory changes decisions, no restart', (t) =>
   bundleSwapScenario(t, e2e(), 'e2e', denied('web', 'registry.example.com/app:latest', LATEST)),
 );

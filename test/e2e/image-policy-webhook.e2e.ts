@@ -6,7 +6,7 @@
  * are its own; in imagegate-system, which the webhooks never see, it is alone.
  */
 import test from 'ava';
-import { getPointer } from '../../src/shared/json.ts';
+import { getPointer, type JsonObject } from '../../src/shared/json.ts';
 import { pod, podWith } from './helpers/kubectl.ts';
 import {
   BREAK_GLASS,
@@ -20,6 +20,7 @@ import {
   refusedOnCreate,
   UNTAGGED,
   useE2e,
+  WEBHOOK_DENIED,
 } from './helpers/scenario.ts';
 
 const e2e = useE2e(test, { imagePolicyWebhook: true });
@@ -127,6 +128,41 @@ test.serial('break-glass is allowed and audited by ImagePolicyWebhook', async (t
   t.is(audit['imagepolicywebhook.image-policy.k8s.io/break-glass'], 'INC-4711 hotfix');
   t.is(audit['imagepolicywebhook.image-policy.k8s.io/violations'], EVIL_UNTRUSTED);
 });
+
+// kube-apiserver's ImagePolicyWebhook (plugin/pkg/admission/imagepolicy) reviews
+// containers and init containers (ephemeral ones on their subresource), never image
+// volumes: those are the admission webhooks' to catch.
+test.serial(
+  'ImagePolicyWebhook sends no image volumes; the validating webhook refuses them',
+  async (t) => {
+    const withVolume = (namespace: string, name: string): JsonObject => ({
+      ...podWith(namespace, name, GOOD),
+      spec: {
+        containers: [{ name: 'web', image: GOOD }],
+        volumes: [{ name: 'payload', image: { reference: EVIL, pullPolicy: 'Always' } }],
+      },
+    });
+    const reviews = () =>
+      e2e()
+        .gateway.messages('decision')
+        .filter((line) => line.endpoint === 'imagereview' && line.namespace === 'imagegate-system');
+    const before = reviews().length;
+    // imagegate-system: ImagePolicyWebhook alone, and it lets the image volume through.
+    await createdAndStored(t, e2e(), withVolume('imagegate-system', 'volume-only-ipw'));
+    const sent = reviews().slice(before);
+    t.deepEqual(
+      sent.map((line) => line.images),
+      [[GOOD]],
+      'the ImageReview named the container only',
+    );
+    await refusedOnCreate(
+      t,
+      e2e(),
+      withVolume('e2e', 'volume-both'),
+      `${WEBHOOK_DENIED}volume "payload" (volumes[0]) image "${EVIL}": ${notTrusted('quay.io/evil/miner')}`,
+    );
+  },
+);
 
 test.serial('a bundle swapped into the watched directory changes decisions, no restart', (t) =>
   bundleSwapScenario(

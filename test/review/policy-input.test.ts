@@ -5,11 +5,12 @@ import { parseImageReview } from '../../src/review/image-review.ts';
 import {
   admissionInput,
   imageReviewInput,
+  type PolicyController,
   type PolicyInput,
   type PolicyPodSpec,
   type PolicyVolumeClaim,
 } from '../../src/review/policy-input.ts';
-import type { ContainerList } from '../../src/review/workloads.ts';
+import type { ImageList } from '../../src/review/workloads.ts';
 import { getPointer, isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { fixtureNames, loadJsonObject, sentString } from '../helpers/fixtures.ts';
 
@@ -25,6 +26,12 @@ const MIGRATE = 'localhost:5000/tools/migrate:7';
 const EXPORTER = 'quay.io/prometheus/node-exporter:v1.8.2';
 const WORKER_UPPER = 'ghcr.io/acme/Worker:1.0';
 const LOOKALIKE = 'registry.example.com.evil.io/team/api:2.3.1';
+const INFERENCE = 'registry.example.com/shop/inference:2.1.0';
+const MODELS = 'registry.example.com/shop/models:2026-11';
+const MINER = 'quay.io/evil/miner:latest';
+const SHOP_WEB = 'registry.example.com/shop/web:1.4.2';
+const BACKUP = 'registry.example.com/shop/backup:3.0.1';
+const SHOP_MIGRATE = 'registry.example.com/shop/migrate:7';
 
 function valid(
   domain: string,
@@ -49,6 +56,12 @@ const REFERENCES: ReadonlyMap<string, PolicyReference> = new Map([
   [EXPORTER, valid('quay.io', 'prometheus/node-exporter', 'v1.8.2', '', EXPORTER)],
   // a look-alike host is its own registry, never registry.example.com
   [LOOKALIKE, valid('registry.example.com.evil.io', 'team/api', '2.3.1', '', LOOKALIKE)],
+  [INFERENCE, valid('registry.example.com', 'shop/inference', '2.1.0', '', INFERENCE)],
+  [MODELS, valid('registry.example.com', 'shop/models', '2026-11', '', MODELS)],
+  [MINER, valid('quay.io', 'evil/miner', 'latest', '', MINER)],
+  [SHOP_WEB, valid('registry.example.com', 'shop/web', '1.4.2', '', SHOP_WEB)],
+  [BACKUP, valid('registry.example.com', 'shop/backup', '3.0.1', '', BACKUP)],
+  [SHOP_MIGRATE, valid('registry.example.com', 'shop/migrate', '7', '', SHOP_MIGRATE)],
 ]);
 const INVALID_IMAGES: ReadonlySet<string> = new Set([WORKER_UPPER]);
 
@@ -69,7 +82,7 @@ function checkReference(t: ExecutionContext, raw: string, ref: PolicyReference):
 
 type Row = readonly [
   container: string,
-  list: ContainerList,
+  list: ImageList,
   index: number,
   raw: string,
   isNew: boolean,
@@ -84,9 +97,12 @@ interface Expected {
   readonly podSpecs: readonly PolicyPodSpec[];
   readonly volumeClaims: readonly PolicyVolumeClaim[];
   readonly annotations: Readonly<Record<string, string>>;
+  /** The controller ownerReference; null when there is none. */
+  readonly controller?: PolicyController;
 }
 
 const C = 'containers';
+const V = 'volumes';
 const I = 'initContainers';
 const E = 'ephemeralContainers';
 const secrets = (path: string, ...names: string[]): PolicyPodSpec => ({
@@ -121,6 +137,7 @@ const EXPECTED: Readonly<Record<string, Expected>> = {
     ],
     podSpecs: [secrets(POD)],
     ...none,
+    controller: { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'worker-6b7f9d8c5' },
   },
   'pod-update-new-image-v1': {
     name: 'storefront',
@@ -176,6 +193,7 @@ const EXPECTED: Readonly<Record<string, Expected>> = {
     images: [['web', C, 0, NGINX_127, true, 'IfNotPresent']],
     podSpecs: [secrets(TEMPLATE)],
     ...none,
+    controller: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' },
   },
   'statefulset-create-v1': {
     name: 'queue',
@@ -249,12 +267,57 @@ const EXPECTED: Readonly<Record<string, Expected>> = {
     podSpecs: [],
     ...none,
   },
+  // The fixtures below were captured from kube-apiserver 1.37.2 and its controllers.
+  'pod-create-image-volumes-v1': {
+    name: 'inference',
+    podSpecPath: POD,
+    images: [
+      ['server', C, 0, INFERENCE, true, 'IfNotPresent'],
+      // image volumes follow the containers; the emptyDir at volumes[2] is not an image
+      ['model', V, 0, MODELS, true, 'IfNotPresent'],
+      ['payload', V, 1, MINER, true, 'IfNotPresent'],
+    ],
+    podSpecs: [secrets(POD)],
+    ...none,
+  },
+  'pod-create-owned-v1': {
+    name: 'web-756cd79df7-6rrlc',
+    podSpecPath: POD,
+    images: [['web', C, 0, SHOP_WEB, true, 'IfNotPresent']],
+    podSpecs: [secrets(POD)],
+    ...none,
+    controller: { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-756cd79df7' },
+  },
+  'replicaset-update-scale-v1': {
+    name: 'web-756cd79df7',
+    podSpecPath: TEMPLATE,
+    images: [['web', C, 0, SHOP_WEB, false, 'IfNotPresent']],
+    podSpecs: [secrets(TEMPLATE)],
+    ...none,
+    controller: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' },
+  },
+  'job-create-from-cronjob-v1': {
+    name: 'backup-manual',
+    podSpecPath: TEMPLATE,
+    images: [['backup', C, 0, BACKUP, true, 'IfNotPresent']],
+    podSpecs: [secrets(TEMPLATE)],
+    ...none,
+    controller: { apiVersion: 'batch/v1', kind: 'CronJob', name: 'backup' },
+  },
+  'job-update-finalizers-v1': {
+    name: 'migrate',
+    podSpecPath: TEMPLATE,
+    images: [['migrate', C, 0, SHOP_MIGRATE, false, 'IfNotPresent']],
+    podSpecs: [secrets(TEMPLATE)],
+    ...none,
+  },
 };
 
 /** Every key of the input, of an image, of a reference (docs/policy-input.md). */
 const INPUT_KEYS = [
   'annotations',
   'apiVersion',
+  'controller',
   'dryRun',
   'images',
   'kind',
@@ -271,12 +334,14 @@ const INPUT_KEYS = [
 ];
 const IMAGE_KEYS = [
   'container',
+  'imagePath',
   'index',
   'list',
   'new',
   'path',
   'podSpecPath',
   'pullPolicy',
+  'pullPolicyPath',
   'raw',
   'reference',
 ];
@@ -337,11 +402,12 @@ const buildsInput = test.macro({
     t.false(input.dryRun);
     t.is(input.review, request, 'review is the request itself');
 
-    // images: order, fields, and that every pointer lands on that very container
+    // images: order, fields, and that every pointer lands on that very container or volume
     t.deepEqual(
       input.images.map((i) => [i.container, i.list, i.index, i.raw, i.new, i.pullPolicy]),
       expected.images.map((row) => [...row]),
     );
+    t.deepEqual(input.controller, expected.controller ?? null);
     for (const image of input.images) {
       t.deepEqual(keys(image), IMAGE_KEYS);
       t.deepEqual(keys(image.reference), REFERENCE_KEYS);
@@ -350,8 +416,14 @@ const buildsInput = test.macro({
       const container = getPointer(object, image.path);
       if (!isRecord(container)) return t.fail(`${image.path} does not resolve to a container`);
       t.is(container.name, image.container, image.path);
-      t.is(container.image, image.raw, image.path);
-      t.is(container.imagePullPolicy ?? '', image.pullPolicy, image.path);
+      t.is(getPointer(object, image.imagePath), image.raw, image.imagePath);
+      t.is(getPointer(object, image.pullPolicyPath) ?? '', image.pullPolicy, image.pullPolicyPath);
+      const volume = image.list === 'volumes';
+      t.is(image.imagePath, `${image.path}/${volume ? 'image/reference' : 'image'}`);
+      t.is(
+        image.pullPolicyPath,
+        `${image.path}/${volume ? 'image/pullPolicy' : 'imagePullPolicy'}`,
+      );
       const podSpec = getPointer(object, image.podSpecPath);
       if (!isRecord(podSpec)) return t.fail(`${image.podSpecPath} is not a pod spec`);
       const list = podSpec[image.list];

@@ -181,6 +181,18 @@ const CASES: readonly Case[] = [
       ],
       ['the Pod spec a string', podSpec(UNTRUSTED)],
       [
+        'volumes an object holding an untrusted image volume',
+        podSpec({ containers: [], volumes: { 0: { name: 'v', image: { reference: UNTRUSTED } } } }),
+      ],
+      [
+        'an image volume whose image is a string',
+        podSpec({ containers: [], volumes: [{ name: 'v', image: UNTRUSTED }] }),
+      ],
+      [
+        'an image volume whose reference is a number',
+        podSpec({ containers: [], volumes: [{ name: 'v', image: { reference: 7 } }] }),
+      ],
+      [
         'a Deployment template spec whose containers are an object',
         json(workload('apps', 'Deployment', { template: { spec: { containers: { 0: HIDDEN } } } })),
       ],

@@ -41,6 +41,12 @@ const REWRITTEN: Record<string, string> = {
   'busybox:latest': 'mirror.example.com/library/busybox:latest',
   'quay.io/prometheus/node-exporter:v1.8.2': 'mirror.example.com/prometheus/node-exporter:v1.8.2',
   [`ghcr.io/acme/worker@${WORKER_DIGEST}`]: `mirror.example.com/acme/worker@${WORKER_DIGEST}`,
+  'registry.example.com/shop/inference:2.1.0': 'mirror.example.com/shop/inference:2.1.0',
+  'registry.example.com/shop/models:2026-11': 'mirror.example.com/shop/models:2026-11',
+  'quay.io/evil/miner:latest': 'mirror.example.com/evil/miner:latest',
+  'registry.example.com/shop/web:1.4.2': 'mirror.example.com/shop/web:1.4.2',
+  'registry.example.com/shop/backup:3.0.1': 'mirror.example.com/shop/backup:3.0.1',
+  'registry.example.com/shop/migrate:7': 'mirror.example.com/shop/migrate:7',
 };
 
 const FULL_CONFIG = `
@@ -67,11 +73,29 @@ function containersOf(spec: JsonObject): JsonObject[] {
   );
 }
 
+/** Every container and image volume of a pod spec, as [holder, image field, policy field]. */
+function pulledImages(spec: JsonObject): [JsonObject, string, string][] {
+  const containers = containersOf(spec).map((c): [JsonObject, string, string] => [
+    c,
+    'image',
+    'imagePullPolicy',
+  ]);
+  const volumes = (spec.volumes === undefined ? [] : list(spec.volumes, 'volumes'))
+    .map((v) => record(v, 'volume').image)
+    .filter(isRecord)
+    .map((source): [JsonObject, string, string] => [source, 'reference', 'pullPolicy']);
+  return [...containers, ...volumes];
+}
+
 /**
  * The object as the API server should persist it, computed from SPEC, not from the policy:
- * new containers (CREATE, or an UPDATE image the old pod spec did not run) pull Always and
- * are rewritten; pod templates (and Pods on CREATE) get the pull secret; PVCs without a
- * class get the default one.
+ * new images (CREATE, or an UPDATE image the old pod spec did not pull) pull Always and
+ * are rewritten, pod specs get the pull secret on CREATE (a template also on an UPDATE
+ * that brings a new image), PVCs without a class get the default one. Living among
+ * controllers: a template its controller owns is left alone, and an UPDATE gets nothing
+ * the API server refuses (on a Pod only its new container images change, on the
+ * ephemeralcontainers subresource only the new ephemeral containers; a Job's template
+ * never).
  */
 function expectedObject(request: JsonObject, mutations: Mutations): unknown {
   const object = structuredClone(request.object);
@@ -87,19 +111,33 @@ function expectedObject(request: JsonObject, mutations: Mutations): unknown {
   }
   const specPath = POD_SPEC[kind];
   if (specPath === undefined) return object;
+  const owners = getPointer(object, '/metadata/ownerReferences');
+  const controlled = Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller);
+  if (kind !== 'Pod' && controlled) return object;
+  if (kind === 'Job' && operation === 'UPDATE') return object;
   const spec = record(getPointer(object, specPath), 'pod spec');
   const old = getPointer(request.oldObject, specPath);
-  const oldImages = new Set(isRecord(old) ? containersOf(old).map((c) => c.image) : []);
-  for (const container of containersOf(spec)) {
-    if (operation === 'UPDATE' && oldImages.has(container.image)) continue;
+  const oldImages = new Set(isRecord(old) ? pulledImages(old).map(([h, f]) => h[f]) : []);
+  const podUpdate = kind === 'Pod' && operation === 'UPDATE';
+  const ephemeral = request.subResource === 'ephemeralcontainers';
+  const ephemeralOnes = new Set(
+    spec.ephemeralContainers === undefined ? [] : list(spec.ephemeralContainers, 'ephemeral'),
+  );
+  let newImages = 0;
+  for (const [holder, imageField, policyField] of pulledImages(spec)) {
+    if (operation === 'UPDATE' && oldImages.has(holder[imageField])) continue;
+    newImages++;
+    if (podUpdate && ephemeral !== ephemeralOnes.has(holder)) continue;
     if (mutations.rewrite) {
-      const rewritten = REWRITTEN[String(container.image)];
-      if (rewritten === undefined) throw new Error(`add ${String(container.image)} to REWRITTEN`);
-      container.image = rewritten;
+      const rewritten = REWRITTEN[String(holder[imageField])];
+      if (rewritten === undefined)
+        throw new Error(`add ${String(holder[imageField])} to REWRITTEN`);
+      holder[imageField] = rewritten;
     }
-    container.imagePullPolicy = 'Always';
+    if (!podUpdate || ephemeral) holder[policyField] = 'Always';
   }
-  if (mutations.secret !== undefined && (kind !== 'Pod' || operation === 'CREATE')) {
+  const secret = operation === 'CREATE' || (kind !== 'Pod' && newImages > 0);
+  if (mutations.secret !== undefined && secret) {
     spec.imagePullSecrets = [{ name: mutations.secret }];
   }
   return object;
@@ -183,12 +221,44 @@ test('a new ephemeral container gets pull policy Always, the running one does no
   ]);
 });
 
-test('UPDATE: only the container whose image changed is patched', async (t) => {
+// Pod validation refuses every spec change on UPDATE but container images: patching the
+// pull policy there would turn `kubectl set image` into a refused update.
+test('Pod UPDATE: only the image whose container changed is rewritten, nothing else', async (t) => {
   const review = structuredClone(loadJsonObject('admission', 'pod-update-new-image-v1'));
   container(podSpecOf(review, 'object'), 'containers', 0).imagePullPolicy = 'IfNotPresent';
+  t.is((await assertMutation(t, await gateway(), review, DEFAULTS)).length, 0);
+  const ops = await assertMutation(t, await gateway(FULL_CONFIG), review, FULL);
+  // containers[1] runs an image the pod ran before: it is not new, so not touched.
+  t.deepEqual(ops, [
+    {
+      op: 'replace',
+      path: '/spec/containers/0/image',
+      value: 'mirror.example.com/library/nginx:1.27',
+    },
+  ]);
+});
+
+test('template UPDATE: only the container whose image changed is patched', async (t) => {
+  const review = structuredClone(loadJsonObject('admission', 'pod-update-new-image-v1'));
+  // The same update, as a Deployment's template (mutable, unlike a Pod's spec).
+  const request = record(review.request, 'request');
+  for (const side of ['object', 'oldObject'] as const) {
+    const pod = record(request[side], side);
+    request[side] = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: pod.metadata,
+      spec: { selector: {}, template: { spec: pod.spec } },
+    };
+  }
+  request.kind = { group: 'apps', version: 'v1', kind: 'Deployment' };
+  request.resource = { group: 'apps', version: 'v1', resource: 'deployments' };
+  const template = record(getPointer(request.object, '/spec/template/spec'), 'template');
+  container(template, 'containers', 0).imagePullPolicy = 'IfNotPresent';
   const ops = await assertMutation(t, await gateway(), review, DEFAULTS);
-  // containers[1] also pulls IfNotPresent, but its image ran before: AlwaysPullImages skips it.
-  t.deepEqual(ops, [{ op: 'add', path: '/spec/containers/0/imagePullPolicy', value: 'Always' }]);
+  t.deepEqual(ops, [
+    { op: 'add', path: '/spec/template/spec/containers/0/imagePullPolicy', value: 'Always' },
+  ]);
 });
 
 test('rewrite, pull secret, Always: the Pod as the API server would store it', async (t) => {

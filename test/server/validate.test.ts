@@ -56,12 +56,34 @@ const EXPECTED: Record<string, Expected> = {
     // Templates are not held to the pull policy: the mutating side fixes them.
     clean: ['registry.example.com/team/api:2.3.1', 'localhost:5000/tools/migrate:7'],
   },
+  'job-create-from-cronjob-v1': {
+    violations: [],
+    clean: ['registry.example.com/shop/backup:3.0.1'],
+  },
   'job-create-v1': { violations: [], clean: ['localhost:5000/tools/migrate:7'] },
+  // Only a finalizer went: nothing new to judge.
+  'job-update-finalizers-v1': { violations: [], clean: ['registry.example.com/shop/migrate:7'] },
   'pod-create-break-glass-v1': {
     violations: [
       ['nginx:1.27', 'trusted'],
       ['nginx:1.27', 'pull'],
     ],
+    clean: [],
+  },
+  // Image volumes are pulled like containers: every rule applies to them.
+  'pod-create-image-volumes-v1': {
+    violations: [
+      ['registry.example.com/shop/inference:2.1.0', 'pull'],
+      ['registry.example.com/shop/models:2026-11', 'pull'],
+      ['quay.io/evil/miner:latest', 'trusted'],
+      ['quay.io/evil/miner:latest', 'latest'],
+      ['quay.io/evil/miner:latest', 'pull'],
+    ],
+    clean: [],
+  },
+  // A pod its ReplicaSet created is judged like any other.
+  'pod-create-owned-v1': {
+    violations: [['registry.example.com/shop/web:1.4.2', 'pull']],
     clean: [],
   },
   'pod-create-v1': {
@@ -101,6 +123,8 @@ const EXPECTED: Record<string, Expected> = {
   'pvc-create-empty-class-v1': { violations: [], clean: [] },
   'pvc-create-v1': { violations: [], clean: [] },
   'replicaset-create-v1': { violations: [['nginx:1.27', 'trusted']], clean: [] },
+  // The Deployment controller scaling its ReplicaSet: no new image, nothing to judge.
+  'replicaset-update-scale-v1': { violations: [], clean: ['registry.example.com/shop/web:1.4.2'] },
   'replicationcontroller-create-v1': {
     violations: [
       ['nginx', 'trusted'],
@@ -129,9 +153,9 @@ function expected(name: string): Expected {
   return entry;
 }
 
-/** Joined messages, split again: each one starts by naming its container or image. */
+/** Joined messages, split again: each one starts by naming its container, volume or image. */
 function splitMessages(joined: string): string[] {
-  return joined.split(/; (?=container "|image ")/);
+  return joined.split(/; (?=container "|volume "|image ")/);
 }
 
 function requestOf(review: JsonObject): JsonObject {

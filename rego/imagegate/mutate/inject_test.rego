@@ -76,10 +76,18 @@ test_pods_get_secrets_only_on_create if {
 	mutate.decision.patch == [] with input as review with data.imagegate.config.imagePullSecret as "regcred"
 }
 
-test_templates_get_secrets_on_update if {
+test_templates_get_secrets_on_an_update_with_a_new_image if {
 	review := clean_without_secrets("StatefulSet", "UPDATE")
 	d := mutate.decision with input as review with data.imagegate.config.imagePullSecret as "regcred"
 	d.patch == [{"op": "add", "path": "/spec/template/spec/imagePullSecrets", "value": [{"name": "regcred"}]}]
+}
+
+# A label, an annotation or a scale on a running workload must not roll it out.
+test_templates_keep_their_secrets_on_an_update_without_new_images if {
+	old := object.union(always("web", "registry.example.com/web:1"), {"new": false})
+	some kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "CronJob"]
+	review := fixtures.admission(kind, "UPDATE", [old])
+	mutate.decision.patch == [] with input as review with data.imagegate.config.imagePullSecret as "regcred"
 }
 
 test_no_secret_without_configuration if {

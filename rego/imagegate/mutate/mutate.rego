@@ -3,6 +3,10 @@
 #   The mutating decision (docs/policy-input.md): an ordered RFC 6902 patch against the
 #   reviewed object, with one message per change. Order: images (rewrite, then pull
 #   policy, in input order), then pod specs (pull secret), then volume claims (class).
+#
+#   Living among controllers (SPEC): an object whose pod template a controller owns is
+#   never patched, and an UPDATE is patched only where the API server lets that field
+#   change, so no patch ever turns an acceptable request into a refused one.
 package imagegate.mutate
 
 import data.imagegate.lib.images
@@ -22,27 +26,68 @@ changes := [change |
 	some change in group
 ]
 
-# Only AdmissionReviews that create or update something, outside excluded namespaces.
+# Only AdmissionReviews that create or update something, outside excluded namespaces, and
+# never an object whose template its controller owns (a ReplicaSet of a Deployment, a Job
+# of a CronJob): the Deployment controller finds its ReplicaSet by comparing templates and
+# would create a new one for ever; the owner's template was mutated, and the pods will be.
 active if {
 	input.protocol == "admission"
 	images.operation in {"CREATE", "UPDATE"}
 	not settings.excluded
+	not images.controlled
 }
 
 image_changes := [change |
 	active
 	some image in images.checked
 	some kind in ["rewrite", "pull-policy"]
+	may_patch(image, kind)
 	change := image_change(image, kind)
 ]
 
 pod_spec_changes := [change |
 	active
 	secret := settings.config.imagePullSecret
-	_injects_secrets
 	some spec in _pod_specs
+	spec.path in _secret_spec_paths
 	change := secret_change(spec, secret, settings.config.imagePullSecretMode)
 ]
+
+# METADATA
+# scope: document
+# description: |
+#   Whether the image's "rewrite" (its image string) or "pull-policy" may be patched in
+#   this request without the API server refusing it. On CREATE everything may. On UPDATE
+#   (only new images are checked at all): a Pod's spec is immutable but for its container
+#   images; the pods/ephemeralcontainers subresource adds ephemeral containers whole; a
+#   Job's template is immutable; other templates may change.
+may_patch(_, _) if images.operation == "CREATE"
+
+may_patch(image, "rewrite") if {
+	_updating_pod
+	input.subResource == ""
+	image.list in {"containers", "initContainers"}
+}
+
+may_patch(image, _) if {
+	_updating_pod
+	input.subResource == "ephemeralcontainers"
+	image.list == "ephemeralContainers"
+}
+
+may_patch(_, _) if {
+	images.operation == "UPDATE"
+	not images.pod
+	not _immutable_template
+}
+
+_updating_pod if {
+	images.operation == "UPDATE"
+	images.pod
+}
+
+# batch/v1 validation refuses any change to a Job's spec.template after creation.
+_immutable_template if input.kind.kind == "Job"
 
 claim_changes := [change |
 	active
@@ -65,7 +110,7 @@ claim_changes := [change |
 #   pull policy (rule 3, AlwaysPullImages, templates included). `add` sets the member
 #   whether or not it exists.
 image_change(image, "rewrite") := {
-	"op": {"op": "replace", "path": concat("", [image.path, "/image"]), "value": rewritten},
+	"op": {"op": "replace", "path": image.imagePath, "value": rewritten},
 	"message": concat("", [images.describe(image), "rewritten to \"", rewritten, "\""]),
 } if {
 	registry := settings.config.rewriteRegistry
@@ -76,7 +121,7 @@ image_change(image, "rewrite") := {
 }
 
 image_change(image, "pull-policy") := {
-	"op": {"op": "add", "path": concat("", [image.path, "/imagePullPolicy"]), "value": policy},
+	"op": {"op": "add", "path": image.pullPolicyPath, "value": policy},
 	"message": concat("", [
 		images.describe(image), "imagePullPolicy set to \"", policy, "\" (was ",
 		_was(images.text(image, "pullPolicy")), ")",
@@ -115,15 +160,22 @@ secret_change(spec, secret, "append") := {
 	not _has_secret(existing, secret)
 }
 
-# A Pod's imagePullSecrets cannot change after creation; templates can, on UPDATE too.
-_injects_secrets if {
+# On CREATE every pod spec gets the secret. On UPDATE a Pod's imagePullSecrets cannot
+# change, nor a Job's template; another template gets it only along with a new image, so
+# an update that changes no image (a label, the controller scaling) never rolls the
+# workload out.
+_secret_spec_paths contains spec.path if {
 	images.workload
-	not images.pod
+	images.operation == "CREATE"
+	some spec in _pod_specs
 }
 
-_injects_secrets if {
-	images.pod
-	images.operation == "CREATE"
+_secret_spec_paths contains image.podSpecPath if {
+	images.operation == "UPDATE"
+	images.workload
+	not images.pod
+	not _immutable_template
+	some image in images.checked
 }
 
 # The pod spec's list of secrets, or null when it has none.

@@ -52,9 +52,9 @@ test_pull_policy_left_alone_when_not_configured if {
 
 test_update_changes_only_new_images if {
 	old := object.union(fixtures.container("web", "nginx:1.25"), {"new": false})
-	review := fixtures.admission("Pod", "UPDATE", [old, fixtures.container("side", "envoy:1")])
+	review := fixtures.admission("Deployment", "UPDATE", [old, fixtures.container("side", "envoy:1")])
 	d := mutate.decision with input as review
-	d.patch == [{"op": "add", "path": "/spec/containers/1/imagePullPolicy", "value": "Always"}]
+	d.patch == [{"op": "add", "path": "/spec/template/spec/containers/1/imagePullPolicy", "value": "Always"}]
 }
 
 test_ephemeral_container_gets_pull_policy if {

@@ -115,11 +115,12 @@ problem(image, "invalid-reference") := concat("", ["invalid image reference: ", 
 }
 
 problem(image, "trusted-registry") := concat("", [
-	"registry ", image.reference.domain, "/", image.reference.path,
+	"registry ", reference.domain, "/", reference.path,
 	" is not trusted (trusted: ", _trusted, ")",
 ]) if {
 	images.valid(image)
-	not sources.matches_any(settings.config.trustedRegistries, image.reference)
+	reference := pulled_reference(image)
+	not sources.matches_any(settings.config.trustedRegistries, reference)
 }
 
 problem(image, "latest-tag") := _latest_message(image.reference.tag) if {
@@ -142,6 +143,30 @@ _required_pull_policy := settings.config.pullPolicy if {
 	settings.config.pullPolicy != null
 	not images.imagereview
 	images.pod
+}
+
+# METADATA
+# description: |
+#   The reference the kubelet will pull. The mutating webhook has already rewritten every
+#   image it may rewrite before this webhook sees it, except in a template a controller
+#   owns (which is left alone, images.controlled): there it is the reference the pods
+#   will carry once their own creation is mutated.
+pulled_reference(image) := _rewritten(image.reference, _pending_rewrite) if {
+	_pending_rewrite
+} else := image.reference
+
+_rewritten(reference, rewrite) := sources.rewritten_reference(reference, rewrite.registry, rewrite.mode) if {
+	sources.rewrite_applies(reference, rewrite.registry, rewrite.ignore)
+}
+
+# The rewrite the mutating webhook left for the pods to get: only in controlled templates.
+_pending_rewrite := {
+	"registry": settings.config.rewriteRegistry,
+	"mode": settings.config.rewriteMode,
+	"ignore": settings.config.rewriteIgnore,
+} if {
+	images.controlled
+	settings.config.rewriteRegistry != null
 }
 
 _error(image) := reason if {

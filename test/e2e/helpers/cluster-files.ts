@@ -22,12 +22,27 @@ namespaces:
   e2e-rewrite:
     rewriteRegistry: mirror.example.com
     imagePullSecret: mirror-pull
+  # Everything that mutates, with the controllers: pull policy (the default), a pull
+  # secret and a rewrite from Docker Hub (untrusted) to the mirror (trusted).
+  e2e-controllers:
+    rewriteRegistry: mirror.example.com
+    rewriteIgnore: [registry.example.com]
+    imagePullSecret: mirror-pull
+  e2e-warn:
+    enforcement: warn
 `;
 
 export const TRUSTED = 'registry.example.com, mirror.example.com';
 
 /** Namespaces the scenarios use; imagegate-system is the gateway's own. */
-export const NAMESPACES = ['e2e', 'e2e-excluded', 'e2e-rewrite', 'imagegate-system'] as const;
+export const NAMESPACES = [
+  'e2e',
+  'e2e-excluded',
+  'e2e-rewrite',
+  'e2e-controllers',
+  'e2e-warn',
+  'imagegate-system',
+] as const;
 
 const WEBHOOKS = [
   ['validatingwebhookconfiguration.yaml', '/v1/validate'],

@@ -79,15 +79,29 @@ valid(image) if {
 
 # METADATA
 # description: |
-#   How a message names the image: exactly as written, with container and list for
-#   admission reviews; an ImageReview names no containers.
+#   How a message names the image: exactly as written, with container (or image volume)
+#   and list for admission reviews; an ImageReview names no containers.
 describe(image) := concat("", ["image \"", text(image, "raw"), "\": "]) if {
 	text(image, "container") == ""
 } else := concat("", [
-	"container \"", text(image, "container"), "\" (",
+	_holder(image), " \"", text(image, "container"), "\" (",
 	text(image, "list"), "[", _index(image), "]) image \"",
 	text(image, "raw"), "\": ",
 ])
+
+_holder(image) := "volume" if text(image, "list") == "volumes"
+
+else := "container"
+
+# METADATA
+# description: |
+#   The object's pod template belongs to a controller (an ownerReference with
+#   `controller: true`): a ReplicaSet of a Deployment, a Job of a CronJob. The controller
+#   compares or owns that template, so it is never mutated; its pods are, when created.
+controlled if {
+	not pod
+	is_object(input.controller)
+}
 
 _index(image) := format_int(image.index, 10) if {
 	is_number(image.index)

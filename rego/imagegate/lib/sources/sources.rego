@@ -74,6 +74,21 @@ rewrite(reference, registry, "prepend") := concat("", [
 ])
 
 # METADATA
+# scope: document
+# description: |
+#   The reference the rewrite produces, with the fields the rules read (domain, path, tag,
+#   digest), so a rule can judge an image as it will be pulled.
+rewritten_reference(reference, registry, "replace") := object.union(reference, {
+	"domain": parse(registry).host,
+	"path": reference.path,
+})
+
+rewritten_reference(reference, registry, "prepend") := object.union(reference, {
+	"domain": parse(registry).host,
+	"path": concat("/", [reference.domain, reference.path]),
+})
+
+# METADATA
 # description: The ":tag" and "@digest" of a reference, each only when present.
 suffix(reference) := concat("", [_prefixed(":", reference.tag), _prefixed("@", reference.digest)])
 
