@@ -29,11 +29,11 @@ help: ## list the targets
 deps: node-deps tools ## install everything: npm packages, OPA, Regal and kustomize (project-local)
 
 node-deps: node_modules/.installed
-# `npm install`, not `npm ci`: npm 11 leaves other platforms' optional packages (Biome's
-# binaries) out of the lock file and then `npm ci` refuses that same lock file as out of
-# sync. With the lock present, `npm install` installs exactly the locked versions.
+# `npm ci`: exactly the lock file, which holds every platform's optional packages (Biome's
+# and esbuild's binaries), so it installs the same tree on any machine and never rewrites
+# the lock. After changing dependencies, run `npm install` and commit package-lock.json.
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	@touch $@
 
 tools: $(OPA) $(REGAL) $(KUSTOMIZE)
