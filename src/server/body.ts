@@ -1,10 +1,12 @@
 /**
  * Reads a JSON request body with the checks SPEC fixes: 415 for anything but JSON, 413
  * past the limit (before reading, when Content-Length says so), 400 for bytes that are
- * not UTF-8 or not JSON. Nothing here can throw anything but an InputError.
+ * not UTF-8, not JSON or nested deeper than MAX_JSON_DEPTH. Nothing here can throw anything
+ * but an InputError, and nothing here recurses on the body's depth.
  */
 import type { IncomingMessage } from 'node:http';
 import { InputError } from '../shared/input-error.ts';
+import { depthExceeds, fixLoneSurrogateEscapes, MAX_JSON_DEPTH } from './json-text.ts';
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -81,6 +83,8 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
   } catch (error) {
     throw new InputError('the body is not valid UTF-8', { cause: error });
   }
+  // Only bodies with a surrogate escape pay for the rewrite.
+  if (/\\u[dD][89a-fA-F]/.test(text)) text = fixLoneSurrogateEscapes(text);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;
@@ -92,23 +96,10 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
     const where = position === undefined ? '' : ` at byte ${position}`;
     throw new InputError(`the body is not valid JSON${where}`, { cause: error });
   }
-  // A lone surrogate can only arrive as a \uD800-\uDFFF escape (raw UTF-8 cannot carry one,
-  // and the decoder above is fatal). Go's encoding/json, and so the API server, reads it as
-  // U+FFFD; the wasm SDK refuses it. Only bodies with such an escape pay for the walk.
-  return /\\u[dD][89a-fA-F]/.test(text) ? wellFormed(parsed) : parsed;
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-const fixed = (text: string) => text.replace(LONE_SURROGATE, '\uFFFD');
-
-/** Every string and key with lone surrogates replaced by U+FFFD, as Go decodes them. */
-export function wellFormed(value: unknown): unknown {
-  if (typeof value === 'string') return fixed(value);
-  if (Array.isArray(value)) return value.map(wellFormed);
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [fixed(key), wellFormed(item)]),
-    );
+  // V8 parses any depth without recursion; what comes after (the wasm SDK's stringify,
+  // structuredClone) does recurse, so depth is bounded here, once, without recursion.
+  if (depthExceeds(parsed, MAX_JSON_DEPTH)) {
+    throw new InputError(`the body nests deeper than ${MAX_JSON_DEPTH} levels`);
   }
-  return value;
+  return parsed;
 }

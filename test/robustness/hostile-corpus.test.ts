@@ -74,18 +74,36 @@ const CASES: readonly Case[] = [
   {
     title: 'arrays nested 100,000 deep as the whole body → 400',
     body: () => nested(DEEP, 'array'),
-    expect: refused(400, /not a JSON object/),
+    expect: refused(400, /nests deeper than 100 levels/),
   },
   {
     title: 'objects nested 100,000 deep as the whole body → 400',
     body: () => nested(DEEP, 'object'),
-    expect: refused(400, /apiVersion/),
+    expect: refused(400, /nests deeper than 100 levels/),
   },
   {
     title: 'arrays nested 100,000 deep sent to /v1/imagereview → 400',
     path: '/v1/imagereview',
     body: () => nested(DEEP, 'array'),
-    expect: refused(400, /not a JSON object/),
+    expect: refused(400, /nests deeper than 100 levels/),
+  },
+  // Regression (imagegate ≤ cd2ade7): the lone-surrogate repair walked the parsed body
+  // recursively and overflowed the stack: a 500 for the client's own body.
+  {
+    title: 'a lone surrogate escape and arrays nested 5,000 deep → 400, not 500',
+    body: () => `{"s":"\\ud800","x":${nested(5000, 'array')}}`,
+    expect: refused(400, /nests deeper than 100 levels/),
+  },
+  {
+    // The body is level 1, request 2: the value inside it brings the rest.
+    title: 'nesting exactly at the bound (100 levels) is read as usual',
+    body: () => withRaw(deepInRequest, nested(100 - 2, 'array')),
+    expect: reviewed(allowed),
+  },
+  {
+    title: 'nesting one level past the bound inside the request → 400',
+    body: () => withRaw(deepInRequest, nested(100 - 1, 'array')),
+    expect: refused(400, /nests deeper than 100 levels/),
   },
   {
     title: 'unclosed arrays 100,000 deep → 400',
@@ -93,9 +111,9 @@ const CASES: readonly Case[] = [
     expect: refused(400, /not valid JSON/),
   },
   {
-    title: 'arrays nested 1,000 deep inside request: an ordinary decision',
+    title: 'arrays nested 1,000 deep inside request → 400',
     body: () => withRaw(deepInRequest, nested(1000, 'array')),
-    expect: reviewed(allowed),
+    expect: refused(400, /nests deeper than 100 levels/),
   },
   {
     title:
