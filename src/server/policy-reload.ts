@@ -7,7 +7,7 @@
 import { resolveBundlePath } from '../policy/bundle.ts';
 import type { ConfigInForce, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
-import { loadPolicy, type PolicySource } from '../policy/loader.ts';
+import { type LoadedPolicy, loadPolicy, type PolicySource } from '../policy/loader.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -21,13 +21,24 @@ export interface PolicyReloadDeps {
   readonly intervalMs: number;
   /** Told after the first load and after every reload or refusal. */
   readonly changed: () => void;
+  /** How a policy is loaded (tests slow it down or change files meanwhile). */
+  readonly load?: (source: PolicySource) => Promise<LoadedPolicy>;
 }
 
 /** Loads the policy into the holder (throwing when it cannot), then watches its files. */
 export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
   const { source, policy, metrics, logger } = deps;
+  const load = deps.load ?? loadPolicy;
+  const policyFiles = async () => [
+    await resolveBundlePath(source.bundle).catch(() => source.bundle),
+    ...(source.config === undefined ? [] : [source.config]),
+    ...(source.verification === undefined ? [] : [source.verification.keyFile]),
+  ];
+  // Fingerprinted before the first load reads them: a change that lands while it loads
+  // (or before the first poll) differs from this and is picked up.
+  const loadedFrom = await fingerprint(await policyFiles());
   // The first load must succeed: there is no last good policy to fall back on yet.
-  const { engine, signature } = await loadPolicy(source);
+  const { engine, signature } = await load(source);
   policy.swap(engine, source.bundle);
   deps.changed();
   showServing(metrics, undefined, engine);
@@ -41,43 +52,33 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
     'policy loaded',
   );
 
-  const policyFiles = async () => [
-    await resolveBundlePath(source.bundle).catch(() => source.bundle),
-    ...(source.config === undefined ? [] : [source.config]),
-    ...(source.verification === undefined ? [] : [source.verification.keyFile]),
-  ];
-  return watchContent(
-    policyFiles,
-    await fingerprint(await policyFiles()),
-    deps.intervalMs,
-    async () => {
-      try {
-        const { engine: next } = await loadPolicy(source);
-        const previous = policy.engine;
-        policy.swap(next, source.bundle);
-        deps.changed();
-        showServing(metrics, previous, next);
-        metrics.reloads.inc({ kind: 'policy', result: 'ok' });
-        logger.info(
-          {
-            revision: next.revision,
-            previous: previous?.revision,
-            config: next.config,
-            previousConfig: previous?.config.digest,
-          },
-          'policy reloaded',
-        );
-      } catch (error) {
-        policy.refuse(source.bundle, describeThrown(error));
-        deps.changed();
-        metrics.reloads.inc({ kind: 'policy', result: 'refused' });
-        logger.error(
-          { error: describeThrown(error), serving: policy.engine?.revision },
-          'policy reload refused; the previous policy keeps serving',
-        );
-      }
-    },
-  );
+  return watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
+    try {
+      const { engine: next } = await load(source);
+      const previous = policy.engine;
+      policy.swap(next, source.bundle);
+      deps.changed();
+      showServing(metrics, previous, next);
+      metrics.reloads.inc({ kind: 'policy', result: 'ok' });
+      logger.info(
+        {
+          revision: next.revision,
+          previous: previous?.revision,
+          config: next.config,
+          previousConfig: previous?.config.digest,
+        },
+        'policy reloaded',
+      );
+    } catch (error) {
+      policy.refuse(source.bundle, describeThrown(error));
+      deps.changed();
+      metrics.reloads.inc({ kind: 'policy', result: 'refused' });
+      logger.error(
+        { error: describeThrown(error), serving: policy.engine?.revision },
+        'policy reload refused; the previous policy keeps serving',
+      );
+    }
+  });
 }
 
 /** The `*_info` gauges name exactly the bundle and configuration serving now. */

@@ -56,6 +56,9 @@ export async function loadServingTls(
     if (!initial) deps.changed();
   };
 
+  // Fingerprinted before they are read: a rotation that lands meanwhile is picked up.
+  const watched = watchedServingFiles(files);
+  const readFrom = await fingerprint(watched);
   const initial = await readServingMaterial(files);
   // A client CA that holds no certificate would refuse every client: a configuration error.
   if ('ca' in initial) {
@@ -72,10 +75,9 @@ export async function loadServingTls(
     initial,
     status: () => status,
     async watch(https) {
-      const watched = watchedServingFiles(files);
       return watchContent(
         async () => watched,
-        await fingerprint(watched),
+        readFrom,
         deps.intervalMs,
         async () => {
           try {
