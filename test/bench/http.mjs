@@ -35,8 +35,10 @@ export const ENDPOINTS = ['validate', 'mutate', 'imagereview'];
  * decision on the input src/review/policy-input.ts builds.
  */
 async function opaSplit(tmp, body) {
-  const { parseAdmissionReview } = await import(join(ROOT, 'dist', 'src', 'admission-review.js'));
-  const { admissionInput } = await import(join(ROOT, 'dist', 'src', 'policy-input.js'));
+  const { parseAdmissionReview } = await import(
+    join(ROOT, 'dist', 'src', 'review', 'admission-review.js')
+  );
+  const { admissionInput } = await import(join(ROOT, 'dist', 'src', 'review', 'policy-input.js'));
   const review = parseAdmissionReview(JSON.parse(readFileSync(body, 'utf8')));
   const inputFile = join(tmp, 'policy-input.json');
   writeFileSync(inputFile, JSON.stringify(admissionInput(review.apiVersion, review.request)));

@@ -67,7 +67,7 @@ async function buildBaseline(tmp) {
 }
 
 async function makeTls(tmp) {
-  const { createCa, issueCertificate } = await import(join(ROOT, 'dist', 'src', 'certs.js'));
+  const { createCa, issueCertificate } = await import(join(ROOT, 'dist', 'src', 'tls', 'certs.js'));
   const ca = createCa('imagegate bench CA', 2);
   const serving = issueCertificate(ca, {
     commonName: 'localhost',
