@@ -6,7 +6,7 @@ import fastJsonPatch from 'fast-json-patch';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { AdmissionRequest } from '../review/admission-review.ts';
 import type { Enforcement, PatchOperation } from '../review/decision.ts';
-import { admissionInput } from '../review/policy-input.ts';
+import { admissionInput, imageCount } from '../review/policy-input.ts';
 import { coveredKind, splitApiVersion } from '../review/workloads.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { JsonObject } from '../shared/json.ts';
@@ -71,6 +71,12 @@ export function checkManifest(
     raw: { operation: 'CREATE', namespace, object },
   });
 
+  const images = imageCount(request(manifest.object));
+  if (images > engine.config.maxImages) {
+    // The gateway refuses such a review before evaluating it; so does check.
+    const reason = `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`;
+    return { ...base, verdict: 'denied', reasons: [reason] };
+  }
   const mutation = engine.mutate(admissionInput('admission.k8s.io/v1', request(manifest.object)));
   let object = manifest.object;
   if (mutation.patch.length > 0) {

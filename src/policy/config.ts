@@ -59,6 +59,13 @@ const listOf =
     if (!Array.isArray(v)) fail(at, 'must be a list');
     for (const [i, item] of v.entries()) check(item, `${at}[${i}]`);
   };
+const positiveInteger =
+  (max: number): Check =>
+  (v, at) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+      fail(at, `must be a whole number from 1 to ${max}`);
+    }
+  };
 const registrySource: Check = (v, at) => {
   isString(v, at);
   const problem = sourceProblem(v as string);
@@ -95,6 +102,8 @@ const OVERRIDABLE: Record<string, Check> = {
   defaultStorageClass: nullable(dnsName),
   enforcement: oneOf('deny', 'warn', 'dryrun'),
   breakGlass: isBoolean,
+  // A namespace may lower it (a policy rule); the top-level value bounds every review.
+  maxImages: positiveInteger(1_000_000),
 };
 
 const TOP_LEVEL: Record<string, Check> = {

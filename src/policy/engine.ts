@@ -29,13 +29,16 @@ export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
 
 const PAGE = 64 * 1024;
 /**
- * 256 MiB: the most one instance may use; a review that needs more (tens of thousands of
- * containers) fails closed instead of taking the process down. All of it is reserved up
- * front: an instance that grows a few pages at a time makes V8 collect garbage at every
- * grow, which held the event loop for seconds on a large pod. Reserved pages are not
- * resident until written, so this costs address space, not memory.
+ * 256 MiB: the most one instance may use. A review that needs more (some 15,000 images
+ * with violations each; no real pod comes near) fails closed instead of taking the process
+ * down; the Deployment's memory limit is sized with it (docs/sizing.md). All of it is
+ * reserved up front: an instance that grows a few pages at a time makes V8 collect garbage
+ * at every grow, which held the event loop for seconds on a large pod. Reserved pages are
+ * not resident until written, so this costs address space until a large review comes;
+ * then they stay (wasm memory never shrinks).
  */
-const MAX_MEMORY_PAGES = (256 * 1024 * 1024) / PAGE;
+export const MAX_MEMORY_BYTES = 256 * 1024 * 1024;
+const MAX_MEMORY_PAGES = MAX_MEMORY_BYTES / PAGE;
 
 /**
  * Whether to copy `input.review` (the original request: often most of the input's bytes,
@@ -60,15 +63,31 @@ export interface ConfigInForce {
   readonly digest: string;
   readonly enforcement: string;
   readonly breakGlass: boolean;
+  /** The most images one review may carry before it is even translated (maxImages). */
+  readonly maxImages: number;
 }
+
+/**
+ * maxImages when neither the bundle nor the configuration sets one. The largest Pod
+ * kube-apiserver 1.37 stores holds about 26,000 containers (etcd's 1.5 MiB; measured
+ * with one-letter names and images), and a review within the 4 MiB body limit about
+ * 22,500 image volumes or 14,700 containers: 32,768 leaves room above all of them.
+ * docs/sizing.md has the arithmetic, and what one such review costs.
+ */
+export const DEFAULT_MAX_IMAGES = 32_768;
 
 function configInForce(data: JsonObject): ConfigInForce {
   const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
   const config = isRecord(imagegate.config) ? imagegate.config : {};
+  const maxImages = config.maxImages;
   return {
     digest: createHash('sha256').update(canonicalJson(config)).digest('hex'),
     enforcement: typeof config.enforcement === 'string' ? config.enforcement : '',
     breakGlass: config.breakGlass === true,
+    maxImages:
+      typeof maxImages === 'number' && Number.isInteger(maxImages) && maxImages > 0
+        ? maxImages
+        : DEFAULT_MAX_IMAGES,
   };
 }
 
@@ -177,6 +196,12 @@ export class PolicyEngine {
         entrypoint,
       );
     } catch (error) {
+      if (describeThrown(error).includes('opa_malloc: failed')) {
+        throw new EngineError(
+          `evaluating ${entrypoint}: the review needs more than the policy's ${MAX_MEMORY_BYTES / 2 ** 20} MiB of memory (opa_malloc: failed)`,
+          { cause: error },
+        );
+      }
       throw EngineError.from(error, `evaluating ${entrypoint}`);
     }
     if (!Array.isArray(resultSet) || resultSet.length !== 1) {

@@ -176,6 +176,28 @@ export function imageReviewInput(review: ImageReview): PolicyInput {
   };
 }
 
+/**
+ * How many images the request pulls, counted before anything is built from them: the
+ * most of the object's and the old object's (both are walked on UPDATE). Entries of the
+ * container lists count whatever they hold; so do image volumes.
+ */
+export function imageCount(request: AdmissionRequest): number {
+  const paths = coveredKind(request.kind.group, request.kind.kind)?.podSpecPaths ?? [];
+  const count = (object: unknown) => {
+    let n = 0;
+    for (const path of paths) {
+      const podSpec = getPointer(object, path);
+      if (!isRecord(podSpec)) continue;
+      for (const list of CONTAINER_LISTS) n += arrayField(podSpec, list)?.length ?? 0;
+      for (const volume of arrayField(podSpec, IMAGE_VOLUMES) ?? []) {
+        if (isRecord(volume) && isRecord(volume.image)) n++;
+      }
+    }
+    return n;
+  };
+  return Math.max(count(request.object), count(request.oldObject));
+}
+
 function walkPodSpec(
   podSpec: JsonObject,
   podSpecPath: string,

@@ -88,14 +88,24 @@ export function createApp(deps: AppDeps): Koa {
 
   /** Evaluates one review; any failure past parsing is a fail-closed answer, not a throw. */
   function decide<Review>(
+    endpoint: string,
     protocol: Protocol<Review>,
     review: Review,
   ): Answer & { input?: PolicyInput } {
     let input: PolicyInput | undefined;
     try {
-      input = protocol.input(review);
       const engine = deps.policy.engine;
       if (engine === undefined) throw new Error('no policy is loaded');
+      // Counted before anything is built from them: a review's cost is bounded before
+      // it is paid (docs/sizing.md).
+      const images = protocol.images(review);
+      if (images > engine.config.maxImages) {
+        deps.metrics.limits.inc({ endpoint, limit: 'images' });
+        throw new InputError(
+          `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`,
+        );
+      }
+      input = protocol.input(review);
       const stop = deps.metrics.evaluationDuration.startTimer({ entrypoint: protocol.entrypoint });
       try {
         return { ...protocol.answer(review, engine, input), input };
@@ -122,7 +132,7 @@ export function createApp(deps: AppDeps): Koa {
       try {
         const review = protocol.parse(await readJsonBody(ctx.req, deps.maxBodyBytes));
         const started = performance.now();
-        const answer = decide(protocol, review);
+        const answer = decide(endpoint, protocol, review);
         ctx.status = 200;
         ctx.body = answer.body;
         deps.metrics.requests.inc({ endpoint, outcome: answer.outcome });

@@ -8,7 +8,12 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import { type AdmissionReview, parseAdmissionReview } from '../review/admission-review.ts';
 import type { ValidateDecision } from '../review/decision.ts';
 import { type ImageReview, parseImageReview } from '../review/image-review.ts';
-import { admissionInput, imageReviewInput, type PolicyInput } from '../review/policy-input.ts';
+import {
+  admissionInput,
+  imageCount,
+  imageReviewInput,
+  type PolicyInput,
+} from '../review/policy-input.ts';
 import {
   admissionFailure,
   imageReviewFailure,
@@ -29,6 +34,8 @@ export interface Answer {
 export interface Protocol<Review> {
   readonly entrypoint: 'validate' | 'mutate';
   parse(body: unknown): Review;
+  /** How many images the review carries, counted before its input is built. */
+  images(review: Review): number;
   input(review: Review): PolicyInput;
   answer(review: Review, engine: PolicyEngine, input: PolicyInput): Answer;
   failure(review: Review, message: string, code: 400 | 500): unknown;
@@ -36,6 +43,7 @@ export interface Protocol<Review> {
 
 const admissionInputOf = (review: AdmissionReview) =>
   admissionInput(review.apiVersion, review.request);
+const admissionImages = (review: AdmissionReview) => imageCount(review.request);
 
 /** A validating answer and its decision-log fields, the same for both protocols. */
 function validated(decision: ValidateDecision, body: unknown): Answer {
@@ -60,6 +68,7 @@ const admissionFailureOf = (review: AdmissionReview, message: string, code: 400 
 export const validateProtocol: Protocol<AdmissionReview> = {
   entrypoint: 'validate',
   parse: parseAdmissionReview,
+  images: admissionImages,
   input: admissionInputOf,
   answer(review, engine, input) {
     const decision = engine.validate(input);
@@ -71,6 +80,7 @@ export const validateProtocol: Protocol<AdmissionReview> = {
 export const mutateProtocol: Protocol<AdmissionReview> = {
   entrypoint: 'mutate',
   parse: parseAdmissionReview,
+  images: admissionImages,
   input: admissionInputOf,
   answer(review, engine, input) {
     const decision = engine.mutate(input);
@@ -86,6 +96,7 @@ export const mutateProtocol: Protocol<AdmissionReview> = {
 export const imageReviewProtocol: Protocol<ImageReview> = {
   entrypoint: 'validate',
   parse: parseImageReview,
+  images: (review) => review.images.length,
   input: imageReviewInput,
   answer(_review, engine, input) {
     const decision = engine.validate(input);

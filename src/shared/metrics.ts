@@ -9,6 +9,7 @@ export interface Metrics {
   readonly bundleInfo: Gauge<'revision' | 'digest'>;
   readonly configInfo: Gauge<'digest' | 'enforcement' | 'break_glass'>;
   readonly reloads: Counter<'kind' | 'result'>;
+  readonly limits: Counter<'endpoint' | 'limit'>;
 }
 
 const FAST_BUCKETS = [
@@ -60,6 +61,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       name: 'imagegate_reloads_total',
       help: 'Policy reloads by what changed (bundle, config, certificate) and result (ok, refused, unchanged).',
       labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    limits: new Counter({
+      name: 'imagegate_limit_refusals_total',
+      help: 'Reviews refused before evaluation for exceeding a bound (images: maxImages), by endpoint.',
+      labelNames: ['endpoint', 'limit'],
       registers: [registry],
     }),
   };

@@ -538,6 +538,49 @@ function reloadSection({ reload }) {
   ].join('\n');
 }
 
+function hostileSection({ hostile }) {
+  if (hostile === undefined) return '';
+  const shapes = {
+    empty: '32,768 empty containers (maxImages)',
+    long: '25,000 untrusted 100-char images, IfNotPresent',
+  };
+  return [
+    '## 3b. One hostile-but-accepted review beside benign ones',
+    '',
+    "The gateway from `dist/` with the Deployment's `--max-old-space-size=256`; a benign pod review",
+    'back to back on one kept-alive connection, first idle, then while a second connection sends',
+    'the hostile review back to back. Both hostile shapes are accepted (within the 4 MiB body and',
+    '`maxImages`); the policy runs out of its 256 MiB of wasm memory on them and fails closed (500',
+    'inside the review). Peak RSS is VmHWM per process (primary first with `--workers 2`).',
+    '',
+    table(
+      [
+        'hostile review',
+        'workers',
+        'its answer, p50 (ms)',
+        'benign p50 idle → during (ms)',
+        'p50 ratio',
+        'benign p99 idle → during (ms)',
+        'p99 ratio',
+        'peak RSS (MiB)',
+      ],
+      hostile.map((h) => [
+        `${shapes[h.shape] ?? h.shape} (${mib(h.hostileBytes, 2)} MiB)`,
+        h.workers,
+        `${h.hostile.codes.join('/')}, ${fixed(h.hostile.p50, 0)}`,
+        `${fixed(h.idle.p50, 2)} → ${fixed(h.during.p50, 2)}`,
+        `${fixed(h.during.p50 / h.idle.p50, 1)}×`,
+        `${fixed(h.idle.p99, 2)} → ${fixed(h.during.p99, 2)}`,
+        `${fixed(h.during.p99 / h.idle.p99, 1)}×`,
+        h.peakRssBytes.map((b) => fixed(b / 2 ** 20, 0)).join(' + '),
+      ]),
+    ),
+    '',
+    'On one event loop a benign review waits for the hostile one in progress (its p50 rises to',
+    "about the hostile review's own time); with `--workers 2` the other worker answers it.",
+  ].join('\n');
+}
+
 function profileSection({ profile, inprocess }) {
   const { requests, busySamples, serverCpuS, mainThreadCpuS, noop } = profile;
   // µs per request: a phase's share of the main thread's busy samples times that thread's
@@ -719,6 +762,8 @@ export function renderReport(results) {
     httpSection(results),
     '',
     reloadSection(results),
+    '',
+    hostileSection(results),
     '',
     profileSection(results),
     '',

@@ -1,7 +1,7 @@
 /**
  * `make bench`: builds dist/, then runs every benchmark in one go — in-process evaluation,
- * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, and a
- * CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
+ * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, hostile
+ * reviews beside benign ones, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
  * ratios, targets). Not part of the tests.
  *
  *   node test/bench/run.mjs            full run, ~10 minutes, writes docs/BENCHMARKS.md
@@ -25,6 +25,7 @@ import {
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
 import { killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
 import { runProfile } from './profile.mjs';
@@ -160,6 +161,13 @@ try {
   const baseline = await buildBaseline(tmp);
   results.http = await runHttp({ tmp, tls, quick: QUICK, baseline });
   results.reload = await runReload({ tmp, tls, quick: QUICK });
+  // As the Deployment runs it (deploy/base/deployment.yaml's NODE_OPTIONS).
+  results.hostile = await runHostile({
+    tmp,
+    tls,
+    quick: QUICK,
+    nodeArgs: ['--max-old-space-size=256'],
+  });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });
   results.machine.loadAverageAtEnd = loadavg();
   results.totalS = (Date.now() - started) / 1000;

@@ -104,3 +104,18 @@ test('a source is a host, optionally with whole repository path components', (t)
     t.not(sourceProblem(bad), undefined, bad);
   }
 });
+
+for (const value of ['0', '-1', '1.5', '"100"', '2000000', 'null']) {
+  test(rejects, `maxImages: ${value}`, /maxImages: must be a whole number from 1 to 1000000/);
+}
+test(
+  rejects,
+  'namespaces: {"team-*": {maxImages: 0}}',
+  /namespaces\["team-\*"\]\.maxImages: must be/,
+);
+
+test('maxImages is accepted at the top and per namespace', (t) => {
+  const config = parseConfig('maxImages: 5000\nnamespaces: {small: {maxImages: 10}}\n', 'c.yaml');
+  t.is(config.maxImages, 5000);
+  t.deepEqual(config.namespaces, { small: { maxImages: 10 } });
+});

@@ -2,6 +2,8 @@ import test from 'ava';
 import { readBundleArchive } from '../../src/policy/bundle.ts';
 import { BundleError } from '../../src/policy/bundle-error.ts';
 import {
+  DEFAULT_MAX_IMAGES,
+  MAX_MEMORY_BYTES,
   MUTATE_ENTRYPOINT,
   mergeData,
   PolicyEngine,
@@ -102,6 +104,15 @@ test('the mutate entrypoint forces Always with a patch for every container', asy
     { op: 'add', path: '/spec/containers/1/imagePullPolicy', value: 'Always' },
   ]);
   t.is(decision.messages.length, 2);
+});
+
+test('maxImages in force: the configuration, else the bundle, else the built-in default', async (t) => {
+  const bundle = await committedBundle();
+  t.is((await PolicyEngine.create(bundle)).config.maxImages, 32_768, 'rego/data.json');
+  t.is((await PolicyEngine.create(bundle, { maxImages: 10 })).config.maxImages, 10);
+  // Data the file schema would refuse (a bundle's own data.json is not schema-checked).
+  const odd = await PolicyEngine.create(bundle, { maxImages: 'many' });
+  t.is(odd.config.maxImages, DEFAULT_MAX_IMAGES);
 });
 
 test('an input of many containers fits the reserved wasm memory and still decides', async (t) => {
@@ -227,7 +238,7 @@ test('input.review is left out only when the bundle manifest opts out', (t) => {
 test('the committed bundle opts out of input.review, so it is not copied into wasm', async (t) => {
   const engine = await PolicyEngine.create(await committedBundle());
   t.false(engine.passesReview);
-  t.is(engine.memoryBytes, 256 * 1024 * 1024, 'the memory ceiling is reserved up front');
+  t.is(engine.memoryBytes, MAX_MEMORY_BYTES, 'the memory ceiling is reserved up front');
 });
 
 test('a bundle that does not opt out gets input.review', async (t) => {

@@ -110,7 +110,7 @@ claim_changes := [change |
 #   pull policy (rule 3, AlwaysPullImages, templates included). `add` sets the member
 #   whether or not it exists.
 image_change(image, "rewrite") := {
-	"op": {"op": "replace", "path": image.imagePath, "value": rewritten},
+	"op": {"op": "replace", "path": images.image_pointer(image), "value": rewritten},
 	"message": concat("", [images.describe(image), "rewritten to \"", rewritten, "\""]),
 } if {
 	registry := settings.config.rewriteRegistry
@@ -121,7 +121,7 @@ image_change(image, "rewrite") := {
 }
 
 image_change(image, "pull-policy") := {
-	"op": {"op": "add", "path": image.pullPolicyPath, "value": policy},
+	"op": {"op": "add", "path": images.pull_policy_pointer(image), "value": policy},
 	"message": concat("", [
 		images.describe(image), "imagePullPolicy set to \"", policy, "\" (was ",
 		_was(images.text(image, "pullPolicy")), ")",

@@ -146,3 +146,14 @@ test_no_mutation_outside_admission_create_and_update if {
 	mutate.decision.patch == [] with input as object.union(fixtures.pod(pod), {"kind": {"kind": "Service"}})
 	mutate.decision == {"patch": [], "messages": []} with input as {}
 }
+
+# A bundle rolled out ahead of the gateway: inputs from before image volumes carry no
+# imagePath or pullPolicyPath, and the patch still lands on the container.
+test_inputs_without_image_pointers_patch_the_container if {
+	review := fixtures.pod([fixtures.container("web", "nginx:1.25")])
+	older := object.union(review, {"images": [object.remove(image, {"imagePath", "pullPolicyPath"}) |
+		some image in review.images
+	]})
+	d := mutate.decision with input as older with data.imagegate.config.rewriteRegistry as "mirror.example.com"
+	[op.path | some op in d.patch] == ["/spec/containers/0/image", "/spec/containers/0/imagePullPolicy"]
+}

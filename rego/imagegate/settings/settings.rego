@@ -18,6 +18,7 @@ defaults := {
 	"excludeNamespaces": [],
 	"enforcement": "deny",
 	"breakGlass": false,
+	"maxImages": 32768,
 	"namespaces": {},
 }
 
@@ -40,6 +41,7 @@ config := {
 	"excludeNamespaces": _strings(_merged.excludeNamespaces),
 	"enforcement": _one_of(_merged.enforcement, {"deny", "warn", "dryrun"}, "deny"),
 	"breakGlass": _merged.breakGlass == true,
+	"maxImages": _positive(_merged.maxImages, defaults.maxImages),
 }
 
 # METADATA
@@ -139,6 +141,12 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 } else := [value] if {
 	is_string(value)
 } else := []
+
+_positive(value, fallback) := value if {
+	is_number(value)
+	value >= 1
+	value == floor(value)
+} else := fallback
 
 _one_of(value, allowed, _) := value if value in allowed
 

@@ -28,6 +28,7 @@ test_bundle_defaults if {
 		"excludeNamespaces": ["kube-system"],
 		"enforcement": "deny",
 		"breakGlass": false,
+		"maxImages": 32768,
 	} with input as {"namespace": "default"}
 }
 
@@ -45,6 +46,7 @@ test_missing_configuration_is_safe if {
 		"excludeNamespaces": [],
 		"enforcement": "deny",
 		"breakGlass": false,
+		"maxImages": 32768,
 	} with input as {"namespace": "default"} with data.imagegate.config as {}
 }
 

@@ -29,8 +29,12 @@ decision := {
 }
 
 # METADATA
-# description: Violations in image order, then rule order; none in an excluded namespace.
-violations := [violation |
+# description: |
+#   Violations of the object as a whole, then per image in image order and rule order;
+#   none in an excluded namespace.
+violations := array.concat(object_violations, image_violations)
+
+image_violations := [violation |
 	not settings.excluded
 	some image in images.checked
 	some rule in rules
@@ -41,6 +45,27 @@ violations := [violation |
 		"container": images.text(image, "container"),
 		"path": images.text(image, "path"),
 		"message": concat("", [images.describe(image), message]),
+	}
+]
+
+# METADATA
+# description: |
+#   maxImages as a namespace's policy. The gateway refuses a review over the top-level
+#   value before evaluating it; an override lowers the bound for its namespaces.
+object_violations := [violation |
+	not settings.excluded
+	images.reviewed
+	total := count(images.every_image)
+	total > settings.config.maxImages
+	violation := {
+		"rule": "max-images",
+		"image": "",
+		"container": "",
+		"path": "",
+		"message": concat("", [
+			"the object has ", format_int(total, 10), " images; at most ",
+			format_int(settings.config.maxImages, 10), " are allowed here (maxImages)",
+		]),
 	}
 ]
 
@@ -120,7 +145,7 @@ problem(image, "trusted-registry") := concat("", [
 ]) if {
 	images.valid(image)
 	reference := pulled_reference(image)
-	not sources.matches_any(settings.config.trustedRegistries, reference)
+	not sources.matches_any_parsed(_trusted_sources, reference)
 }
 
 problem(image, "latest-tag") := _latest_message(image.reference.tag) if {
@@ -174,6 +199,12 @@ _error(image) := reason if {
 	is_string(reason)
 	reason != ""
 } else := "unparseable reference"
+
+# The trusted sources, parsed once per evaluation (not once per image).
+_trusted_sources := [parsed |
+	some source in settings.config.trustedRegistries
+	parsed := sources.parse(source)
+]
 
 default _trusted := "none configured"
 

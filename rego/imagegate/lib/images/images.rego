@@ -39,18 +39,24 @@ operation := input.operation if is_string(input.operation)
 #   CONNECT. On UPDATE only new images count, so an old image never blocks an update
 #   (finalizer removal, scaling, status).
 checked := [image |
-	_reviewed
-	some image in _input_images
+	reviewed
+	some image in every_image
 	_considered(image)
 ]
 
-default _input_images := []
+# METADATA
+# description: Every image of the input, new or not.
+# scope: document
+default every_image := []
 
-_input_images := input.images if is_array(input.images)
+every_image := input.images if is_array(input.images)
 
-_reviewed if imagereview
+# METADATA
+# description: The review is one the image rules apply to at all.
+# scope: document
+reviewed if imagereview
 
-_reviewed if {
+reviewed if {
 	not imagereview
 	workload
 	not operation in {"DELETE", "CONNECT"}
@@ -92,6 +98,22 @@ describe(image) := concat("", ["image \"", text(image, "raw"), "\": "]) if {
 _holder(image) := "volume" if text(image, "list") == "volumes"
 
 else := "container"
+
+# METADATA
+# description: |
+#   JSON pointers to an image's string and to its pull policy, as the input names them
+#   (containers: <path>/image, <path>/imagePullPolicy; image volumes: <path>/image/reference,
+#   <path>/image/pullPolicy). A gateway older than image volumes sends neither field, only
+#   containers: a bundle rolled out ahead of it still patches the right place.
+image_pointer(image) := image.imagePath if {
+	is_string(image.imagePath)
+} else := concat("", [image.path, "/image"])
+
+# METADATA
+# description: The pointer to the image's pull policy (see image_pointer).
+pull_policy_pointer(image) := image.pullPolicyPath if {
+	is_string(image.pullPolicyPath)
+} else := concat("", [image.path, "/imagePullPolicy"])
 
 # METADATA
 # description: |

@@ -48,6 +48,19 @@ matches_any(sources, reference) if {
 
 # METADATA
 # description: |
+#   matches_any for sources parsed once (a list of parse results): per image, the host is
+#   folded and the path split once, not once per source. Large pods evaluate thousands.
+matches_any_parsed(parsed, reference) if {
+	reference_host := host(reference.domain)
+	components := split(reference.path, "/")
+	some src in parsed
+	src.host == reference_host
+	count(src.prefix) <= count(components)
+	array.slice(components, 0, count(src.prefix)) == src.prefix
+}
+
+# METADATA
+# description: |
 #   The rewrite (rule 4) applies: the reference is not already on the rewrite registry's
 #   host and not from an ignored source (a host, or a host with a repository prefix).
 rewrite_applies(reference, registry, ignored) if {
