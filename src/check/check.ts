@@ -26,6 +26,8 @@ export interface CheckResult {
   readonly warnings: readonly string[];
   readonly mutations: readonly string[];
   readonly patch: readonly PatchOperation[];
+  /** What the API server would record in the audit event (exemptions, break-glass, …). */
+  readonly auditAnnotations?: Readonly<Record<string, string>>;
   /** The object after mutation, when the policy changed it. */
   readonly mutated?: JsonObject;
 }
@@ -110,6 +112,7 @@ export function checkManifest(
     warnings: decision.warnings,
     mutations: mutation.messages,
     patch: mutation.patch,
+    auditAnnotations: decision.auditAnnotations,
     ...(mutation.patch.length > 0 ? { mutated: object } : {}),
   };
 }
@@ -146,6 +149,10 @@ export function formatResults(results: readonly CheckResult[]): string {
     for (const mutation of result.mutations) lines.push(`  mutated: ${mutation}`);
     for (const reason of result.reasons) lines.push(`  denied:  ${reason}`);
     for (const warning of result.warnings) lines.push(`  warning: ${warning}`);
+    // The violations are the lines above; the rest says what else gets audited.
+    for (const [key, value] of Object.entries(result.auditAnnotations ?? {})) {
+      if (key !== 'violations') lines.push(`  audited: ${key}: ${value}`);
+    }
   }
   const s = summarize(results);
   lines.push(

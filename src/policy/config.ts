@@ -71,11 +71,33 @@ const registrySource: Check = (v, at) => {
   const problem = sourceProblem(v as string);
   if (problem !== undefined) fail(at, problem);
 };
-const registryHost: Check = (v, at) => {
+const sourceMap: Check = (v, at) => {
+  if (!isRecord(v))
+    fail(at, 'must be a map of source to target (registry, optionally with a path)');
+  for (const [source, target] of Object.entries(v)) {
+    const where = `${at}[${JSON.stringify(source)}]`;
+    registrySource(source, where);
+    registrySource(target, where);
+  }
+};
+const TAG = /^[\w][\w.-]{0,127}$/;
+const tag: Check = (v, at) => {
+  if (typeof v !== 'string' || !TAG.test(v)) fail(at, `${JSON.stringify(v)} is not an image tag`);
+};
+/**
+ * An exemption glob on the normalized reference. Its registry (before the first "/") is
+ * literal, so an exemption names whose images it lets through: "*.example.com/…" or "*"
+ * would also match look-alike and unknown registries.
+ */
+const exemptionGlob: Check = (v, at) => {
   isString(v, at);
-  const host = v as string;
-  if (!HOST.test(host) || !(host === 'localhost' || host.includes('.') || host.includes(':'))) {
-    fail(at, `${JSON.stringify(host)} is not a registry host`);
+  const glob = v as string;
+  const [host = ''] = glob.split('/');
+  if (!glob.includes('/') || /[*?[\]{}]/.test(host) || sourceProblem(host) !== undefined) {
+    fail(
+      at,
+      `${JSON.stringify(glob)} must start with a registry host written out (like registry.example.com/tools/*)`,
+    );
   }
 };
 const dnsName: Check = (v, at) => {
@@ -94,9 +116,11 @@ const OVERRIDABLE: Record<string, Check> = {
   trustedRegistries: listOf(registrySource),
   denyLatest: isBoolean,
   pullPolicy: nullable(oneOf('Always', 'IfNotPresent', 'Never')),
-  rewriteRegistry: nullable(registryHost),
+  // A target may carry a path: Harbor proxy-cache projects, Artifactory virtual repositories.
+  rewriteRegistry: nullable(registrySource),
   rewriteMode: oneOf('replace', 'prepend'),
-  rewriteIgnore: listOf(registryHost),
+  rewriteIgnore: listOf(registrySource),
+  mirrors: sourceMap,
   imagePullSecret: nullable(dnsName),
   imagePullSecretMode: oneOf('replace', 'append'),
   defaultStorageClass: nullable(dnsName),
@@ -104,6 +128,9 @@ const OVERRIDABLE: Record<string, Check> = {
   breakGlass: isBoolean,
   // A namespace may lower it (a policy rule); the top-level value bounds every review.
   maxImages: positiveInteger(1_000_000),
+  disallowedTags: listOf(tag),
+  requireDigest: isBoolean,
+  exemptImages: listOf(exemptionGlob),
 };
 
 const TOP_LEVEL: Record<string, Check> = {

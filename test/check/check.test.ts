@@ -219,3 +219,68 @@ test('image volumes are checked and mutated like containers', async (t) => {
     ],
   );
 });
+
+// docs/examples/mirrors-config.yaml: Docker Hub (library/ kept), GHCR and a more specific
+// organisation, a ported and an IPv6 registry, our own registry left alone, an exemption.
+test('README mirrors example: every image rewritten to a valid reference, then judged', async (t) => {
+  const result = await imagegate([
+    'check',
+    '--config',
+    'docs/examples/mirrors-config.yaml',
+    '-f',
+    'docs/examples/pods-mirrors.yaml',
+    '-o',
+    'json',
+  ]);
+  t.is(result.code, 1, result.stderr);
+  const [pod, deployment] = report(result).results;
+  t.is(pod?.verdict, 'allowed');
+  const spec = (pod?.mutated?.spec ?? {}) as Record<string, { image: string }[]>;
+  t.deepEqual(
+    [...(spec.initContainers ?? []), ...(spec.containers ?? [])].map((c) => c.image),
+    [
+      'harbor.example.com/local/tools/wait-for:2.1',
+      'harbor.example.com/dockerhub-proxy/library/nginx:1.27.3',
+      'artifactory.example.com/acme-virtual/worker:4.2',
+      'harbor.example.com/ghcr-proxy/prometheus-community/exporter:0.9',
+      'harbor.example.com/lab6/lab/probe:1',
+      'registry.example.com/shop/api:2.3.1',
+      'registry.example.com/tools/netshoot:latest',
+    ],
+  );
+  t.deepEqual((pod as { auditAnnotations?: unknown }).auditAnnotations, {
+    'exempt-images': 'registry.example.com/tools/netshoot:latest',
+  });
+  t.is(deployment?.verdict, 'denied');
+  t.deepEqual(deployment?.reasons, [
+    'container "web" (containers[0]) image "registry.example.com/shop/web:dev": tag "dev" is not allowed (disallowedTags); pin a version tag or a digest',
+  ]);
+});
+
+// Prepend mode cannot write a port or an IPv6 address as a path component: such an image
+// is left as it is and judged as it is, never turned into an invalid reference.
+test('prepend mode leaves ported and IPv6 registries as they are', async (t) => {
+  const config = await tempFile(
+    'prepend.yaml',
+    'trustedRegistries: [cache.example.com/docker.io, "localhost:5000"]\nrewriteRegistry: cache.example.com\nrewriteMode: prepend\n',
+  );
+  const pod = await tempFile(
+    'pod.yaml',
+    'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: "nginx:1.27.3"}\n    - {name: b, image: "localhost:5000/app:1"}\n    - {name: c, image: "[::1]:5000/app:1"}\n',
+  );
+  const result = await imagegate(['check', '--config', config, '-f', pod, '-o', 'json']);
+  const [only] = report(result).results;
+  const spec = (only?.mutated?.spec ?? { containers: [] }) as { containers: { image: string }[] };
+  const containers = spec.containers;
+  t.deepEqual(
+    containers.map((c) => c.image),
+    [
+      'cache.example.com/docker.io/library/nginx:1.27.3',
+      'localhost:5000/app:1',
+      '[::1]:5000/app:1',
+    ],
+  );
+  t.deepEqual(only?.reasons, [
+    'container "c" (containers[2]) image "[::1]:5000/app:1": registry [::1]:5000/app is not trusted (trusted: cache.example.com/docker.io, localhost:5000)',
+  ]);
+});

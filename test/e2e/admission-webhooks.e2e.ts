@@ -334,6 +334,54 @@ test.serial(
   },
 );
 
+test.serial(
+  'mirrors: proxy projects with a path, a ported registry; stored rewritten',
+  async (t) => {
+    const { stored } = await createdAndStored(
+      t,
+      e2e(),
+      pod('e2e-mirrors', 'mirrored', {
+        initContainers: [{ name: 'migrate', image: 'localhost:5000/tools/migrate:7' }],
+        containers: [{ name: 'web', image: 'nginx:1.27.3' }],
+      }),
+    );
+    t.deepEqual(
+      [
+        getPointer(stored, '/spec/initContainers/0/image'),
+        getPointer(stored, '/spec/containers/0/image'),
+      ],
+      [
+        'harbor.example.com/local/tools/migrate:7',
+        'harbor.example.com/dockerhub-proxy/library/nginx:1.27.3',
+      ],
+    );
+  },
+);
+
+test.serial('requireDigest, disallowedTags and exemptImages through the API server', async (t) => {
+  const tagged = 'registry.example.com/app:1.0';
+  await refusedOnCreate(
+    t,
+    e2e(),
+    podWith('e2e-strict', 'tagged', tagged),
+    denied('web', tagged, 'no digest; images here must be pinned by digest (requireDigest)'),
+  );
+  const dev = `registry.example.com/app:DEV`;
+  const refused = await e2e().kubectl.create(podWith('e2e-strict', 'dev', dev));
+  t.regex(refused.stderr, /tag "DEV" is not allowed \(disallowedTags\)/);
+  await createdAndStored(
+    t,
+    e2e(),
+    podWith('e2e-strict', 'pinned', `registry.example.com/app@${DIGEST}`),
+  );
+  // An exempt image is neither judged nor changed, and the exemption is in the audit log.
+  const tool = 'registry.example.com/tools/netshoot:latest';
+  const { stored } = await createdAndStored(t, e2e(), podWith('e2e-strict', 'debug', tool));
+  t.is(getPointer(stored, '/spec/containers/0/image'), tool);
+  const audit = await e2e().auditAnnotations('e2e-strict', 'debug');
+  t.is(audit['validate.imagegate.imagegate-system.svc/exempt-images'], tool);
+});
+
 test.serial('a bundle swapped into the watched directory changes decisions, no restart', (t) =>
   bundleSwapScenario(t, e2e(), 'e2e', denied('web', 'registry.example.com/app:latest', LATEST)),
 );

@@ -1,13 +1,14 @@
 /** Bundles for tests: the committed one, repacked variants, and small ones built by real OPA. */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { type Bundle, readBundleArchive } from '../../src/policy/bundle.ts';
+import { isRecord } from '../../src/shared/json.ts';
 import { defaultBundlePath, packageRoot } from '../../src/shared/paths.ts';
 
 const run = promisify(execFile);
@@ -67,4 +68,26 @@ export async function buildBundle(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+export const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'] as const;
+
+/**
+ * The repo's policies (every .rego file under rego/imagegate but the tests) with `change` merged
+ * over data.json's configuration, built by the real OPA CLI.
+ */
+export async function repoPolicyBundle(change: Record<string, unknown>): Promise<Buffer> {
+  const rego = join(packageRoot(), 'rego');
+  const data: unknown = JSON.parse(await readFile(join(rego, 'data.json'), 'utf8'));
+  const config = isRecord(data) && isRecord(data.imagegate) ? data.imagegate.config : undefined;
+  if (!isRecord(data) || !isRecord(data.imagegate) || !isRecord(config)) {
+    throw new TypeError('rego/data.json has no imagegate.config');
+  }
+  data.imagegate.config = { ...config, ...change };
+  const sources: Record<string, string> = { 'data.json': JSON.stringify(data) };
+  for (const file of await readdir(join(rego, 'imagegate'), { recursive: true })) {
+    if (!file.endsWith('.rego') || file.endsWith('_test.rego')) continue;
+    sources[file.replaceAll('/', '_')] = await readFile(join(rego, 'imagegate', file), 'utf8');
+  }
+  return buildBundle(sources, ENTRYPOINTS);
 }

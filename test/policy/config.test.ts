@@ -60,8 +60,56 @@ test(rejects, 'pullPolicy: always', /pullPolicy: must be one of Always, IfNotPre
 test(rejects, 'enforcement: audit', /enforcement: must be one of deny, warn, dryrun/);
 test(rejects, 'imagePullSecretMode: merge', /imagePullSecretMode: must be one of replace, append/);
 test(rejects, 'imagePullSecret: Reg_Cred', /imagePullSecret: must be a lower-case DNS subdomain/);
-test(rejects, 'rewriteRegistry: mirror', /rewriteRegistry: "mirror" is not a registry host/);
-test(rejects, 'rewriteIgnore: [docker.io, "ghcr.io/acme"]', /rewriteIgnore\[1\]/);
+test(
+  rejects,
+  'rewriteRegistry: mirror',
+  /rewriteRegistry: "mirror" does not start with a registry host/,
+);
+test(
+  rejects,
+  'rewriteRegistry: harbor.example.com/Proxy',
+  /invalid repository path component "Proxy"/,
+);
+test(rejects, 'rewriteIgnore: [docker.io, "nginx"]', /rewriteIgnore\[1\]/);
+test(rejects, 'mirrors: [docker.io]', /mirrors: must be a map of source to target/);
+test(rejects, 'mirrors: {docker.io: proxy}', /mirrors\["docker.io"\]: "proxy" does not start/);
+test(rejects, 'mirrors: {nginx: harbor.example.com}', /mirrors\["nginx"\]: "nginx" does not start/);
+test(rejects, 'disallowedTags: ["-dev"]', /disallowedTags\[0\]: "-dev" is not an image tag/);
+test(rejects, 'requireDigest: "yes"', /requireDigest: must be true or false/);
+for (const glob of [
+  '"*"',
+  '"*/tools/*"',
+  '"*.example.com/tools/*"',
+  '"registry.example.com"',
+  '"reg?stry.example.com/x"',
+]) {
+  test(
+    rejects,
+    `exemptImages: [${glob}]`,
+    /exemptImages\[0\]: .* must start with a registry host written out/,
+  );
+}
+
+test('the keys real mirrors and peers need parse as written', (t) => {
+  const config = parseConfig(
+    `rewriteRegistry: harbor.example.com/dockerhub-proxy
+rewriteIgnore: [registry.example.com, ghcr.io/acme]
+mirrors:
+  docker.io: harbor.example.com/dockerhub-proxy
+  "localhost:5000": harbor.example.com/local
+  "[::1]:5000": harbor.example.com/loopback6
+disallowedTags: [latest, dev, main]
+requireDigest: true
+exemptImages: ["registry.example.com/tools/*", "ghcr.io/acme/debug:**"]
+namespaces:
+  "team-*": {requireDigest: false, disallowedTags: [], exemptImages: [], mirrors: {}}
+`,
+    'mirrors.yaml',
+  );
+  t.is(config.rewriteRegistry, 'harbor.example.com/dockerhub-proxy');
+  t.deepEqual(Object.keys(config.mirrors as object), ['docker.io', 'localhost:5000', '[::1]:5000']);
+  t.deepEqual(config.disallowedTags, ['latest', 'dev', 'main']);
+});
 test(rejects, 'excludeNamespaces: [Kube-System]', /excludeNamespaces\[0\]/);
 test(rejects, 'trustedRegistry: [registry.example.com]', /unknown key "trustedRegistry"/);
 test(

@@ -4,14 +4,14 @@
  * new policy must take effect without a restart, and a bad bundle must be refused while
  * the old policy keeps serving.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { Gateway } from '../../src/server/gateway.ts';
 import { packageRoot } from '../../src/shared/paths.ts';
-import { buildBundle } from '../helpers/bundles.ts';
+import { repoPolicyBundle } from '../helpers/bundles.ts';
 import { kubeletSwap, mountConfigMap, startLocalGateway, until } from '../helpers/configmap.ts';
 import { httpGet, record } from '../helpers/gateway.ts';
 import { nginxPodReview } from '../helpers/reload-traffic.ts';
@@ -20,25 +20,12 @@ const REVIEW = (uid: string) => JSON.stringify(nginxPodReview(uid));
 
 /** The repo's policies with other default data: Docker Hub's library trusted too. */
 async function bundleTrustingDockerHub(): Promise<Buffer> {
-  const rego = join(packageRoot(), 'rego');
-  const sources: Record<string, string> = {};
-  const dir = await mkdtemp(join(tmpdir(), 'imagegate-rego-'));
-  await cp(rego, dir, { recursive: true });
-  const data = JSON.parse(await readFile(join(dir, 'data.json'), 'utf8')) as {
+  const data = JSON.parse(await readFile(join(packageRoot(), 'rego', 'data.json'), 'utf8')) as {
     imagegate: { config: { trustedRegistries: string[] } };
   };
-  data.imagegate.config.trustedRegistries.push('docker.io/library');
-  sources['data.json'] = JSON.stringify(data);
-  for (const file of [
-    'settings/settings.rego',
-    'lib/images/images.rego',
-    'lib/sources/sources.rego',
-    'validate/validate.rego',
-    'mutate/mutate.rego',
-  ]) {
-    sources[file.replaceAll('/', '_')] = await readFile(join(dir, 'imagegate', file), 'utf8');
-  }
-  return buildBundle(sources, ['imagegate/validate/decision', 'imagegate/mutate/decision']);
+  return repoPolicyBundle({
+    trustedRegistries: [...data.imagegate.config.trustedRegistries, 'docker.io/library'],
+  });
 }
 
 function post(

@@ -45,22 +45,28 @@ const EXPECTED: Record<string, Expected> = {
     clean: [],
   },
   'daemonset-create-v1': {
-    violations: [['quay.io/prometheus/node-exporter:v1.8.2', 'trusted']],
+    violations: [
+      ['quay.io/prometheus/node-exporter:v1.8.2', 'trusted'],
+      ['quay.io/prometheus/node-exporter:v1.8.2', 'pull'],
+    ],
     clean: [],
   },
+  // A template nobody controls is held to the pull policy, as a Pod is: sent to the
+  // validating webhook alone (as here, without the mutating one), IfNotPresent is refused.
   'deployment-create-v1': {
     violations: [
+      ['registry.example.com/team/api:2.3.1', 'pull'],
       ['nginx', 'trusted'],
       ['nginx', 'latest'],
+      ['localhost:5000/tools/migrate:7', 'pull'],
     ],
-    // Templates are not held to the pull policy: the mutating side fixes them.
-    clean: ['registry.example.com/team/api:2.3.1', 'localhost:5000/tools/migrate:7'],
+    clean: [],
   },
   'job-create-from-cronjob-v1': {
     violations: [],
     clean: ['registry.example.com/shop/backup:3.0.1'],
   },
-  'job-create-v1': { violations: [], clean: ['localhost:5000/tools/migrate:7'] },
+  'job-create-v1': { violations: [['localhost:5000/tools/migrate:7', 'pull']], clean: [] },
   // Only a finalizer went: nothing new to judge.
   'job-update-finalizers-v1': { violations: [], clean: ['registry.example.com/shop/migrate:7'] },
   'pod-create-break-glass-v1': {
@@ -134,10 +140,11 @@ const EXPECTED: Record<string, Expected> = {
   },
   'statefulset-create-v1': {
     violations: [
+      [WORKER, 'pull'],
       ['busybox:latest', 'trusted'],
       ['busybox:latest', 'latest'],
     ],
-    clean: [WORKER],
+    clean: [],
   },
 };
 

@@ -9,8 +9,9 @@
 #   change, so no patch ever turns an acceptable request into a refused one.
 package imagegate.mutate
 
+import data.imagegate.lib.exemptions
 import data.imagegate.lib.images
-import data.imagegate.lib.sources
+import data.imagegate.lib.rewrite
 import data.imagegate.settings
 
 # METADATA
@@ -40,6 +41,7 @@ active if {
 image_changes := [change |
 	active
 	some image in images.checked
+	not exemptions.exempt(image)
 	some kind in ["rewrite", "pull-policy"]
 	may_patch(image, kind)
 	change := image_change(image, kind)
@@ -113,11 +115,8 @@ image_change(image, "rewrite") := {
 	"op": {"op": "replace", "path": images.image_pointer(image), "value": rewritten},
 	"message": concat("", [images.describe(image), "rewritten to \"", rewritten, "\""]),
 } if {
-	registry := settings.config.rewriteRegistry
-	registry != null
 	images.valid(image)
-	sources.rewrite_applies(image.reference, registry, settings.config.rewriteIgnore)
-	rewritten := sources.rewrite(image.reference, registry, settings.config.rewriteMode)
+	rewritten := rewrite.result(image.reference).image
 }
 
 image_change(image, "pull-policy") := {

@@ -12,6 +12,7 @@ defaults := {
 	"rewriteRegistry": null,
 	"rewriteMode": "replace",
 	"rewriteIgnore": [],
+	"mirrors": {},
 	"imagePullSecret": null,
 	"imagePullSecretMode": "replace",
 	"defaultStorageClass": null,
@@ -19,6 +20,9 @@ defaults := {
 	"enforcement": "deny",
 	"breakGlass": false,
 	"maxImages": 32768,
+	"disallowedTags": [],
+	"requireDigest": false,
+	"exemptImages": [],
 	"namespaces": {},
 }
 
@@ -35,6 +39,7 @@ config := {
 	"rewriteRegistry": _name(_merged.rewriteRegistry),
 	"rewriteMode": _one_of(_merged.rewriteMode, {"prepend"}, "replace"),
 	"rewriteIgnore": _strings(_merged.rewriteIgnore),
+	"mirrors": _string_map(_merged.mirrors),
 	"imagePullSecret": _name(_merged.imagePullSecret),
 	"imagePullSecretMode": _one_of(_merged.imagePullSecretMode, {"append"}, "replace"),
 	"defaultStorageClass": _name(_merged.defaultStorageClass),
@@ -42,6 +47,9 @@ config := {
 	"enforcement": _one_of(_merged.enforcement, {"deny", "warn", "dryrun"}, "deny"),
 	"breakGlass": _merged.breakGlass == true,
 	"maxImages": _positive(_merged.maxImages, defaults.maxImages),
+	"disallowedTags": _strings(_merged.disallowedTags),
+	"requireDigest": _merged.requireDigest == true,
+	"exemptImages": _strings(_merged.exemptImages),
 }
 
 # METADATA
@@ -141,6 +149,15 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 } else := [value] if {
 	is_string(value)
 } else := []
+
+_string_map(value) := {key: target |
+	some key, raw in value
+	is_string(key)
+	target := _name(raw)
+	target != null
+} if {
+	is_object(value)
+} else := {}
 
 _positive(value, fallback) := value if {
 	is_number(value)

@@ -22,6 +22,7 @@ test_bundle_defaults if {
 		"rewriteRegistry": null,
 		"rewriteMode": "replace",
 		"rewriteIgnore": [],
+		"mirrors": {},
 		"imagePullSecret": null,
 		"imagePullSecretMode": "replace",
 		"defaultStorageClass": null,
@@ -29,6 +30,9 @@ test_bundle_defaults if {
 		"enforcement": "deny",
 		"breakGlass": false,
 		"maxImages": 32768,
+		"disallowedTags": [],
+		"requireDigest": false,
+		"exemptImages": [],
 	} with input as {"namespace": "default"}
 }
 
@@ -40,6 +44,7 @@ test_missing_configuration_is_safe if {
 		"rewriteRegistry": null,
 		"rewriteMode": "replace",
 		"rewriteIgnore": [],
+		"mirrors": {},
 		"imagePullSecret": null,
 		"imagePullSecretMode": "replace",
 		"defaultStorageClass": null,
@@ -47,6 +52,9 @@ test_missing_configuration_is_safe if {
 		"enforcement": "deny",
 		"breakGlass": false,
 		"maxImages": 32768,
+		"disallowedTags": [],
+		"requireDigest": false,
+		"exemptImages": [],
 	} with input as {"namespace": "default"} with data.imagegate.config as {}
 }
 
@@ -236,4 +244,13 @@ test_glob_helpers if {
 	settings.namespace_matches("team-{a,b}", "team-b")
 	not settings.namespace_matches("team-{a,b}", "team-c")
 	settings.namespace_matches("team-[ab]", "team-a")
+}
+
+test_mirrors_keep_only_string_targets if {
+	settings.config.mirrors == {"docker.io": "harbor.example.com/hub"} with data.imagegate.config.mirrors as {
+		"docker.io": " harbor.example.com/hub ",
+		"ghcr.io": 7,
+		"quay.io": "  ",
+	}
+	settings.config.mirrors == {} with data.imagegate.config.mirrors as ["docker.io"]
 }

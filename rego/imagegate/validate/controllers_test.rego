@@ -69,7 +69,7 @@ test_a_controlled_template_is_judged_after_the_rewrite if {
 # The same image in a template nobody controls was already rewritten by the mutating
 # webhook if it was going to be; as it stands, it is what gets pulled.
 test_an_uncontrolled_template_is_judged_as_it_stands if {
-	review := fixtures.admission("ReplicaSet", "CREATE", [fixtures.container("web", "nginx:1.25")])
+	review := fixtures.admission("ReplicaSet", "CREATE", [good("web", "nginx:1.25")])
 	d := validate.decision with input as review
 		with data.imagegate.config.trustedRegistries as ["mirror.example.com"]
 		with data.imagegate.config.rewriteRegistry as "mirror.example.com"

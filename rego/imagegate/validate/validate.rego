@@ -5,12 +5,17 @@
 #   and break-glass.
 package imagegate.validate
 
+import data.imagegate.lib.exemptions
 import data.imagegate.lib.images
+import data.imagegate.lib.rewrite
 import data.imagegate.lib.sources
 import data.imagegate.settings
 
 # Violation rules, in the order they are reported for each image.
-rules := ["invalid-reference", "trusted-registry", "latest-tag", "pull-policy"]
+rules := [
+	"invalid-reference", "trusted-registry", "latest-tag", "disallowed-tag",
+	"require-digest", "pull-policy",
+]
 
 break_glass_annotation := "break-glass.image-policy.k8s.io/reason"
 
@@ -37,6 +42,7 @@ violations := array.concat(object_violations, image_violations)
 image_violations := [violation |
 	not settings.excluded
 	some image in images.checked
+	not exemptions.exempt(image)
 	some rule in rules
 	message := problem(image, rule)
 	violation := {
@@ -108,6 +114,12 @@ audit_annotations["violations"] := concat("; ", messages) if outcome != "pass"
 
 audit_annotations["enforcement"] := "dryrun" if outcome == "dryrun"
 
+# Exemptions are audited whenever they are used, violations or not.
+audit_annotations["exempt-images"] := concat(", ", exemptions.exempted) if {
+	not settings.excluded
+	count(exemptions.exempted) > 0
+}
+
 audit_annotations["break-glass"] := break_glass_reason if {
 	outcome != "pass"
 	break_glass_granted
@@ -152,6 +164,25 @@ problem(image, "latest-tag") := _latest_message(image.reference.tag) if {
 	settings.config.denyLatest
 	images.valid(image)
 	image.reference.digest == ""
+	lower(image.reference.tag) in {"", "latest"}
+}
+
+# Tags compare without case: `LATEST` is as mutable as `latest`. A digest pins the image
+# whatever its tag says, as for latest.
+problem(image, "disallowed-tag") := concat("", [
+	"tag \"", image.reference.tag, "\" is not allowed (disallowedTags); pin a version tag or a digest",
+]) if {
+	images.valid(image)
+	image.reference.digest == ""
+	tag := lower(image.reference.tag)
+	tag in _disallowed_tags
+	not _latest_covers(tag)
+}
+
+problem(image, "require-digest") := "no digest; images here must be pinned by digest (requireDigest)" if {
+	settings.config.requireDigest
+	images.valid(image)
+	image.reference.digest == ""
 }
 
 problem(image, "pull-policy") := concat("", [
@@ -162,12 +193,15 @@ problem(image, "pull-policy") := concat("", [
 	images.text(image, "pullPolicy") != _required_pull_policy
 }
 
-# AlwaysPullImages semantics: only Pods are checked (templates are fixed by the mutating
-# side and checked again when their pods are created); an ImageReview has no pull policy.
+# AlwaysPullImages semantics, for Pods and for every template nobody controls: a Deployment
+# that says IfNotPresent is refused when it is applied, as an untrusted registry is, not
+# when its pods fail later (with the mutating webhook in front it says Always by then). A
+# template its controller owns is never mutated and is judged as its pods will be: the
+# pods are checked, so it is not. An ImageReview has no pull policy.
 _required_pull_policy := settings.config.pullPolicy if {
 	settings.config.pullPolicy != null
 	not images.imagereview
-	images.pod
+	not images.controlled
 }
 
 # METADATA
@@ -176,29 +210,20 @@ _required_pull_policy := settings.config.pullPolicy if {
 #   image it may rewrite before this webhook sees it, except in a template a controller
 #   owns (which is left alone, images.controlled): there it is the reference the pods
 #   will carry once their own creation is mutated.
-pulled_reference(image) := _rewritten(image.reference, _pending_rewrite) if {
-	_pending_rewrite
-} else := image.reference
-
-_rewritten(reference, rewrite) := sources.rewritten_reference(reference, rewrite.registry, rewrite.mode) if {
-	sources.rewrite_applies(reference, rewrite.registry, rewrite.ignore)
-}
-
-# The rewrite the mutating webhook left for the pods to get: only in controlled templates.
-_pending_rewrite := {
-	"registry": settings.config.rewriteRegistry,
-	"mode": settings.config.rewriteMode,
-	"ignore": settings.config.rewriteIgnore,
-} if {
+pulled_reference(image) := rewrite.result(image.reference).reference if {
 	images.controlled
-	settings.config.rewriteRegistry != null
-}
+} else := image.reference
 
 _error(image) := reason if {
 	reason := image.reference.error
 	is_string(reason)
 	reason != ""
 } else := "unparseable reference"
+
+_disallowed_tags contains lower(tag) if some tag in settings.config.disallowedTags
+
+# latest-tag already reports it.
+_latest_covers("latest") if settings.config.denyLatest
 
 # The trusted sources, parsed once per evaluation (not once per image).
 _trusted_sources := [parsed |
@@ -212,7 +237,7 @@ _trusted := concat(", ", settings.config.trustedRegistries) if count(settings.co
 
 _latest_message("") := "no tag or digest (implicit \"latest\"); pin a version tag or a digest"
 
-_latest_message("latest") := "tag \"latest\" is not allowed; pin a version tag or a digest"
+_latest_message(tag) := concat("", ["tag \"", tag, "\" is not allowed; pin a version tag or a digest"]) if tag != ""
 
 _pull_policy("") := "not set"
 

@@ -162,12 +162,27 @@ test_pod_without_pull_policy if {
 	d.reasons == [`container "app" (containers[0]) image "ghcr.io/acme/x:1": imagePullPolicy is not set, must be "Always"`] # regal ignore:line-length
 }
 
-test_templates_are_not_checked_for_pull_policy if {
+# Installed without the mutating webhook, the validating one refuses a template that does
+# not pull Always when it is applied, as it refuses an untrusted registry in one.
+test_templates_nobody_controls_are_checked_for_pull_policy if {
 	containers := [fixtures.container("app", "ghcr.io/acme/x:1")]
-	every kind in ["Deployment", "CronJob", "Job", "StatefulSet"] {
+	every kind in ["Deployment", "CronJob", "Job", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController"] {
 		d := validate.decision with input as fixtures.admission(kind, "CREATE", containers)
-		d.allowed
+		rules_of(d) == ["pull-policy"]
 	}
+	always := [object.union(fixtures.container("app", "ghcr.io/acme/x:1"), {"pullPolicy": "Always"})]
+	validate.decision.allowed with input as fixtures.admission("Deployment", "CREATE", always)
+}
+
+# Its controller's template was judged; its pods will be, after the mutating webhook set
+# their pull policy. Refusing it would stop the rollout of every Deployment from before.
+test_controlled_templates_are_not_checked_for_pull_policy if {
+	review := fixtures.build({
+		"kind": "ReplicaSet", "operation": "CREATE",
+		"containers": [fixtures.container("app", "ghcr.io/acme/x:1")],
+		"controller": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+	})
+	validate.decision.allowed with input as review
 }
 
 test_pull_policy_not_checked_when_not_configured if {

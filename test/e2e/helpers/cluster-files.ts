@@ -4,11 +4,11 @@
  * loopback), the kubeconfig `imagegate certs` wrote (pointed at that port), an audit
  * policy, and a policy bundle built from rego/ by the real OPA CLI.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { isRecord } from '../../../src/shared/json.ts';
-import { buildBundle } from '../../helpers/bundles.ts';
+import { repoPolicyBundle } from '../../helpers/bundles.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
 /** The policy configuration every e2e gateway runs with (`--config`). */
@@ -30,6 +30,16 @@ namespaces:
     imagePullSecret: mirror-pull
   e2e-warn:
     enforcement: warn
+  # Harbor-style proxy projects: a target with a path, a ported registry given a mirror.
+  e2e-mirrors:
+    trustedRegistries: [harbor.example.com]
+    mirrors:
+      docker.io: harbor.example.com/dockerhub-proxy
+      "localhost:5000": harbor.example.com/local
+  e2e-strict:
+    requireDigest: true
+    disallowedTags: [dev]
+    exemptImages: ["registry.example.com/tools/*"]
 `;
 
 export const TRUSTED = 'registry.example.com, mirror.example.com';
@@ -41,6 +51,8 @@ export const NAMESPACES = [
   'e2e-rewrite',
   'e2e-controllers',
   'e2e-warn',
+  'e2e-mirrors',
+  'e2e-strict',
   'imagegate-system',
 ] as const;
 
@@ -95,21 +107,5 @@ rules:
   - level: None
 `;
 
-const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'];
-
 /** The repo's policies (rego/, tests left out) with `change` applied to data.json's config. */
-export async function policyBundle(change: Record<string, unknown>): Promise<Buffer> {
-  const rego = join(ROOT, 'rego');
-  const data: unknown = JSON.parse(await readFile(join(rego, 'data.json'), 'utf8'));
-  const config = isRecord(data) && isRecord(data.imagegate) ? data.imagegate.config : undefined;
-  if (!isRecord(data) || !isRecord(data.imagegate) || !isRecord(config)) {
-    throw new TypeError('rego/data.json has no imagegate.config');
-  }
-  data.imagegate.config = { ...config, ...change };
-  const sources: Record<string, string> = { 'data.json': JSON.stringify(data) };
-  for (const file of await readdir(join(rego, 'imagegate'), { recursive: true })) {
-    if (!file.endsWith('.rego') || file.endsWith('_test.rego')) continue;
-    sources[file.replaceAll('/', '_')] = await readFile(join(rego, 'imagegate', file), 'utf8');
-  }
-  return buildBundle(sources, ENTRYPOINTS);
-}
+export const policyBundle = (change: Record<string, unknown>) => repoPolicyBundle(change);

@@ -60,48 +60,6 @@ matches_any_parsed(parsed, reference) if {
 }
 
 # METADATA
-# description: |
-#   The rewrite (rule 4) applies: the reference is not already on the rewrite registry's
-#   host and not from an ignored source (a host, or a host with a repository prefix).
-rewrite_applies(reference, registry, ignored) if {
-	host(reference.domain) != parse(registry).host
-	not matches_any(ignored, reference)
-}
-
-# METADATA
-# scope: document
-# description: |
-#   The image string after the rewrite: "replace" puts the registry in place of the
-#   domain, "prepend" keeps the domain as the first path component (pull-through caches).
-rewrite(reference, registry, "replace") := concat("", [
-	trim_right(trim_space(registry), "/"), "/",
-	reference.path,
-	suffix(reference),
-])
-
-rewrite(reference, registry, "prepend") := concat("", [
-	trim_right(trim_space(registry), "/"), "/",
-	reference.domain, "/",
-	reference.path,
-	suffix(reference),
-])
-
-# METADATA
-# scope: document
-# description: |
-#   The reference the rewrite produces, with the fields the rules read (domain, path, tag,
-#   digest), so a rule can judge an image as it will be pulled.
-rewritten_reference(reference, registry, "replace") := object.union(reference, {
-	"domain": parse(registry).host,
-	"path": reference.path,
-})
-
-rewritten_reference(reference, registry, "prepend") := object.union(reference, {
-	"domain": parse(registry).host,
-	"path": concat("/", [reference.domain, reference.path]),
-})
-
-# METADATA
 # description: The ":tag" and "@digest" of a reference, each only when present.
 suffix(reference) := concat("", [_prefixed(":", reference.tag), _prefixed("@", reference.digest)])
 

@@ -74,29 +74,3 @@ test_matches_any if {
 	sources.matches_any(["registry.example.com", "ghcr.io/acme"], fixtures.reference("ghcr.io/acme/app:1"))
 	not sources.matches_any(["registry.example.com", "ghcr.io/acme"], fixtures.reference("ghcr.io/other/app:1"))
 }
-
-test_rewrite_replace_keeps_path_tag_and_digest if {
-	hub := fixtures.reference("nginx:1.25")
-	sources.rewrite(hub, "mirror.example.com", "replace") == "mirror.example.com/library/nginx:1.25"
-	pinned := fixtures.reference("ghcr.io/acme/app:1@sha256:abc")
-	sources.rewrite(pinned, "mirror.example.com/", "replace") == "mirror.example.com/acme/app:1@sha256:abc"
-	digest := fixtures.reference("quay.io/x/y@sha256:abc")
-	sources.rewrite(digest, "mirror.example.com", "replace") == "mirror.example.com/x/y@sha256:abc"
-}
-
-test_rewrite_prepend_keeps_the_domain if {
-	hub := fixtures.reference("nginx")
-	sources.rewrite(hub, "cache.example.com/hub", "prepend") == "cache.example.com/hub/docker.io/library/nginx"
-	local := fixtures.reference("localhost:5000/app:1")
-	sources.rewrite(local, "cache.example.com", "prepend") == "cache.example.com/localhost:5000/app:1"
-}
-
-test_rewrite_applies_unless_already_there_or_ignored if {
-	sources.rewrite_applies(fixtures.reference("nginx:1"), "mirror.example.com", [])
-	not sources.rewrite_applies(fixtures.reference("MIRROR.example.com/x:1"), "mirror.example.com/", [])
-	not sources.rewrite_applies(fixtures.reference("mirror.example.com/x:1"), "Mirror.Example.com/hub", [])
-	not sources.rewrite_applies(fixtures.reference("nginx:1"), "mirror.example.com", ["index.docker.io"])
-	not sources.rewrite_applies(fixtures.reference("ghcr.io/acme/app:1"), "mirror.example.com", ["ghcr.io/acme"])
-	sources.rewrite_applies(fixtures.reference("ghcr.io/acmeevil/app:1"), "mirror.example.com", ["ghcr.io/acme"])
-	sources.rewrite_applies(fixtures.reference("mirror.example.com.evil.io/x:1"), "mirror.example.com", [])
-}
