@@ -5,6 +5,7 @@ OPA_VERSION   := v1.22.2
 REGAL_VERSION := v0.42.0
 # v5.8.3, the newest on the proxy, needs Go 1.27; v5.8.2 builds with Go 1.26.
 KUSTOMIZE_VERSION := v5.8.2
+HELM_VERSION := v4.3.2
 
 TOOLS    := $(CURDIR)/.tools
 CACHE    := $(or $(IMAGEGATE_CACHE),$(HOME)/.cache/imagegate)
@@ -25,6 +26,10 @@ endif
 OPA      := $(TOOLS)/bin/opa-$(OPA_VERSION)
 REGAL    := $(TOOLS)/bin/regal-$(REGAL_VERSION)
 KUSTOMIZE := $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
+HELM     := $(TOOLS)/bin/helm-$(HELM_VERSION)
+# BuildKit's Dockerfile linter (what `docker build --check` runs), through a small module in
+# test/tools/dockerfile-lint whose go.mod pins it.
+DOCKERFILE_LINT := $(TOOLS)/bin/dockerfile-lint-$(shell sed -n 's/^\trequire github.com\/moby\/buildkit \(v[^ ]*\)$$/\1/p;s/^\tgithub.com\/moby\/buildkit \(v[^ ]*\)$$/\1/p' test/tools/dockerfile-lint/go.mod)
 BUNDLE   := bundles/imagegate.tar.gz
 REGO     := $(shell find rego -name '*.rego' ! -name '*_test.rego' | LC_ALL=C sort)
 # The revision is a digest of the policy sources, so a rebuild from the same sources is identical.
@@ -41,7 +46,7 @@ ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: node-deps tools ## install everything: npm packages, OPA, Regal and kustomize (project-local)
+deps: node-deps tools ## install everything: npm packages, OPA, Regal, kustomize and Helm (project-local)
 
 node-deps: node_modules/.installed
 
@@ -57,7 +62,7 @@ node_modules/.installed: package.json package-lock.json | $(NODE_TOOL)
 	npm ci --no-audit --no-fund
 	@touch $@
 
-tools: $(OPA) $(REGAL) $(KUSTOMIZE)
+tools: $(OPA) $(REGAL) $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT)
 
 $(OPA):
 	@mkdir -p $(TOOLS)/bin
@@ -80,6 +85,18 @@ $(KUSTOMIZE):
 	CGO_ENABLED=0 GOBIN=$(TOOLS)/go-bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS)/go-bin/kustomize $@
 	ln -sf $(notdir $@) $(TOOLS)/bin/kustomize
+
+$(DOCKERFILE_LINT): test/tools/dockerfile-lint/go.mod test/tools/dockerfile-lint/main.go
+	@mkdir -p $(TOOLS)/bin
+	cd test/tools/dockerfile-lint && CGO_ENABLED=0 go build -o $@ .
+	ln -sf $(notdir $@) $(TOOLS)/bin/dockerfile-lint
+
+# Helm's go.mod has no replace directives: go install builds the released CLI.
+$(HELM):
+	@mkdir -p $(TOOLS)/bin
+	CGO_ENABLED=0 GOBIN=$(TOOLS)/go-bin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(TOOLS)/go-bin/helm $@
+	ln -sf $(notdir $@) $(TOOLS)/bin/helm
 
 build: node-deps ## compile the TypeScript into dist/
 	$(NODE_BIN)/tsc -p tsconfig.json
@@ -114,8 +131,9 @@ layers: node-deps ## the import layering of src/ (dependency-cruiser; rules in s
 test-ts: node-deps ## ava tests (engine tests run the committed, compiled bundle)
 	$(NODE_BIN)/ava
 
-deploy-check: node-deps $(KUSTOMIZE) ## render deploy/ (base, overlays/*) with the pinned kustomize and check it
-	KUSTOMIZE=$(KUSTOMIZE) bash test/tools/render-deploy.sh
+deploy-check: node-deps $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT) ## lint and render deploy/ (kustomize, the Helm chart, the Dockerfile) and check it
+	$(DOCKERFILE_LINT) deploy/Dockerfile
+	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) bash test/tools/render-deploy.sh
 
 test: deps lint layers test-rego bundle-check deploy-check test-ts ## everything CI runs
 
@@ -134,7 +152,7 @@ K8S_VERSIONS = $(shell test/e2e/build-control-plane.sh --versions)
 e2e-deps: ## build or reuse kube-apiserver, kube-controller-manager, kubectl and etcd (cached outside the repo)
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) test/e2e/build-control-plane.sh
 
-e2e: node-deps $(OPA) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
+e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) $(NODE_BIN)/ava --config test/e2e/ava.config.mjs
 
 e2e-all: ## make e2e on every supported Kubernetes version (what CI runs)

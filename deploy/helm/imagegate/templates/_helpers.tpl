@@ -1,0 +1,64 @@
+{{/* Labels on every object: what the kustomize base sets, plus Helm's own. */}}
+{{- define "imagegate.labels" -}}
+app.kubernetes.io/part-of: imagegate
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The gateway's pods. */}}
+{{- define "imagegate.selector" -}}
+app.kubernetes.io/name: imagegate
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "imagegate.image" -}}
+{{- if .Values.image.digest -}}
+{{ printf "%s:%s@%s" .Values.image.repository .Values.image.tag .Values.image.digest }}
+{{- else -}}
+{{ printf "%s:%s" .Values.image.repository .Values.image.tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* The Service's name as the API server dials it. */}}
+{{- define "imagegate.host" -}}
+{{ printf "imagegate.%s.svc" .Release.Namespace }}
+{{- end -}}
+
+{{- define "imagegate.namespaceSelector" -}}
+{{- if .Values.webhooks.namespaceSelector -}}
+{{ toYaml .Values.webhooks.namespaceSelector }}
+{{- else -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: [{{ .Release.Namespace }}, kube-system]
+{{- end -}}
+{{- end -}}
+
+{{/* The webhooks' caBundle: the CA's PEM, base64; none with cert-manager (its injector). */}}
+{{- define "imagegate.caBundle" -}}
+{{- if eq .Values.tls.mode "values" -}}
+{{ .Values.tls.ca | b64enc }}
+{{- else if eq .Values.tls.mode "existing" -}}
+{{ required "tls.caBundle (the PEM of the CA that signed the serving certificate) is required with tls.mode existing" .Values.tls.caBundle | b64enc }}
+{{- end -}}
+{{- end -}}
+
+{{- define "imagegate.checkValues" -}}
+{{- if not (has .Values.tls.mode (list "values" "existing" "cert-manager")) -}}
+{{ fail (printf "tls.mode must be values, existing or cert-manager, not %q" .Values.tls.mode) }}
+{{- end -}}
+{{- if and (eq .Values.tls.mode "values") (or (not .Values.tls.cert) (not .Values.tls.key) (not .Values.tls.ca)) -}}
+{{ fail "tls.cert, tls.key and tls.ca are required with tls.mode values (imagegate certs writes them)" }}
+{{- end -}}
+{{- if not (has .Values.webhooks.failurePolicy (list "Fail" "Ignore")) -}}
+{{ fail "webhooks.failurePolicy must be Fail or Ignore" }}
+{{- end -}}
+{{- if or (lt (int .Values.webhooks.timeoutSeconds) 1) (gt (int .Values.webhooks.timeoutSeconds) 30) -}}
+{{ fail "webhooks.timeoutSeconds must be from 1 to 30" }}
+{{- end -}}
+{{- if and .Values.bundle.create (not .Values.bundle.archiveBase64) -}}
+{{ fail "bundle.create needs bundle.archiveBase64 (base64 of the bundle .tar.gz)" }}
+{{- end -}}
+{{- end -}}

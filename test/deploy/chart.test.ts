@@ -1,0 +1,124 @@
+/**
+ * The Helm chart and the kustomize base never drift: rendered with the same choices they
+ * hold the same objects, compared as objects (embedded YAML parsed too), not as text. Only
+ * Helm's own bookkeeping labels are left out of the comparison.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { parse, parseAllDocuments } from 'yaml';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { packageRoot } from '../../src/shared/paths.ts';
+
+const run = promisify(execFile);
+const decode = (b64: unknown) => Buffer.from(String(b64).replace(/\s/g, ''), 'base64').toString();
+const ROOT = packageRoot();
+const TOOLS = join(ROOT, '.tools', 'bin');
+const CHART = join(ROOT, 'deploy', 'helm', 'imagegate');
+const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/instance'];
+
+async function tool(name: string, args: string[]): Promise<string> {
+  const binary = join(TOOLS, name);
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`make deps\``);
+  return (await run(binary, args, { cwd: ROOT, maxBuffer: 32 << 20 })).stdout;
+}
+
+/** Objects by kind/namespace/name, normalized for comparison. */
+function objects(yaml: string): Map<string, JsonObject> {
+  const found = new Map<string, JsonObject>();
+  for (const doc of parseAllDocuments(yaml)) {
+    const value: unknown = doc.toJS();
+    if (!isRecord(value)) continue;
+    const metadata = isRecord(value.metadata) ? value.metadata : {};
+    if (isRecord(metadata.labels)) {
+      for (const label of HELM_LABELS) delete metadata.labels[label];
+    }
+    // A configuration file is compared by what it says, not how it is written; base64 by
+    // the bytes it carries (kustomize wraps its lines, Helm does not).
+    if (value.kind === 'ConfigMap' && isRecord(value.data)) {
+      for (const [key, text] of Object.entries(value.data)) {
+        if (key.endsWith('.yaml') && typeof text === 'string') value.data[key] = parse(text);
+      }
+    }
+    if (value.kind === 'Secret' && isRecord(value.data)) {
+      for (const [key, b64] of Object.entries(value.data)) value.data[key] = decode(b64);
+    }
+    if (String(value.kind).endsWith('WebhookConfiguration') && Array.isArray(value.webhooks)) {
+      for (const webhook of value.webhooks) {
+        const client = isRecord(webhook) ? webhook.clientConfig : undefined;
+        if (isRecord(client) && 'caBundle' in client) client.caBundle = decode(client.caBundle);
+      }
+    }
+    found.set(`${value.kind}/${metadata.namespace ?? ''}/${metadata.name}`, value);
+  }
+  return found;
+}
+
+const chart = async (...args: string[]) =>
+  objects(await tool('helm', ['template', 'imagegate', CHART, '-n', 'imagegate-system', ...args]));
+const kustomize = async (dir: string) => objects(await tool('kustomize', ['build', dir]));
+
+const same = test.macro(async (t, dir: string, args: string[]) => {
+  const [fromChart, fromKustomize] = await Promise.all([chart(...args), kustomize(dir)]);
+  t.deepEqual([...fromChart.keys()].sort(), [...fromKustomize.keys()].sort(), 'the same objects');
+  for (const [key, object] of fromKustomize) t.deepEqual(fromChart.get(key), object, key);
+});
+
+test('the chart with its default values renders what deploy/base does', same, 'deploy/base', []);
+test(
+  'the chart with tls.mode cert-manager renders what deploy/overlays/cert-manager does',
+  same,
+  'deploy/overlays/cert-manager',
+  ['-f', join(CHART, 'ci', 'cert-manager-values.yaml')],
+);
+test(
+  'the chart with networkPolicy.enabled renders what deploy/overlays/network-policy does',
+  same,
+  'deploy/overlays/network-policy',
+  ['--set', 'networkPolicy.enabled=true'],
+);
+
+test('every option on: each shows in what the chart renders', async (t) => {
+  const all = await chart('-f', join(CHART, 'ci', 'all-options-values.yaml'));
+  t.false(all.has('Namespace//imagegate-system'), 'namespace.create: false');
+  t.true(all.has('NetworkPolicy/imagegate-system/imagegate'));
+  t.true(all.has('ConfigMap/imagegate-system/imagegate-bundle'));
+  t.true(all.has('Secret/imagegate-system/imagegate-control-plane'));
+  const deployment = all.get('Deployment/imagegate-system/imagegate');
+  const container = JSON.parse(JSON.stringify(deployment)).spec.template.spec.containers[0];
+  t.regex(container.image, /@sha256:0123/);
+  t.true(container.args.includes('--workers=2'));
+  t.true(container.args.includes('--client-ca=/etc/imagegate/tls/ca.crt'));
+  t.true(container.args.includes('--watch-interval-ms=1000'));
+  const config = all.get('ConfigMap/imagegate-system/imagegate-config')?.data;
+  const file = isRecord(config) ? config['config.yaml'] : undefined;
+  t.like(file, {
+    mirrors: { 'docker.io': 'harbor.example.com/dockerhub-proxy' },
+    maxImages: 10000,
+    disallowedTags: ['dev', 'main'],
+  });
+});
+
+test('values the chart cannot render are refused with the reason', async (t) => {
+  const refused = async (args: string[], message: RegExp) => {
+    const error = await t.throwsAsync(() => chart(...args));
+    t.regex(String((error as { stderr?: unknown } | undefined)?.stderr ?? error), message);
+  };
+  await refused(
+    ['--set', 'tls.mode=selfsigned'],
+    /tls.mode must be values, existing or cert-manager/,
+  );
+  await refused(
+    ['--set', 'tls.mode=existing'],
+    /tls.caBundle .* is required with tls.mode existing/,
+  );
+  await refused(
+    ['--set', 'webhooks.failurePolicy=Never'],
+    /webhooks.failurePolicy must be Fail or Ignore/,
+  );
+  await refused(['--set', 'webhooks.timeoutSeconds=60'], /timeoutSeconds must be from 1 to 30/);
+  await refused(['--set', 'bundle.create=true'], /bundle.create needs bundle.archiveBase64/);
+  await refused(['--set', 'imagePolicyWebhook.enabled=true'], /imagePolicyWebhook.clientCert/);
+});
