@@ -12,7 +12,7 @@
 #   build-control-plane.sh --versions  print K8S_VERSIONS (for the Makefile and CI)
 #
 # A warm run only checks the binaries' versions (well under a second). On stdout it prints
-# KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, ETCD= lines (absolute paths);
+# KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, ETCD=, CERT_MANAGER_CRDS= lines;
 # progress and timings go to stderr. Building needs Go >= 1.26 (the go line of Kubernetes
 # 1.37). Built and tested with Go 1.26.
 set -euo pipefail
@@ -24,6 +24,9 @@ set -euo pipefail
 # 3.6 is what kubeadm deploys for these minors, and the API servers speak its v3 API.
 K8S_VERSIONS="1.37.2 1.35.4"
 ETCD_VERSION=3.6.4
+# cert-manager's CRDs, so the cert-manager overlay and chart values pass a server-side dry
+# run: its Go module carries deploy/crds, so the module proxy serves them.
+CERT_MANAGER_VERSION=1.21.2
 
 if [[ ${1:-} == --versions ]]; then
 	echo "$K8S_VERSIONS"
@@ -199,7 +202,9 @@ if have "Client Version: v$K8S_VERSION" "$KUBECTL" version --client; then
 else
 	build "kubectl $K8S_VERSION" "$KUBECTL" k8s_wrapper k8s.io/kubernetes/cmd/kubectl "$K8S_TAGS"
 fi
+crds=$(download "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | json_field Dir)/deploy/crds
+[[ -f $crds/cert-manager.io_certificates.yaml ]] || die "no cert-manager CRDs in $crds"
 log "control plane ready in $(since "$t_all") (cache: $CACHE)"
 
-printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nETCD=%s\n' \
-	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$ETCD"
+printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nETCD=%s\nCERT_MANAGER_CRDS=%s\n' \
+	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$ETCD" "$crds"

@@ -12,7 +12,9 @@ import type { Kubectl } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { createdAndStored, useE2e } from './helpers/scenario.ts';
 
-const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
+// The Helm chart's webhook configurations, so one run registers those (the others use
+// deploy/base's; test/deploy/chart.test.ts keeps the two equal).
+const e2e = useE2e(test, { imagePolicyWebhook: false, webhooks: 'chart' }, async (env) => {
   // What exists before imagegate is installed, made without the webhooks.
   await env.unregisterWebhooks();
   for (const object of Object.values(legacy)) {

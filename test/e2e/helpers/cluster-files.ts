@@ -4,12 +4,16 @@
  * loopback), the kubeconfig `imagegate certs` wrote (pointed at that port), an audit
  * policy, and a policy bundle built from rego/ by the real OPA CLI.
  */
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { isRecord } from '../../../src/shared/json.ts';
 import { repoPolicyBundle } from '../../helpers/bundles.ts';
 import { ROOT } from '../../helpers/cli.ts';
+
+const run = promisify(execFile);
 
 /** The policy configuration every e2e gateway runs with (`--config`). */
 export const E2E_CONFIG = `# written by test/e2e/helpers/cluster-files.ts
@@ -56,23 +60,63 @@ export const NAMESPACES = [
   'imagegate-system',
 ] as const;
 
-const WEBHOOKS = [
-  ['validatingwebhookconfiguration.yaml', '/v1/validate'],
-  ['mutatingwebhookconfiguration.yaml', '/v1/mutate'],
-] as const;
+const BASE_WEBHOOKS = ['validatingwebhookconfiguration.yaml', 'mutatingwebhookconfiguration.yaml'];
+
+/** Where the webhook configurations an e2e run registers come from. */
+export type WebhookSource = 'kustomize' | 'chart';
+
+/** The chart's webhook configurations, rendered with its default values by the pinned Helm. */
+async function chartWebhooks(): Promise<unknown[]> {
+  const helm = join(ROOT, '.tools', 'bin', 'helm');
+  const { stdout } = await run(
+    helm,
+    [
+      'template',
+      'imagegate',
+      join(ROOT, 'deploy', 'helm', 'imagegate'),
+      '-n',
+      'imagegate-system',
+      '--show-only',
+      'templates/webhooks.yaml',
+    ],
+    { maxBuffer: 8 << 20 },
+  );
+  return parseAllDocuments(stdout)
+    .map((doc) => doc.toJS() as unknown)
+    .filter(isRecord);
+}
 
 /**
- * deploy/base's Validating- and MutatingWebhookConfiguration with `clientConfig.url` on
- * 127.0.0.1:port and the CA's caBundle; rules, selectors and failure policy unchanged.
+ * deploy/base's (or the chart's) Validating- and MutatingWebhookConfiguration with
+ * `clientConfig.url` on 127.0.0.1:port and the CA's caBundle; rules, selectors and failure
+ * policy unchanged.
  */
-export async function webhookConfigurations(port: number, caPem: string): Promise<string> {
+export async function webhookConfigurations(
+  port: number,
+  caPem: string,
+  source: WebhookSource = 'kustomize',
+): Promise<string> {
+  const configs =
+    source === 'chart'
+      ? await chartWebhooks()
+      : await Promise.all(
+          BASE_WEBHOOKS.map(
+            async (file) =>
+              parse(await readFile(join(ROOT, 'deploy', 'base', file), 'utf8')) as unknown,
+          ),
+        );
   const documents: string[] = [];
-  for (const [file, path] of WEBHOOKS) {
-    const config: unknown = parse(await readFile(join(ROOT, 'deploy', 'base', file), 'utf8'));
+  for (const config of configs) {
     const webhooks = isRecord(config) ? config.webhooks : undefined;
-    if (!isRecord(config) || !Array.isArray(webhooks)) throw new TypeError(`${file}: no webhooks`);
+    if (!isRecord(config) || !Array.isArray(webhooks))
+      throw new TypeError(`${source}: no webhooks`);
     for (const webhook of webhooks) {
-      if (!isRecord(webhook)) throw new TypeError(`${file}: a webhook is not an object`);
+      if (!isRecord(webhook) || !isRecord(webhook.clientConfig)) {
+        throw new TypeError(`${source}: a webhook without clientConfig`);
+      }
+      const service = webhook.clientConfig.service;
+      const path = isRecord(service) ? service.path : undefined;
+      if (typeof path !== 'string') throw new TypeError(`${source}: a webhook without a path`);
       webhook.clientConfig = {
         url: `https://127.0.0.1:${port}${path}`,
         caBundle: Buffer.from(caPem).toString('base64'),

@@ -17,6 +17,7 @@ import {
   E2E_CONFIG,
   NAMESPACES,
   pointImagePolicyAt,
+  type WebhookSource,
   webhookConfigurations,
 } from './cluster-files.ts';
 import { startControlPlane } from './control-plane.ts';
@@ -27,6 +28,8 @@ import { eventually } from './poll.ts';
 export interface E2eOptions {
   /** Enable ImagePolicyWebhook (a startup flag: it needs its own control plane). */
   readonly imagePolicyWebhook: boolean;
+  /** Whose webhook configurations to register: deploy/base's (default) or the chart's. */
+  readonly webhooks?: WebhookSource;
 }
 
 export interface E2e {
@@ -121,7 +124,10 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
   for (const namespace of NAMESPACES) await kubectl.must(['create', 'namespace', namespace]);
   const ca = await readFile(join(certs, 'ca.crt'), 'utf8');
   const registerWebhooks = async () => {
-    await kubectl.must(['apply', '-f', '-'], await webhookConfigurations(gateway.port, ca));
+    await kubectl.must(
+      ['apply', '-f', '-'],
+      await webhookConfigurations(gateway.port, ca, options.webhooks),
+    );
     await webhooksInEffect(kubectl);
   };
   await registerWebhooks();
