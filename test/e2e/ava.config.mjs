@@ -7,5 +7,7 @@ export default {
   nodeArguments: ['--import=tsx/esm'],
   workerThreads: false,
   concurrency: 1,
-  timeout: '120s',
+  // Starting a control plane is the slow part, more so on a busy machine: ava's timeout is
+  // for silence between results, and a file's before hook starts one.
+  timeout: '300s',
 };
