@@ -4,19 +4,21 @@
  *   shared   logger, metrics, file watching, JSON helpers, paths, the shared errors
  *   review   AdmissionReview / ImageReview in and out, image references, the policy input,
  *            decisions — pure translations        → shared
+ *   registry the OCI distribution API: HTTP with an address policy, auth, cosign
+ *            signatures, the fact cache             → shared
  *   policy   bundles, signatures, configuration, the wasm engine, loader, holder
- *                                                  → review, shared
+ *                                                  → registry, review, shared
  *   tls      certificates, development CA, control-plane files     → shared
  *   check    manifests reviewed offline            → policy, review, shared
- *   server   the HTTPS gateway, health, reloads, workers
- *                                                  → policy, review, tls, shared
+ *   server   the HTTPS gateway, health, reloads, workers, registry facts
+ *                                                  → policy, registry, review, tls, shared
  *   commands one module per CLI command            → everything above
  *   cli.ts   the entry point: flags, signals, exit codes            → commands, server, shared
  *
  * docs/architecture.md draws the same picture; change both together.
  */
 const layer = (name, mayUse) => {
-  const all = ['shared', 'review', 'policy', 'tls', 'check', 'server', 'commands'];
+  const all = ['shared', 'review', 'registry', 'policy', 'tls', 'check', 'server', 'commands'];
   const forbidden = all.filter((other) => other !== name && !mayUse.includes(other));
   return {
     name: `${name}-layer`,
@@ -39,11 +41,12 @@ module.exports = {
     },
     layer('shared', []),
     layer('review', ['shared']),
-    layer('policy', ['review', 'shared']),
+    layer('registry', ['shared']),
+    layer('policy', ['registry', 'review', 'shared']),
     layer('tls', ['shared']),
     layer('check', ['policy', 'review', 'shared']),
-    layer('server', ['policy', 'review', 'tls', 'shared']),
-    layer('commands', ['check', 'policy', 'review', 'server', 'tls', 'shared']),
+    layer('server', ['policy', 'registry', 'review', 'tls', 'shared']),
+    layer('commands', ['check', 'policy', 'registry', 'review', 'server', 'tls', 'shared']),
     {
       name: 'only-the-cli-runs-commands',
       comment: "commands/ are the CLI's: reuse what they call from the layer below instead",

@@ -15,6 +15,7 @@ import { BundleError } from './policy/bundle-error.ts';
 import { ConfigError } from './policy/config-error.ts';
 import type { VerificationSettings } from './policy/loader.ts';
 import type { ServeOptions } from './server/gateway.ts';
+import type { RegistryOptions } from './server/registry-facts.ts';
 import { describeThrown } from './shared/describe-thrown.ts';
 import { InputError } from './shared/input-error.ts';
 import { createLogger, LOG_LEVELS } from './shared/logger.ts';
@@ -39,6 +40,12 @@ commands:
       --log-level LEVEL   fatal, error, warn, info, debug, trace, silent (default info)
       --workers N|auto    gateways sharing the port, one wasm instance each (default 1)
       --watch-interval-ms N   how often watched files are compared (default 2000)
+      --registry-credentials FILE   a .dockerconfigjson for registries (pinDigests,
+                          signatures), watched; never logged
+      --registry-ca FILE  extra CA certificates (PEM) registries are trusted with (repeatable)
+      --registry-timeout-ms N   one registry request, at most (default 2000)
+      --registry-budget-ms N    all registry lookups of one review, at most (default 4000;
+                          keep it well inside the webhook's timeoutSeconds)
 
   check -f FILE|DIR|-   evaluate Kubernetes manifests offline (mutate, then validate)
       --bundle PATH       policy bundle (.tar.gz or a directory holding one); default: the embedded one
@@ -46,6 +53,10 @@ commands:
       --output human|json
       --namespace NAME    namespace for manifests that name none (default "default")
       --verification-key FILE (and -key-id, -scope, -alg) as for serve
+      --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
+      --registry-budget-ms N   as for serve
+      --offline           ask no registry: images pinDigests or signatures need facts
+                          about are reported as unverified
 
   certs                 a CA, a serving and a client certificate, and the files deploy/ needs
       --out DIR           where to write them (default ./imagegate-certs)
@@ -72,6 +83,32 @@ commands:
 every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
 exit codes: 0 allowed, 1 denied, 2 bad input
 `;
+
+const REGISTRY_FLAGS = {
+  'registry-credentials': { type: 'string' },
+  'registry-ca': { type: 'string', multiple: true },
+  'registry-timeout-ms': { type: 'string' },
+  'registry-budget-ms': { type: 'string' },
+} as const;
+
+/** --registry-* as the gateway and check want them. */
+function registryOptions(values: Record<string, unknown>): RegistryOptions {
+  const ca = Array.isArray(values['registry-ca']) ? (values['registry-ca'] as string[]) : [];
+  const envCa = setting({}, 'registry-ca');
+  const timeout = integer(setting(values, 'registry-timeout-ms'), 2000, 'registry-timeout-ms');
+  const budget = integer(setting(values, 'registry-budget-ms'), 4000, 'registry-budget-ms');
+  if (budget < 100 || budget > 25_000)
+    throw new InputError('--registry-budget-ms must be from 100 to 25000');
+  if (timeout < 100 || timeout > budget) {
+    throw new InputError('--registry-timeout-ms must be from 100 to --registry-budget-ms');
+  }
+  return {
+    credentials: setting(values, 'registry-credentials'),
+    ca: ca.length > 0 ? ca : envCa === undefined ? [] : envCa.split(','),
+    requestTimeoutMs: timeout,
+    budgetMs: budget,
+  };
+}
 
 const VERIFICATION_FLAGS = {
   'verification-key': { type: 'string' },
@@ -119,7 +156,9 @@ async function check(args: string[]): Promise<number> {
       config: { type: 'string' },
       output: { type: 'string', short: 'o' },
       namespace: { type: 'string', short: 'n' },
+      offline: { type: 'boolean' },
       ...VERIFICATION_FLAGS,
+      ...REGISTRY_FLAGS,
     },
     strict: true,
     allowPositionals: false,
@@ -135,6 +174,8 @@ async function check(args: string[]): Promise<number> {
     verification: verification(values),
     output,
     namespace: setting(values, 'namespace') ?? 'default',
+    registry: registryOptions(values),
+    offline: values.offline === true || process.env.IMAGEGATE_OFFLINE === 'true',
     stdin: () => text(process.stdin),
     write: (out) => process.stdout.write(out),
   });
@@ -266,6 +307,7 @@ async function serve(args: string[]): Promise<number> {
       workers: { type: 'string' },
       'watch-interval-ms': { type: 'string' },
       ...VERIFICATION_FLAGS,
+      ...REGISTRY_FLAGS,
     },
     strict: true,
     allowPositionals: false,
@@ -287,6 +329,7 @@ async function serve(args: string[]): Promise<number> {
     verification: verification(values),
     stateDir: setting(values, 'state-dir') ?? join(packageRoot(), '.state'),
     watchIntervalMs: integer(setting(values, 'watch-interval-ms'), 2000, 'watch-interval-ms'),
+    registry: registryOptions(values),
   };
   if (options.watchIntervalMs !== undefined && options.watchIntervalMs < 10) {
     throw new InputError('--watch-interval-ms must be at least 10');

@@ -6,7 +6,7 @@ import fastJsonPatch from 'fast-json-patch';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { AdmissionRequest } from '../review/admission-review.ts';
 import type { Enforcement, PatchOperation } from '../review/decision.ts';
-import { admissionInput, imageCount } from '../review/policy-input.ts';
+import { admissionInput, imageCount, type PolicyInput } from '../review/policy-input.ts';
 import { coveredKind, splitApiVersion } from '../review/workloads.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { JsonObject } from '../shared/json.ts';
@@ -30,19 +30,57 @@ export interface CheckResult {
   readonly auditAnnotations?: Readonly<Record<string, string>>;
   /** The object after mutation, when the policy changed it. */
   readonly mutated?: JsonObject;
+  /** Images whose registry facts were not asked for (--offline), and what went unchecked. */
+  readonly unverified?: readonly string[];
 }
+
+/** Puts the registry facts a decision needs on the input (the gateway's step). */
+export type FactsStep = (
+  engine: PolicyEngine,
+  input: PolicyInput,
+  decision: 'mutate' | 'validate',
+) => Promise<PolicyInput>;
 
 export interface CheckOptions {
   /** Namespace for manifests that name none (kubectl's default). */
   readonly namespace: string;
+  /** Registry facts; without it, offline: the images that needed some are listed unverified. */
+  readonly facts?: FactsStep | undefined;
 }
 
-export function checkManifest(
+/**
+ * Offline: each image a decision wants facts for is marked unverified, which the policy
+ * leaves unjudged (pinDigests, signatures) instead of denying for missing facts; only
+ * `check` does this, the gateway never does.
+ */
+export function offlineFacts(unverified: Set<string>): FactsStep {
+  return async (engine, input, decision) => {
+    const wanted = engine.factsNeeded(input)[decision];
+    if (wanted.length === 0) return input;
+    const indexes = new Set(wanted.map((r) => r.index));
+    for (const request of wanted) {
+      const image = input.images[request.index]?.raw ?? '';
+      unverified.add(
+        request.keys.length > 0
+          ? `${image}: signature not verified`
+          : `${image}: tag not resolved, so not pinned`,
+      );
+    }
+    return {
+      ...input,
+      images: input.images.map((image, i) =>
+        indexes.has(i) ? { ...image, facts: { unverified: 'offline' } } : image,
+      ),
+    };
+  };
+}
+
+export async function checkManifest(
   engine: PolicyEngine,
   manifest: Manifest,
   index: number,
   options: CheckOptions,
-): CheckResult {
+): Promise<CheckResult> {
   const { group, version } = splitApiVersion(manifest.apiVersion);
   const covered = coveredKind(group, manifest.kind);
   const namespace = manifest.namespace || options.namespace;
@@ -79,7 +117,10 @@ export function checkManifest(
     const reason = `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`;
     return { ...base, verdict: 'denied', reasons: [reason] };
   }
-  const mutation = engine.mutate(admissionInput('admission.k8s.io/v1', request(manifest.object)));
+  const unverified = new Set<string>();
+  const facts = options.facts ?? offlineFacts(unverified);
+  const mutationInput = admissionInput('admission.k8s.io/v1', request(manifest.object));
+  const mutation = engine.mutate(await facts(engine, mutationInput, 'mutate'));
   let object = manifest.object;
   if (mutation.patch.length > 0) {
     try {
@@ -102,7 +143,8 @@ export function checkManifest(
       };
     }
   }
-  const decision = engine.validate(admissionInput('admission.k8s.io/v1', request(object)));
+  const validationInput = admissionInput('admission.k8s.io/v1', request(object));
+  const decision = engine.validate(await facts(engine, validationInput, 'validate'));
   return {
     ...base,
     verdict: decision.allowed ? 'allowed' : 'denied',
@@ -114,6 +156,7 @@ export function checkManifest(
     patch: mutation.patch,
     auditAnnotations: decision.auditAnnotations,
     ...(mutation.patch.length > 0 ? { mutated: object } : {}),
+    ...(unverified.size > 0 ? { unverified: [...unverified] } : {}),
   };
 }
 
@@ -149,6 +192,7 @@ export function formatResults(results: readonly CheckResult[]): string {
     for (const mutation of result.mutations) lines.push(`  mutated: ${mutation}`);
     for (const reason of result.reasons) lines.push(`  denied:  ${reason}`);
     for (const warning of result.warnings) lines.push(`  warning: ${warning}`);
+    for (const image of result.unverified ?? []) lines.push(`  unverified: ${image} (--offline)`);
     // The violations are the lines above; the rest says what else gets audited.
     for (const [key, value] of Object.entries(result.auditAnnotations ?? {})) {
       if (key !== 'violations') lines.push(`  audited: ${key}: ${value}`);

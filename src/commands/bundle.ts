@@ -134,7 +134,7 @@ export function formatInspection(i: Inspection): string {
     `roots:       ${i.roots.map((r) => r || '(all of data)').join(', ')}`,
     `entrypoints: ${i.entrypoints.join(', ') || '(none)'}`,
     `signature:   ${i.signature}`,
-    `loads:       ${i.loads ? 'yes (both entrypoints answer a smoke review)' : `no: ${i.loadError ?? ''}`}`,
+    `loads:       ${i.loads ? 'yes (every entrypoint answers a smoke review)' : `no: ${i.loadError ?? ''}`}`,
     'files:',
     ...i.files.map((f) => `  ${f.name} (${f.bytes} bytes)`),
   ];

@@ -1,11 +1,15 @@
 /** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { checkManifest, formatResults, summarize } from '../check/check.ts';
+import { checkManifest, type FactsStep, formatResults, summarize } from '../check/check.ts';
 import { type Manifest, parseManifests } from '../check/manifests.ts';
+import { PolicyHolder } from '../policy/holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy/loader.ts';
+import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createMetrics } from '../shared/metrics.ts';
 
 export interface CheckCommandOptions {
   readonly files: readonly string[];
@@ -14,6 +18,9 @@ export interface CheckCommandOptions {
   readonly verification?: VerificationSettings | undefined;
   readonly output: 'human' | 'json';
   readonly namespace: string;
+  /** Registry access; with `offline`, none (images needing facts are listed unverified). */
+  readonly registry?: RegistryOptions | undefined;
+  readonly offline?: boolean | undefined;
   readonly stdin: () => Promise<string>;
   readonly write: (text: string) => void;
 }
@@ -67,9 +74,28 @@ export async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
   const { engine } = await loadPolicy(options);
   const manifests = await readManifests(options);
-  const results = manifests.map((m, i) =>
-    checkManifest(engine, m, i, { namespace: options.namespace }),
-  );
+  let facts: FactsStep | undefined;
+  let close = async () => {};
+  if (options.offline !== true && engine.registries.size > 0) {
+    const policy = new PolicyHolder();
+    policy.swap(engine, options.bundle);
+    const registry = await startRegistryFacts(options.registry ?? {}, {
+      policy,
+      metrics: createMetrics({ processMetrics: false }),
+      logger: createLogger('silent'),
+      intervalMs: 60_000,
+    });
+    facts = (e, input, decision) => registry.withFacts(e, input, decision);
+    close = () => registry.close();
+  }
+  const results = [];
+  try {
+    for (const [i, m] of manifests.entries()) {
+      results.push(await checkManifest(engine, m, i, { namespace: options.namespace, facts }));
+    }
+  } finally {
+    await close();
+  }
   const summary = summarize(results);
   if (options.output === 'json') {
     options.write(`${JSON.stringify({ revision: engine.revision, summary, results }, null, 2)}\n`);

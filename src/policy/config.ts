@@ -111,6 +111,80 @@ const namespacePattern: Check = (v, at) => {
   }
 };
 
+/**
+ * A `signatures` source: as trusted sources are, with globs allowed in the repository
+ * path; the registry is written out, since it is also a host the gateway will contact.
+ */
+const signatureSource: Check = (v, at) => {
+  isString(v, at);
+  const [host = '', ...path] = (v as string).replace(/\/$/, '').split('/');
+  if (/[*?[\]{}]/.test(host) || sourceProblem(host) !== undefined) {
+    fail(
+      at,
+      `${JSON.stringify(v)} must start with a registry host written out (like registry.example.com/prod)`,
+    );
+  }
+  const bad = path.find((component) => !/^[a-z0-9._*?-]+$/.test(component));
+  if (bad !== undefined)
+    fail(
+      at,
+      `${JSON.stringify(v)} has an invalid repository path component ${JSON.stringify(bad)}`,
+    );
+};
+/** A key: inline PEM, or an absolute path (read, and watched, with the configuration). */
+const signatureKey: Check = (v, at) => {
+  isString(v, at);
+  const key = (v as string).trim();
+  if (key.startsWith('-----BEGIN')) {
+    if (!/^-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----$/.test(key)) {
+      fail(at, 'an inline key must be one PEM "PUBLIC KEY" block');
+    }
+  } else if (!key.startsWith('/')) {
+    fail(
+      at,
+      `${JSON.stringify(v)} must be an absolute path to a PEM public key, or the PEM itself`,
+    );
+  }
+};
+/** What keyless (Fulcio certificates, Rekor entries) would be configured with. */
+const KEYLESS = new Set([
+  'keyless',
+  'issuer',
+  'issuerRegExp',
+  'subject',
+  'subjectRegExp',
+  'identities',
+  'identity',
+  'certificateIdentity',
+  'certificateOidcIssuer',
+  'fulcio',
+  'rekor',
+  'ctlog',
+  'tlog',
+  'roots',
+  'attestors',
+  'trustRoot',
+]);
+const signatureEntry: Check = (v, at) => {
+  if (!isRecord(v)) fail(at, 'must be a map with images and keys');
+  for (const key of Object.keys(v)) {
+    if (KEYLESS.has(key)) {
+      fail(
+        at,
+        `${JSON.stringify(key)}: keyless verification (Fulcio certificates, Rekor) is not supported yet; sign with a key (cosign sign --key) and list its public key under keys`,
+      );
+    }
+    if (key !== 'images' && key !== 'keys')
+      fail(at, `unknown key ${JSON.stringify(key)} (known: images, keys)`);
+  }
+  for (const key of ['images', 'keys'] as const) {
+    if (!Array.isArray(v[key]) || v[key].length === 0)
+      fail(`${at}.${key}`, 'must be a non-empty list');
+  }
+  listOf(signatureSource)(v.images, `${at}.images`);
+  listOf(signatureKey)(v.keys, `${at}.keys`);
+};
+
 /** Keys a namespace override may set. */
 const OVERRIDABLE: Record<string, Check> = {
   trustedRegistries: listOf(registrySource),
@@ -131,6 +205,10 @@ const OVERRIDABLE: Record<string, Check> = {
   disallowedTags: listOf(tag),
   requireDigest: isBoolean,
   exemptImages: listOf(exemptionGlob),
+  pinDigests: (v, at) => {
+    if (v !== false && v !== 'pods' && v !== 'all') fail(at, 'must be false, pods or all');
+  },
+  signatures: listOf(signatureEntry),
 };
 
 const TOP_LEVEL: Record<string, Check> = {

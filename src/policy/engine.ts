@@ -1,6 +1,6 @@
 /**
  * The one module that knows the wasm SDK (@open-policy-agent/opa-wasm). It loads a bundle,
- * merges the configuration over the bundle's data, smoke-evaluates both entrypoints and
+ * merges the configuration over the bundle's data, smoke-evaluates its entrypoints and
  * only then hands out an engine: a reload builds a whole new engine and swaps one reference.
  *
  * SDK quirks handled here (FACTS.md): the ESM build exports only `loadPolicy`; it throws
@@ -9,6 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import type { FactRequest } from '../registry/facts.ts';
+import type { PublicKeyRef } from '../registry/keys.ts';
 import {
   type MutateDecision,
   toMutateDecision,
@@ -22,10 +24,21 @@ import { canonicalJson, isRecord, type JsonObject } from '../shared/json.ts';
 import type { Bundle } from './bundle.ts';
 import { BundleError } from './bundle-error.ts';
 import type { PolicyConfig } from './config.ts';
+import { registryNames } from './registry-names.ts';
 import { SMOKE_INPUT } from './smoke-input.ts';
 
 export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
 export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
+/** Optional: a bundle without it never needs registry facts. */
+export const FACTS_ENTRYPOINT = 'imagegate/facts/needed';
+
+/** The registry lookups one decision needs (the facts entrypoint's answer). */
+export interface FactsNeeded {
+  readonly mutate: readonly FactRequest[];
+  readonly validate: readonly FactRequest[];
+}
+
+const NO_FACTS: FactsNeeded = { mutate: [], validate: [] };
 
 const PAGE = 64 * 1024;
 /**
@@ -108,6 +121,14 @@ export class PolicyEngine {
   readonly config: ConfigInForce;
   /** False when the bundle says its policies never read input.review: it is not copied. */
   readonly passesReview: boolean;
+  /**
+   * The registries the configuration names (hosts, Docker Hub as docker.io): the only ones
+   * the gateway contacts. Empty when nothing needs registry facts (no pinDigests, no
+   * signatures, or a bundle without the facts entrypoint): then none is ever contacted.
+   */
+  readonly registries: ReadonlySet<string>;
+  /** The public keys `signatures` entries name, by reference (path or inline PEM). */
+  readonly keys: ReadonlyMap<string, PublicKeyRef>;
   readonly #policy: LoadedPolicy;
 
   private constructor(
@@ -115,8 +136,11 @@ export class PolicyEngine {
     bundle: Bundle,
     entrypoints: readonly string[],
     config: ConfigInForce,
+    facts: { registries: ReadonlySet<string>; keys: ReadonlyMap<string, PublicKeyRef> },
   ) {
     this.#policy = policy;
+    this.registries = facts.registries;
+    this.keys = facts.keys;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
     this.config = config;
@@ -130,7 +154,11 @@ export class PolicyEngine {
   }
 
   /** Loads, sets data and smoke-evaluates; any failure is a BundleError and nothing leaks. */
-  static async create(bundle: Bundle, config: PolicyConfig = {}): Promise<PolicyEngine> {
+  static async create(
+    bundle: Bundle,
+    config: PolicyConfig = {},
+    keys: ReadonlyMap<string, PublicKeyRef> = new Map(),
+  ): Promise<PolicyEngine> {
     let policy: LoadedPolicy;
     try {
       policy = (await loadPolicy(
@@ -165,10 +193,19 @@ export class PolicyEngine {
         },
       );
     }
-    const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data));
+    const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
+    const merged = isRecord(imagegate.config) ? imagegate.config : {};
+    const registries = entrypoints.includes(FACTS_ENTRYPOINT)
+      ? registryNames(merged)
+      : new Set<string>();
+    const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data), {
+      registries,
+      keys,
+    });
     try {
       engine.validate(SMOKE_INPUT);
       engine.mutate(SMOKE_INPUT);
+      engine.factsNeeded(SMOKE_INPUT);
     } catch (error) {
       throw new BundleError(
         `bundle ${bundle.source} fails its smoke evaluation: ${describeThrown(error)}`,
@@ -186,6 +223,17 @@ export class PolicyEngine {
 
   mutate(input: PolicyInput): MutateDecision {
     return toMutateDecision(this.#evaluate(input, MUTATE_ENTRYPOINT));
+  }
+
+  /** The registry lookups each decision needs for this input (none without the entrypoint). */
+  factsNeeded(input: PolicyInput): FactsNeeded {
+    if (this.registries.size === 0) return NO_FACTS;
+    const result = this.#evaluate(input, FACTS_ENTRYPOINT);
+    if (!isRecord(result)) throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: not an object`);
+    return {
+      mutate: factRequests(result.mutate, 'mutate'),
+      validate: factRequests(result.validate, 'validate'),
+    };
   }
 
   #evaluate(input: PolicyInput, entrypoint: string): unknown {
@@ -223,6 +271,39 @@ export function mergeData(data: JsonObject, config: PolicyConfig): JsonObject {
   const imagegate = isRecord(data.imagegate) ? data.imagegate : {};
   const defaults = isRecord(imagegate.config) ? imagegate.config : {};
   return { ...data, imagegate: { ...imagegate, config: { ...defaults, ...config } } };
+}
+
+function factRequests(value: unknown, name: string): FactRequest[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: ${name} is not a list`);
+  return value.map((entry): FactRequest => {
+    const text = (key: string) =>
+      isRecord(entry) && typeof entry[key] === 'string' ? entry[key] : undefined;
+    const index = isRecord(entry) ? entry.index : undefined;
+    const keys = isRecord(entry) ? entry.keys : undefined;
+    const [registry, repository, tag, digest] = [
+      text('registry'),
+      text('repository'),
+      text('tag'),
+      text('digest'),
+    ];
+    if (
+      typeof index !== 'number' ||
+      !Number.isInteger(index) ||
+      registry === undefined ||
+      repository === undefined ||
+      tag === undefined ||
+      digest === undefined ||
+      !Array.isArray(keys) ||
+      !keys.every((k) => typeof k === 'string')
+    ) {
+      throw new EngineError(
+        `evaluating ${FACTS_ENTRYPOINT}: malformed request ${JSON.stringify(entry)}`,
+      );
+    }
+    return { index, registry, repository, tag, digest, keys: keys as string[] };
+  });
 }
 
 function withoutReview(input: PolicyInput): Omit<PolicyInput, 'review'> {

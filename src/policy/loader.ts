@@ -3,11 +3,14 @@
  * loads policy through, so `check`, `bundle configmap` and `serve` refuse the same things.
  */
 import { readFile } from 'node:fs/promises';
+import { loadKey, type PublicKeyRef } from '../registry/keys.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
+import { isRecord, type JsonObject } from '../shared/json.ts';
 import { readBundleFile } from './bundle.ts';
 import { type VerificationOptions, verifyBundleSignature } from './bundle-signature.ts';
-import { loadConfigFile } from './config.ts';
+import { loadConfigFile, type PolicyConfig } from './config.ts';
+import { ConfigError } from './config-error.ts';
 import { PolicyEngine } from './engine.ts';
 
 export interface VerificationSettings {
@@ -42,7 +45,36 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
     );
     signature = `verified (key id ${verified.keyId})`;
   }
-  return { engine: await PolicyEngine.create(bundle, config), signature };
+  const keys = await loadSignatureKeys(config, source.config ?? 'configuration');
+  return { engine: await PolicyEngine.create(bundle, config, keys), signature };
+}
+
+/** Every key the `signatures` entries name (top level and overrides), read and parsed now. */
+export async function loadSignatureKeys(
+  config: PolicyConfig,
+  source: string,
+): Promise<ReadonlyMap<string, PublicKeyRef>> {
+  const refs = new Set<string>();
+  const collect = (part: JsonObject) => {
+    if (!Array.isArray(part.signatures)) return;
+    for (const entry of part.signatures) {
+      if (isRecord(entry) && Array.isArray(entry.keys)) {
+        for (const key of entry.keys) if (typeof key === 'string') refs.add(key);
+      }
+    }
+  };
+  collect(config);
+  if (isRecord(config.namespaces))
+    for (const part of Object.values(config.namespaces)) if (isRecord(part)) collect(part);
+  const keys = new Map<string, PublicKeyRef>();
+  for (const ref of refs) {
+    try {
+      keys.set(ref, await loadKey(ref));
+    } catch (error) {
+      throw new ConfigError(`${source}: signatures: ${describeThrown(error)}`, { cause: error });
+    }
+  }
+  return keys;
 }
 
 export async function verificationOptions(

@@ -37,6 +37,8 @@ export interface PolicyImage {
   new: boolean;
   pullPolicy: string;
   reference: PolicyReference;
+  /** Registry facts the gateway gathered for this image (pinDigests, signatures). */
+  facts?: JsonObject;
 }
 
 /** The ownerReference marked `controller: true`: who owns the object's pod template. */

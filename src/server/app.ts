@@ -22,6 +22,7 @@ import {
   type Protocol,
   validateProtocol,
 } from './protocols.ts';
+import type { RegistryFacts } from './registry-facts.ts';
 
 export interface AppDeps {
   readonly policy: PolicyHolder;
@@ -31,6 +32,8 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** True once shutdown has begun. */
   readonly draining?: () => boolean;
+  /** Registry facts (pinDigests, signatures); without it none are gathered. */
+  readonly facts?: RegistryFacts;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -87,11 +90,11 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   /** Evaluates one review; any failure past parsing is a fail-closed answer, not a throw. */
-  function decide<Review>(
+  async function decide<Review>(
     endpoint: string,
     protocol: Protocol<Review>,
     review: Review,
-  ): Answer & { input?: PolicyInput } {
+  ): Promise<Answer & { input?: PolicyInput }> {
     let input: PolicyInput | undefined;
     try {
       const engine = deps.policy.engine;
@@ -106,6 +109,10 @@ export function createApp(deps: AppDeps): Koa {
         );
       }
       input = protocol.input(review);
+      // Registry facts come before the evaluation (which is synchronous), from the same
+      // engine: a reload meanwhile does not mix two policies in one decision.
+      if (deps.facts !== undefined)
+        input = await deps.facts.withFacts(engine, input, protocol.facts);
       const stop = deps.metrics.evaluationDuration.startTimer({ entrypoint: protocol.entrypoint });
       try {
         return { ...protocol.answer(review, engine, input), input };
@@ -132,7 +139,7 @@ export function createApp(deps: AppDeps): Koa {
       try {
         const review = protocol.parse(await readJsonBody(ctx.req, deps.maxBodyBytes));
         const started = performance.now();
-        const answer = decide(endpoint, protocol, review);
+        const answer = await decide(endpoint, protocol, review);
         ctx.status = 200;
         ctx.body = answer.body;
         deps.metrics.requests.inc({ endpoint, outcome: answer.outcome });
@@ -175,5 +182,12 @@ function summary(input: PolicyInput | undefined): Record<string, unknown> {
     operation: input.operation,
     subResource: input.subResource,
     images: input.images.map((i) => i.raw),
+    ...(input.images.some((i) => i.facts !== undefined)
+      ? {
+          facts: input.images.flatMap((i) =>
+            i.facts === undefined ? [] : [{ image: i.raw, ...i.facts }],
+          ),
+        }
+      : {}),
   };
 }

@@ -17,6 +17,7 @@ import { ensureDevCertificates } from '../tls/dev-certs.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from './app.ts';
 import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
 import { servePolicy } from './policy-reload.ts';
+import { type RegistryOptions, startRegistryFacts } from './registry-facts.ts';
 import { loadServingTls, type ServingTls } from './tls-reload.ts';
 
 /**
@@ -52,6 +53,8 @@ export interface ServeOptions {
    */
   readonly headersTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
+  /** Registry access for pinDigests and signatures (credentials, CAs, timeouts). */
+  readonly registry?: RegistryOptions | undefined;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
   readonly onStatus?: (status: GatewayStatus) => void;
 }
@@ -97,6 +100,12 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     verification: options.verification,
   };
   watches.push(await servePolicy({ source, policy, metrics, logger, intervalMs, changed: report }));
+  const facts = await startRegistryFacts(options.registry ?? {}, {
+    policy,
+    metrics,
+    logger,
+    intervalMs,
+  });
 
   let caPath: string | undefined;
   let certPath = options.tlsCert;
@@ -122,6 +131,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     metrics,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     draining: () => !accepting,
+    facts,
   });
   const https: HttpsServer = createHttpsServer(
     {
@@ -176,6 +186,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await facts.close();
       if (health !== undefined) {
         await new Promise<void>((resolve) => {
           health.close(() => resolve());

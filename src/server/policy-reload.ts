@@ -8,6 +8,7 @@ import { resolveBundlePath } from '../policy/bundle.ts';
 import type { ConfigInForce, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
 import { type LoadedPolicy, loadPolicy, type PolicySource } from '../policy/loader.ts';
+import { keyFiles } from '../registry/keys.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -33,6 +34,8 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
     await resolveBundlePath(source.bundle).catch(() => source.bundle),
     ...(source.config === undefined ? [] : [source.config]),
     ...(source.verification === undefined ? [] : [source.verification.keyFile]),
+    // The signature keys the configuration in force names: a rotated key is reloaded.
+    ...keyFiles([...(policy.engine?.keys.keys() ?? [])]),
   ];
   // Fingerprinted before the first load reads them: a change that lands while it loads
   // (or before the first poll) differs from this and is picked up.

@@ -33,6 +33,8 @@ export interface Answer {
 
 export interface Protocol<Review> {
   readonly entrypoint: 'validate' | 'mutate';
+  /** Which decision's registry facts it gathers (the facts entrypoint's key). */
+  readonly facts: 'validate' | 'mutate';
   parse(body: unknown): Review;
   /** How many images the review carries, counted before its input is built. */
   images(review: Review): number;
@@ -67,6 +69,7 @@ const admissionFailureOf = (review: AdmissionReview, message: string, code: 400 
 
 export const validateProtocol: Protocol<AdmissionReview> = {
   entrypoint: 'validate',
+  facts: 'validate',
   parse: parseAdmissionReview,
   images: admissionImages,
   input: admissionInputOf,
@@ -79,6 +82,7 @@ export const validateProtocol: Protocol<AdmissionReview> = {
 
 export const mutateProtocol: Protocol<AdmissionReview> = {
   entrypoint: 'mutate',
+  facts: 'mutate',
   parse: parseAdmissionReview,
   images: admissionImages,
   input: admissionInputOf,
@@ -95,6 +99,7 @@ export const mutateProtocol: Protocol<AdmissionReview> = {
 
 export const imageReviewProtocol: Protocol<ImageReview> = {
   entrypoint: 'validate',
+  facts: 'validate',
   parse: parseImageReview,
   images: (review) => review.images.length,
   input: imageReviewInput,

@@ -10,7 +10,13 @@ export interface Metrics {
   readonly configInfo: Gauge<'digest' | 'enforcement' | 'break_glass'>;
   readonly reloads: Counter<'kind' | 'result'>;
   readonly limits: Counter<'endpoint' | 'limit'>;
+  readonly registryRequests: Counter<'registry' | 'kind' | 'outcome'>;
+  readonly registryDuration: Histogram<'registry' | 'kind'>;
+  readonly factsCache: Counter<'kind' | 'result'>;
+  readonly factsDuration: Histogram<'decision'>;
 }
+
+const REGISTRY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5];
 
 const FAST_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
@@ -67,6 +73,32 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       name: 'imagegate_limit_refusals_total',
       help: 'Reviews refused before evaluation for exceeding a bound (images: maxImages), by endpoint.',
       labelNames: ['endpoint', 'limit'],
+      registers: [registry],
+    }),
+    registryRequests: new Counter({
+      name: 'imagegate_registry_requests_total',
+      help: 'Requests to registries, by registry, kind (resolve, manifest, referrers, blob) and outcome (ok, rate_limited, http_<status>, error).',
+      labelNames: ['registry', 'kind', 'outcome'],
+      registers: [registry],
+    }),
+    registryDuration: new Histogram({
+      name: 'imagegate_registry_request_duration_seconds',
+      help: 'Time of one registry request (auth round trips included), by registry and kind.',
+      labelNames: ['registry', 'kind'],
+      buckets: REGISTRY_BUCKETS,
+      registers: [registry],
+    }),
+    factsCache: new Counter({
+      name: 'imagegate_registry_cache_total',
+      help: 'Registry fact lookups by kind (tag, signature) and result (hit, miss).',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    factsDuration: new Histogram({
+      name: 'imagegate_registry_facts_duration_seconds',
+      help: 'Time one review spent gathering registry facts, by decision (mutate, validate).',
+      labelNames: ['decision'],
+      buckets: REGISTRY_BUCKETS,
       registers: [registry],
     }),
   };

@@ -33,6 +33,8 @@ async function buildBundle(out, revision) {
       'imagegate/validate/decision',
       '-e',
       'imagegate/mutate/decision',
+      '-e',
+      'imagegate/facts/needed',
       '--revision',
       revision,
       '--ignore',

@@ -71,6 +71,8 @@ export async function buildBundle(
 }
 
 export const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'] as const;
+/** The repo's policies have the optional facts entrypoint too (registry facts). */
+export const REPO_ENTRYPOINTS = [...ENTRYPOINTS, 'imagegate/facts/needed'] as const;
 
 /**
  * The repo's policies (every .rego file under rego/imagegate but the tests) with `change` merged
@@ -89,5 +91,5 @@ export async function repoPolicyBundle(change: Record<string, unknown>): Promise
     if (!file.endsWith('.rego') || file.endsWith('_test.rego')) continue;
     sources[file.replaceAll('/', '_')] = await readFile(join(rego, 'imagegate', file), 'utf8');
   }
-  return buildBundle(sources, ENTRYPOINTS);
+  return buildBundle(sources, REPO_ENTRYPOINTS);
 }

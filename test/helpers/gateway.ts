@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
 import test from 'ava';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
+import type { RegistryOptions } from '../../src/server/registry-facts.ts';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { defaultBundlePath } from '../../src/shared/paths.ts';
@@ -172,6 +173,8 @@ export interface GatewayOptions {
   /** Let the gateway make its own CA in the state dir, as `imagegate serve` does. */
   readonly devCertificates?: boolean;
   readonly logLevel?: string;
+  /** Registry access (pinDigests, signatures): credentials, CAs, timeouts. */
+  readonly registry?: RegistryOptions;
 }
 
 export interface TestGateway {
@@ -216,6 +219,7 @@ export async function startTestGateway(
       stateDir,
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
       watchIntervalMs: options.watchIntervalMs ?? 60_000,
+      ...(options.registry === undefined ? {} : { registry: options.registry }),
     },
     createLogger(options.logLevel ?? 'info', logs),
   );

@@ -167,3 +167,61 @@ test('maxImages is accepted at the top and per namespace', (t) => {
   t.is(config.maxImages, 5000);
   t.deepEqual(config.namespaces, { small: { maxImages: 10 } });
 });
+
+test('pinDigests and signatures parse as SPEC writes them, overrides included', (t) => {
+  const config = parseConfig(
+    `pinDigests: pods
+signatures:
+  - images: [registry.example.com/prod, "registry.example.com/*/tools"]
+    keys: [/etc/imagegate/keys/release.pub]
+namespaces:
+  "team-*": {pinDigests: false, signatures: []}
+`,
+    'signatures.yaml',
+  );
+  t.is(config.pinDigests, 'pods');
+  t.deepEqual(config.signatures, [
+    {
+      images: ['registry.example.com/prod', 'registry.example.com/*/tools'],
+      keys: ['/etc/imagegate/keys/release.pub'],
+    },
+  ]);
+});
+test(rejects, 'pinDigests: true', /pinDigests: must be false, pods or all/);
+test(rejects, 'pinDigests: templates', /pinDigests: must be false, pods or all/);
+test(rejects, 'signatures: {images: [a.io]}', /signatures: must be a list/);
+test(
+  rejects,
+  'signatures: [{images: [a.io/x]}]',
+  /signatures\[0\]\.keys: must be a non-empty list/,
+);
+test(
+  rejects,
+  'signatures: [{images: [], keys: [/k.pub]}]',
+  /signatures\[0\]\.images: must be a non-empty list/,
+);
+test(
+  rejects,
+  'signatures: [{images: ["*.example.com/prod"], keys: [/k.pub]}]',
+  /signatures\[0\]\.images\[0\]: "\*\.example\.com\/prod" must start with a registry host written out/,
+);
+test(
+  rejects,
+  'signatures: [{images: [a.io/x], keys: [release.pub]}]',
+  /signatures\[0\]\.keys\[0\]: "release.pub" must be an absolute path to a PEM public key, or the PEM itself/,
+);
+test(
+  rejects,
+  'signatures: [{images: [a.io/x], keys: ["-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----"]}]',
+  /an inline key must be one PEM "PUBLIC KEY" block/,
+);
+for (const keyless of ['issuer', 'subject', 'identities', 'keyless', 'rekor']) {
+  test(
+    rejects,
+    `signatures: [{images: [a.io/x], ${keyless}: x}]`,
+    new RegExp(
+      `signatures\\[0\\]: "${keyless}": keyless verification \\(Fulcio certificates, Rekor\\) is not supported yet; sign with a key`,
+    ),
+  );
+}
+test(rejects, 'signatures: [{images: [a.io/x], keys: [/k.pub], mode: x}]', /unknown key "mode"/);

@@ -3,6 +3,7 @@ import { readBundleArchive } from '../../src/policy/bundle.ts';
 import { BundleError } from '../../src/policy/bundle-error.ts';
 import {
   DEFAULT_MAX_IMAGES,
+  FACTS_ENTRYPOINT,
   MAX_MEMORY_BYTES,
   MUTATE_ENTRYPOINT,
   mergeData,
@@ -41,10 +42,13 @@ function podInput(images: string[], namespace = 'shop') {
   });
 }
 
-test('the committed bundle loads, with both entrypoints and a revision', async (t) => {
+test('the committed bundle loads, with its three entrypoints and a revision', async (t) => {
   const bundle = await committedBundle();
   const engine = await PolicyEngine.create(bundle);
-  t.deepEqual([...engine.entrypoints].sort(), [MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT].sort());
+  t.deepEqual(
+    [...engine.entrypoints].sort(),
+    [FACTS_ENTRYPOINT, MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT].sort(),
+  );
   t.regex(engine.revision, /^[0-9a-f]{12}$/);
   t.is(engine.revision, bundle.revision);
   t.regex(engine.bundleDigest, /^[0-9a-f]{64}$/);

@@ -58,7 +58,11 @@ const MAX_SLOPE = setting('SOAK_MAX_SLOPE', 1);
 const ROOT = packageRoot();
 const REPORT = process.env.SOAK_REPORT ?? join(ROOT, 'docs', 'SOAK.md');
 const OPA = join(ROOT, '.tools', 'bin', 'opa');
-const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'];
+const ENTRYPOINTS = [
+  'imagegate/validate/decision',
+  'imagegate/mutate/decision',
+  'imagegate/facts/needed',
+];
 
 const CONFIGS = {
   deny: 'enforcement: deny\n',

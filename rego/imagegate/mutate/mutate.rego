@@ -1,8 +1,8 @@
 # METADATA
 # description: |
 #   The mutating decision (docs/policy-input.md): an ordered RFC 6902 patch against the
-#   reviewed object, with one message per change. Order: images (rewrite, then pull
-#   policy, in input order), then pod specs (pull secret), then volume claims (class).
+#   reviewed object, with one message per change. Order: images (the image string:
+#   rewrite and digest pin; then pull policy, in input order), then pod specs (pull secret), then volume claims (class).
 #
 #   Living among controllers (SPEC): an object whose pod template a controller owns is
 #   never patched, and an UPDATE is patched only where the API server lets that field
@@ -11,6 +11,7 @@ package imagegate.mutate
 
 import data.imagegate.lib.exemptions
 import data.imagegate.lib.images
+import data.imagegate.lib.pinning
 import data.imagegate.lib.rewrite
 import data.imagegate.settings
 
@@ -42,7 +43,7 @@ image_changes := [change |
 	active
 	some image in images.checked
 	not exemptions.exempt(image)
-	some kind in ["rewrite", "pull-policy"]
+	some kind in ["image", "pull-policy"]
 	may_patch(image, kind)
 	change := image_change(image, kind)
 ]
@@ -58,14 +59,14 @@ pod_spec_changes := [change |
 # METADATA
 # scope: document
 # description: |
-#   Whether the image's "rewrite" (its image string) or "pull-policy" may be patched in
+#   Whether the image's "image" (its string) or "pull-policy" may be patched in
 #   this request without the API server refusing it. On CREATE everything may. On UPDATE
 #   (only new images are checked at all): a Pod's spec is immutable but for its container
 #   images; the pods/ephemeralcontainers subresource adds ephemeral containers whole; a
 #   Job's template is immutable; other templates may change.
 may_patch(_, _) if images.operation == "CREATE"
 
-may_patch(image, "rewrite") if {
+may_patch(image, "image") if {
 	_updating_pod
 	input.subResource == ""
 	image.list in {"containers", "initContainers"}
@@ -108,15 +109,17 @@ claim_changes := [change |
 # METADATA
 # scope: document
 # description: |
-#   A change to one image: the registry rewrite (rule 4) of a valid reference, or the
-#   pull policy (rule 3, AlwaysPullImages, templates included). `add` sets the member
+#   A change to one image: its string, registry rewritten (rule 4) and pinned to the
+#   digest its tag names (pinDigests: `repo:tag@sha256:…`, the tag kept for readers); or
+#   its pull policy (rule 3, AlwaysPullImages, templates included). `add` sets the member
 #   whether or not it exists.
-image_change(image, "rewrite") := {
-	"op": {"op": "replace", "path": images.image_pointer(image), "value": rewritten},
-	"message": concat("", [images.describe(image), "rewritten to \"", rewritten, "\""]),
+image_change(image, "image") := {
+	"op": {"op": "replace", "path": images.image_pointer(image), "value": changed},
+	"message": concat("", [images.describe(image), _image_message(image, changed)]),
 } if {
 	images.valid(image)
-	rewritten := rewrite.result(image.reference).image
+	changed := _new_image(image)
+	changed != image.raw
 }
 
 image_change(image, "pull-policy") := {
@@ -130,6 +133,44 @@ image_change(image, "pull-policy") := {
 	policy != null
 	images.text(image, "pullPolicy") != policy
 }
+
+# The rewrite's image string, or the image as written; then the pin, where there is one.
+_new_image(image) := concat("@", [_rewritten(image), pin]) if {
+	pin := pin_digest(image)
+} else := _rewritten(image)
+
+_rewritten(image) := rewrite.result(image.reference).image if {
+	rewrite.result(image.reference)
+} else := image.raw
+
+# METADATA
+# description: |
+#   The digest an image is pinned to: pinDigests applies, it has none, and the gateway
+#   resolved its tag (the reference the rewrite sends it to: `lookups`).
+pin_digest(image) := pinning.digest(image) if {
+	pinning.active
+	image.reference.digest == ""
+}
+
+_image_message(image, changed) := concat("", ["rewritten to \"", changed, "\""]) if {
+	rewrite.result(image.reference)
+} else := concat("", ["pinned to \"", changed, "\""])
+
+# METADATA
+# description: |
+#   The registry facts this evaluation needs (imagegate.facts): the digest of every tag
+#   pinDigests would pin, asked of the registry the image will be pulled from.
+lookups := [{"index": index, "reference": reference, "keys": []} |
+	active
+	some index, image in images.every_image
+	images.considered(image)
+	images.valid(image)
+	not exemptions.exempt(image)
+	pinning.active
+	image.reference.digest == ""
+	may_patch(image, "image")
+	reference := rewrite.target(image.reference)
+]
 
 # METADATA
 # scope: document

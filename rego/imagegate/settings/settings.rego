@@ -23,6 +23,8 @@ defaults := {
 	"disallowedTags": [],
 	"requireDigest": false,
 	"exemptImages": [],
+	"pinDigests": false,
+	"signatures": [],
 	"namespaces": {},
 }
 
@@ -50,6 +52,8 @@ config := {
 	"disallowedTags": _strings(_merged.disallowedTags),
 	"requireDigest": _merged.requireDigest == true,
 	"exemptImages": _strings(_merged.exemptImages),
+	"pinDigests": _one_of(_merged.pinDigests, {"pods", "all"}, false),
+	"signatures": _signature_entries(_merged.signatures),
 }
 
 # METADATA
@@ -148,6 +152,18 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 	is_array(value)
 } else := [value] if {
 	is_string(value)
+} else := []
+
+# Entries with at least one source and one key; a malformed one is left out.
+_signature_entries(value) := [{"images": sources, "keys": keys} |
+	some entry in value
+	is_object(entry)
+	sources := _strings(object.get(entry, "images", []))
+	keys := _strings(object.get(entry, "keys", []))
+	count(sources) > 0
+	count(keys) > 0
+] if {
+	is_array(value)
 } else := []
 
 _string_map(value) := {key: target |

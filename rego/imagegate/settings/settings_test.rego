@@ -33,6 +33,8 @@ test_bundle_defaults if {
 		"disallowedTags": [],
 		"requireDigest": false,
 		"exemptImages": [],
+		"pinDigests": false,
+		"signatures": [],
 	} with input as {"namespace": "default"}
 }
 
@@ -55,6 +57,8 @@ test_missing_configuration_is_safe if {
 		"disallowedTags": [],
 		"requireDigest": false,
 		"exemptImages": [],
+		"pinDigests": false,
+		"signatures": [],
 	} with input as {"namespace": "default"} with data.imagegate.config as {}
 }
 

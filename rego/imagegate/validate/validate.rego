@@ -7,14 +7,16 @@ package imagegate.validate
 
 import data.imagegate.lib.exemptions
 import data.imagegate.lib.images
+import data.imagegate.lib.pinning
 import data.imagegate.lib.rewrite
+import data.imagegate.lib.signatures
 import data.imagegate.lib.sources
 import data.imagegate.settings
 
 # Violation rules, in the order they are reported for each image.
 rules := [
 	"invalid-reference", "trusted-registry", "latest-tag", "disallowed-tag",
-	"require-digest", "pull-policy",
+	"require-digest", "pin-digest", "signature", "pull-policy",
 ]
 
 break_glass_annotation := "break-glass.image-policy.k8s.io/reason"
@@ -120,6 +122,8 @@ audit_annotations["exempt-images"] := concat(", ", exemptions.exempted) if {
 	count(exemptions.exempted) > 0
 }
 
+audit_annotations["verified-signatures"] := concat(", ", verified) if count(verified) > 0
+
 audit_annotations["break-glass"] := break_glass_reason if {
 	outcome != "pass"
 	break_glass_granted
@@ -179,10 +183,35 @@ problem(image, "disallowed-tag") := concat("", [
 	not _latest_covers(tag)
 }
 
-problem(image, "require-digest") := "no digest; images here must be pinned by digest (requireDigest)" if {
-	settings.config.requireDigest
+# Checked after mutation: a Pod arrives pinned when pinDigests pins it, and a template
+# whose pods pinDigests pins is judged as its pods will be (so "pods" mode keeps GitOps
+# templates as written and still runs nothing by mutable tag).
+problem(image, "require-digest") := concat("", [
+	"no digest; images here must be pinned by digest (requireDigest)", _pin_failure(image, _pinning),
+]) if {
+	_digest_required
 	images.valid(image)
-	image.reference.digest == ""
+	pulled_reference(image).digest == ""
+	not _unchecked(image)
+}
+
+# pinDigests alone: the mutating side pins; an image it should have pinned and did not
+# (the registry failed, or the mutating webhook is not registered) is not let through.
+problem(image, "pin-digest") := concat("", ["not pinned to a digest (pinDigests)", _pin_failure(image, true)]) if {
+	_pin_checked
+	images.valid(image)
+	pulled_reference(image).digest == ""
+	not _unchecked(image)
+}
+
+# signatures: one of the covering entry's keys must have signed the digest pulled.
+problem(image, "signature") := concat("", [
+	"signature required (", required.scope, "): ", _unsigned_reason(image),
+]) if {
+	images.valid(image)
+	not _verified(image)
+	not _unchecked(image)
+	required := signatures.required(pulled_reference(image))
 }
 
 problem(image, "pull-policy") := concat("", [
@@ -191,6 +220,16 @@ problem(image, "pull-policy") := concat("", [
 ]) if {
 	images.is_new(image)
 	images.text(image, "pullPolicy") != _required_pull_policy
+}
+
+_digest_required if {
+	settings.config.requireDigest
+	not _template_pods_pinned
+}
+
+_pin_checked if {
+	not settings.config.requireDigest
+	pinning.active
 }
 
 # AlwaysPullImages semantics, for Pods and for every template nobody controls: a Deployment
@@ -210,9 +249,82 @@ _required_pull_policy := settings.config.pullPolicy if {
 #   image it may rewrite before this webhook sees it, except in a template a controller
 #   owns (which is left alone, images.controlled): there it is the reference the pods
 #   will carry once their own creation is mutated.
-pulled_reference(image) := rewrite.result(image.reference).reference if {
+pulled_reference(image) := rewrite.target(image.reference) if {
 	images.controlled
 } else := image.reference
+
+_template_pods_pinned if {
+	images.workload
+	not images.pod
+	pinning.pods_pinned
+}
+
+default _pinning := false
+
+_pinning if pinning.active
+
+_pin_failure(_, false) := ""
+
+_pin_failure(image, true) := concat("", [
+	"; the tag names ", pinning.digest(image), " but the mutating webhook did not pin it",
+]) if {
+	pinning.digest(image)
+} else := concat("", ["; pinning failed: ", pinning.missing(image)])
+
+# `imagegate check --offline` asked no registry: what needs facts goes unjudged there,
+# and check lists it as unverified. The gateway never marks an image so.
+_unchecked(image) if is_string(image.facts.unverified)
+
+_verified(image) if {
+	image.facts.signature.verified == true
+	is_string(image.facts.signature.key)
+	_facts_for(image)
+}
+
+# The facts are of the digest pulled: the reference's own, or the one its tag names now.
+_facts_for(image) if pulled_reference(image).digest == ""
+
+_facts_for(image) if image.facts.digest == pulled_reference(image).digest
+
+_unsigned_reason(image) := image.facts.signature.reason if {
+	image.facts.signature.verified == false
+	is_string(image.facts.signature.reason)
+} else := concat("", ["the facts are of ", image.facts.digest, ", not of the digest pulled"]) if {
+	image.facts.signature.verified == true
+} else := pinning.missing(image)
+
+# METADATA
+# description: |
+#   The registry facts this evaluation needs (imagegate.facts): a signature check where a
+#   `signatures` entry covers the reference pulled, and the tag's digest where pinDigests
+#   should have pinned it and did not (for the reason).
+lookups := [{"index": index, "reference": reference, "keys": keys} |
+	not settings.excluded
+	some index, image in images.checked_indexed
+	not exemptions.exempt(image)
+	images.valid(image)
+	reference := pulled_reference(image)
+	keys := signatures.keys(reference)
+	_looked_up(reference, keys)
+]
+
+_looked_up(_, keys) if count(keys) > 0
+
+_looked_up(reference, _) if {
+	reference.digest == ""
+	pinning.active
+}
+
+# METADATA
+# description: The images signed by a configured key, and by which (for the audit log).
+verified := [concat("", [images.text(image, "raw"), " by ", image.facts.signature.key]) |
+	not settings.excluded
+	some image in images.checked
+	not exemptions.exempt(image)
+	images.valid(image)
+	signatures.required(pulled_reference(image))
+	_verified(image)
+]
 
 _error(image) := reason if {
 	reason := image.reference.error

@@ -30,6 +30,18 @@ export interface E2eOptions {
   readonly imagePolicyWebhook: boolean;
   /** Whose webhook configurations to register: deploy/base's (default) or the chart's. */
   readonly webhooks?: WebhookSource;
+  /**
+   * Runs before the gateway starts (registries the configuration must name, say): more
+   * namespace overrides for its configuration (YAML under `namespaces:`, indented two
+   * spaces), more `imagegate serve` flags, more namespaces to create.
+   */
+  readonly before?: (work: string) => Promise<GatewayExtras>;
+}
+
+export interface GatewayExtras {
+  readonly namespaceOverrides?: string;
+  readonly args?: readonly string[];
+  readonly namespaces?: readonly string[];
 }
 
 export interface E2e {
@@ -78,8 +90,9 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
   ]);
   if (made.code !== 0) throw new Error(`imagegate certs: ${made.stderr}`);
 
+  const extras = (await options.before?.(work)) ?? {};
   const config = join(work, 'config.yaml');
-  await writeFile(config, E2E_CONFIG);
+  await writeFile(config, E2E_CONFIG + (extras.namespaceOverrides ?? ''));
   const mount = await mountConfigMap(await committedBundleBytes());
   cleanup.teardown(() => rm(mount, { recursive: true, force: true }));
 
@@ -91,6 +104,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
       `--bundle=${mount}`,
       `--config=${config}`,
       '--watch-interval-ms=200',
+      ...(extras.args ?? []),
     ],
     work,
   );
@@ -121,7 +135,9 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
     controlPlane.kubeconfig,
     join(work, 'kube-cache'),
   );
-  for (const namespace of NAMESPACES) await kubectl.must(['create', 'namespace', namespace]);
+  for (const namespace of [...NAMESPACES, ...(extras.namespaces ?? [])]) {
+    await kubectl.must(['create', 'namespace', namespace]);
+  }
   const ca = await readFile(join(certs, 'ca.crt'), 'utf8');
   const registerWebhooks = async () => {
     await kubectl.must(

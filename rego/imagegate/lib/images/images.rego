@@ -41,8 +41,16 @@ operation := input.operation if is_string(input.operation)
 checked := [image |
 	reviewed
 	some image in every_image
-	_considered(image)
+	considered(image)
 ]
+
+# METADATA
+# description: The checked images by their index in input.images.
+checked_indexed[index] := image if {
+	reviewed
+	some index, image in every_image
+	considered(image)
+}
 
 # METADATA
 # description: Every image of the input, new or not.
@@ -62,9 +70,12 @@ reviewed if {
 	not operation in {"DELETE", "CONNECT"}
 }
 
-_considered(_) if operation != "UPDATE"
+# METADATA
+# description: The image is one the rules judge (all on CREATE, new ones on UPDATE).
+# scope: document
+considered(_) if operation != "UPDATE"
 
-_considered(image) if is_new(image)
+considered(image) if is_new(image)
 
 # METADATA
 # description: The image is new to its pod spec; only an explicit false says otherwise.

@@ -27,6 +27,12 @@ result(reference) := rewritten if {
 	_valid(rewritten.reference)
 }
 
+# METADATA
+# description: The reference an image is pulled from once rewritten (itself where no rewrite applies).
+target(reference) := rewritten.reference if {
+	rewritten := result(reference)
+} else := reference
+
 # Mirrors, parsed once per evaluation: [{source, target, prefix length}].
 _mirrors := [{"source": source, "target": target, "length": count(parsed.prefix)} |
 	some source, target in settings.config.mirrors

@@ -1,0 +1,30 @@
+# METADATA
+# description: |
+#   The registry facts a decision needs, asked before it is evaluated (the evaluation is
+#   synchronous and must not wait on a network): for the mutating decision the digest of
+#   each tag pinDigests pins, for the validating one a signature check where a
+#   `signatures` entry covers the image pulled (and the digest of a tag that should have
+#   been pinned, for the reason). The gateway gathers them within the review's budget
+#   and puts them in `input.images[i].facts`; images nothing asks about cost no registry
+#   call, and neither do hosts the configuration does not name (the gateway refuses those).
+package imagegate.facts
+
+import data.imagegate.mutate
+import data.imagegate.validate
+
+# METADATA
+# title: Facts needed
+# entrypoint: true
+needed := {
+	"mutate": [_request(lookup) | some lookup in mutate.lookups],
+	"validate": [_request(lookup) | some lookup in validate.lookups],
+}
+
+_request(lookup) := {
+	"index": lookup.index,
+	"registry": lookup.reference.domain,
+	"repository": lookup.reference.path,
+	"tag": lookup.reference.tag,
+	"digest": lookup.reference.digest,
+	"keys": lookup.keys,
+}

@@ -1,0 +1,136 @@
+# METADATA
+# description: |
+#   Which registry lookups a review asks for: only what pinDigests and `signatures` need,
+#   of the registry the image is pulled from, and nothing for images no rule judges.
+package imagegate.facts_test
+
+import data.imagegate.facts
+import data.imagegate.fixtures_test as fixtures
+
+digest := "sha256:4f7a9d3e1b8c2a6f0e5d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f"
+
+pod_of(images) := fixtures.pod([fixtures.container(sprintf("c%d", [i]), image) | some i, image in images])
+
+signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]}]
+
+lookup(index, registry, repository, tag, keys) := {
+	"index": index, "registry": registry, "repository": repository,
+	"tag": tag, "digest": "", "keys": keys,
+}
+
+test_nothing_is_asked_without_pinning_or_signatures if {
+	facts.needed == {"mutate": [], "validate": []} with input as pod_of(["registry.example.com/prod/app:1"])
+}
+
+test_pinning_asks_the_tags_of_a_pod_once_for_the_mutating_side if {
+	review := pod_of(["registry.example.com/app:1", concat("", ["registry.example.com/app@", digest]), "nginx"])
+	needed := facts.needed with input as review with data.imagegate.config.pinDigests as "pods"
+	needed.mutate == [
+		lookup(0, "registry.example.com", "app", "1", []),
+		lookup(2, "docker.io", "library/nginx", "", []),
+	]
+
+	# What the validating side sees has been pinned; it asks only for an image still by tag
+	# (to say why it was not pinned).
+	needed.validate == needed.mutate
+}
+
+test_pods_mode_leaves_templates_alone_and_all_pins_uncontrolled_ones if {
+	deployment := fixtures.admission("Deployment", "CREATE", [fixtures.container("web", "registry.example.com/app:1")])
+	pods := facts.needed with input as deployment with data.imagegate.config.pinDigests as "pods"
+	pods == {"mutate": [], "validate": []}
+	every_template := facts.needed with input as deployment with data.imagegate.config.pinDigests as "all"
+	every_template.mutate == [lookup(0, "registry.example.com", "app", "1", [])]
+
+	controlled := fixtures.build({
+		"kind": "ReplicaSet", "operation": "CREATE",
+		"containers": [fixtures.container("web", "registry.example.com/app:1")],
+		"controller": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+	})
+	owned := facts.needed with input as controlled with data.imagegate.config.pinDigests as "all"
+	owned == {"mutate": [], "validate": []}
+}
+
+test_a_pin_is_resolved_where_the_rewrite_sends_the_image if {
+	needed := facts.needed with input as pod_of(["nginx:1.27"])
+		with data.imagegate.config.pinDigests as "pods"
+		with data.imagegate.config.mirrors as {"docker.io": "harbor.example.com/dockerhub-proxy"}
+	needed.mutate == [lookup(0, "harbor.example.com", "dockerhub-proxy/library/nginx", "1.27", [])]
+}
+
+test_signatures_are_asked_only_where_an_entry_covers_the_image if {
+	review := pod_of(["registry.example.com/prod/app:1", "registry.example.com/dev/app:1", "ghcr.io/acme/x:2"])
+	needed := facts.needed with input as review with data.imagegate.config.signatures as signed_prod
+	needed == {"mutate": [], "validate": [lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"])]}
+}
+
+test_the_most_specific_entry_names_the_keys if {
+	entries := [
+		{"images": ["registry.example.com"], "keys": ["/keys/any.pub"]},
+		{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]},
+		{"images": ["registry.example.com/*/tools"], "keys": ["/keys/tools.pub"]},
+	]
+	review := pod_of([
+		"registry.example.com/prod/app:1",
+		"registry.example.com/dev/app:1",
+		"registry.example.com/team/tools:3",
+	])
+	needed := facts.needed with input as review with data.imagegate.config.signatures as entries
+	[[r.index, r.keys] | some r in needed.validate] == [
+		[0, ["/keys/release.pub"]],
+		[1, ["/keys/any.pub"]],
+		[2, ["/keys/tools.pub"]],
+	]
+}
+
+test_an_image_review_asks_for_signatures_and_never_pins if {
+	review := fixtures.image_review(["registry.example.com/prod/app:1"])
+	needed := facts.needed with input as review
+		with data.imagegate.config.signatures as signed_prod
+		with data.imagegate.config.pinDigests as "all"
+	needed == {"mutate": [], "validate": [lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"])]}
+}
+
+test_images_no_rule_judges_cost_no_lookup if {
+	config := {"signatures": signed_prod, "pinDigests": "pods", "exemptImages": ["registry.example.com/prod/tools/*"]}
+	cases := [
+		# excluded namespace
+		fixtures.build({
+			"kind": "Pod", "operation": "CREATE", "namespace": "kube-system",
+			"containers": [fixtures.container("c", "registry.example.com/prod/app:1")],
+		}),
+		# exempt image
+		pod_of(["registry.example.com/prod/tools/debug:1"]),
+		# an invalid reference (refused without a lookup)
+		fixtures.pod([object.union(
+			fixtures.container("c", "Registry.example.com/prod/APP"),
+			{"reference": fixtures.invalid("bad")},
+		)]),
+		# an image an update did not change
+		fixtures.admission("Pod", "UPDATE", [object.union(
+			fixtures.container("c", "registry.example.com/prod/app:1"),
+			{"new": false},
+		)]),
+		# a deletion
+		fixtures.admission("Pod", "DELETE", [fixtures.container("c", "registry.example.com/prod/app:1")]),
+	]
+	every review in cases {
+		needed := facts.needed with input as review
+			with data.imagegate.config.signatures as config.signatures
+			with data.imagegate.config.pinDigests as config.pinDigests
+			with data.imagegate.config.exemptImages as config.exemptImages
+		needed == {"mutate": [], "validate": []}
+	}
+}
+
+test_a_signed_image_pinned_by_digest_is_checked_at_that_digest if {
+	review := pod_of([concat("", ["registry.example.com/prod/app:1@", digest])])
+	needed := facts.needed with input as review
+		with data.imagegate.config.signatures as signed_prod
+		with data.imagegate.config.pinDigests as "pods"
+	needed.mutate == []
+	needed.validate == [object.union(
+		lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"]),
+		{"digest": digest},
+	)]
+}

@@ -1,0 +1,177 @@
+/**
+ * Registry facts in the gateway: one registry client and fact cache per process, the
+ * credentials file watched, and the step between building a review's input and
+ * evaluating it — ask the policy which facts it needs, gather them within the review's
+ * budget, put them on the images. The engine in service says which registries may be
+ * contacted and which keys verify.
+ */
+import { readFile } from 'node:fs/promises';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { PolicyHolder } from '../policy/holder.ts';
+import { type AddressPolicy, addressPolicy } from '../registry/addresses.ts';
+import { RegistryClient } from '../registry/client.ts';
+import { type Credentials, parseDockerConfig } from '../registry/credentials.ts';
+import { FactSource, type ImageFacts } from '../registry/facts.ts';
+import { RegistryHttp } from '../registry/http.ts';
+import { RegistryError } from '../registry/registry-error.ts';
+import type { PolicyInput } from '../review/policy-input.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
+import type { JsonObject } from '../shared/json.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Metrics } from '../shared/metrics.ts';
+
+export interface RegistryOptions {
+  /** A `.dockerconfigjson` (watched). */
+  readonly credentials?: string | undefined;
+  /** Extra CA bundles (PEM), beside the system's. */
+  readonly ca?: readonly string[] | undefined;
+  /** One registry request, at most (connect, headers, body each). */
+  readonly requestTimeoutMs?: number | undefined;
+  /** All the facts of one review, at most: well inside the webhook's timeout. */
+  readonly budgetMs?: number | undefined;
+}
+
+/** The webhook timeout deploy/ sets is 10 s; facts take at most this much of it. */
+export const DEFAULT_BUDGET_MS = 4_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
+
+export interface RegistryFacts {
+  /** The input with the facts this decision needs on its images (itself when none). */
+  withFacts(
+    engine: PolicyEngine,
+    input: PolicyInput,
+    decision: 'mutate' | 'validate',
+  ): Promise<PolicyInput>;
+  readonly budgetMs: number;
+  close(): Promise<void>;
+}
+
+const NO_POLICY: AddressPolicy = addressPolicy([]);
+
+export async function startRegistryFacts(
+  options: RegistryOptions,
+  deps: { policy: PolicyHolder; metrics: Metrics; logger: Logger; intervalMs: number },
+): Promise<RegistryFacts & { watch?: Watch }> {
+  const ca = await Promise.all(
+    (options.ca ?? []).map(async (path) => {
+      try {
+        return await readFile(path, 'utf8');
+      } catch (error) {
+        throw new RegistryError(`cannot read --registry-ca ${path}: ${describeThrown(error)}`, {
+          cause: error,
+        });
+      }
+    }),
+  );
+  let credentials: Credentials = new Map();
+  let watch: Watch | undefined;
+  const file = options.credentials;
+  if (file !== undefined) {
+    const read = async () => parseDockerConfig(await readCredentials(file), file);
+    const initial = await fingerprint([file]);
+    credentials = await read();
+    deps.logger.info({ file, registries: [...credentials.keys()] }, 'registry credentials loaded');
+    watch = watchContent(
+      async () => [file],
+      initial,
+      deps.intervalMs,
+      async () => {
+        try {
+          credentials = await read();
+          deps.metrics.reloads.inc({ kind: 'credentials', result: 'ok' });
+          deps.logger.info(
+            { file, registries: [...credentials.keys()] },
+            'registry credentials reloaded',
+          );
+        } catch (error) {
+          deps.metrics.reloads.inc({ kind: 'credentials', result: 'refused' });
+          deps.logger.error(
+            { file, error: describeThrown(error) },
+            'registry credentials refused; the previous ones stay in use',
+          );
+        }
+      },
+    );
+  }
+
+  // The engine in service names the registries; policies are cached per engine.
+  const policies = new WeakMap<PolicyEngine, AddressPolicy>();
+  const policy = (): AddressPolicy => {
+    const engine = deps.policy.engine;
+    if (engine === undefined) return NO_POLICY;
+    let found = policies.get(engine);
+    if (found === undefined) {
+      found = addressPolicy(engine.registries);
+      policies.set(engine, found);
+    }
+    return found;
+  };
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const budgetMs = options.budgetMs ?? DEFAULT_BUDGET_MS;
+  const http = new RegistryHttp({ policy, ca, requestTimeoutMs });
+  const client = new RegistryClient({
+    http,
+    credentials: () => credentials,
+    observe: (registry, kind, outcome, seconds) => {
+      deps.metrics.registryRequests.inc({ registry, kind, outcome });
+      deps.metrics.registryDuration.observe({ registry, kind }, seconds);
+    },
+  });
+  const facts = new FactSource({
+    client,
+    policy,
+    keys: async (refs) => {
+      const keys = deps.policy.engine?.keys;
+      return refs.map((ref) => {
+        const key = keys?.get(ref);
+        if (key === undefined) throw new RegistryError(`signature key ${ref} is not loaded`);
+        return key;
+      });
+    },
+    observeCache: (kind, hit) =>
+      deps.metrics.factsCache.inc({ kind, result: hit ? 'hit' : 'miss' }),
+  });
+
+  return {
+    budgetMs,
+    ...(watch === undefined ? {} : { watch }),
+    async withFacts(engine, input, decision) {
+      const requests = engine.factsNeeded(input)[decision];
+      if (requests.length === 0) return input;
+      const stop = deps.metrics.factsDuration.startTimer({ decision });
+      const gathered = await facts.gather(requests, budgetMs);
+      stop();
+      return attachFacts(input, gathered);
+    },
+    async close() {
+      watch?.stop();
+      await http.close();
+    },
+  };
+}
+
+/** The input with `facts` on the images gathered for (a copy: the input is not changed). */
+export function attachFacts(
+  input: PolicyInput,
+  gathered: ReadonlyMap<number, ImageFacts>,
+): PolicyInput {
+  return {
+    ...input,
+    images: input.images.map((image, index) => {
+      const facts = gathered.get(index);
+      return facts === undefined ? image : { ...image, facts: facts as unknown as JsonObject };
+    }),
+  };
+}
+
+async function readCredentials(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new RegistryError(
+      `cannot read --registry-credentials ${file}: ${describeThrown(error)}`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The keys `signatures` names are read when the configuration loads: a missing or
+ * malformed key refuses the configuration (as a bad key file refuses a reload), and the
+ * engine knows which registries it may contact.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { ConfigError } from '../../src/policy/config-error.ts';
+import { loadPolicy } from '../../src/policy/loader.ts';
+import { registryNames } from '../../src/policy/registry-names.ts';
+import { defaultBundlePath } from '../../src/shared/paths.ts';
+import { tempDir, writeConfig } from '../helpers/gateway.ts';
+
+const pem = () =>
+  generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    .publicKey.export({ type: 'spki', format: 'pem' })
+    .toString();
+
+test('keys are read at load, by path and inline, and named for messages', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'release.pub');
+  await writeFile(path, pem());
+  const inline = pem();
+  const config = await writeConfig(
+    t,
+    `signatures:\n  - images: [registry.example.com/prod]\n    keys: [${path}, ${JSON.stringify(inline)}]\n`,
+  );
+  const { engine } = await loadPolicy({ bundle: defaultBundlePath(), config });
+  t.deepEqual([...engine.keys.keys()], [path, inline]);
+  t.is(engine.keys.get(path)?.name, 'release.pub');
+  t.regex(engine.keys.get(inline)?.name ?? '', /^inline:[0-9a-f]{12}$/);
+  t.true(engine.registries.has('registry.example.com'));
+});
+
+test('a key file that is missing, or not a public key, refuses the configuration', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'missing.pub');
+  const notKey = join(dir, 'not-a-key.pub');
+  await writeFile(notKey, 'hello\n');
+  for (const [key, message] of [
+    [missing, /signatures: signature key .*missing\.pub: .*ENOENT/],
+    [notKey, /signatures: signature key not-a-key\.pub is not a PEM public key/],
+  ] as const) {
+    const config = await writeConfig(
+      t,
+      `signatures: [{images: [registry.example.com], keys: [${key}]}]\n`,
+    );
+    const error = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config }), {
+      instanceOf: ConfigError,
+    });
+    t.regex(error?.message ?? '', message);
+  }
+});
+
+test("the registries contacted are the configuration's sources, and none when nothing needs facts", (t) => {
+  t.deepEqual([...registryNames({ trustedRegistries: ['registry.example.com'] })], []);
+  const names = registryNames({
+    trustedRegistries: ['Registry.Example.com/prod', 'index.docker.io/library'],
+    mirrors: { 'ghcr.io': 'harbor.example.com/ghcr' },
+    rewriteRegistry: 'mirror.example.com',
+    pinDigests: 'pods',
+    namespaces: { 'team-*': { trustedRegistries: ['localhost:5000'] } },
+  });
+  t.deepEqual([...names].sort(), [
+    'docker.io',
+    'ghcr.io',
+    'harbor.example.com',
+    'localhost:5000',
+    'mirror.example.com',
+    'registry.example.com',
+  ]);
+  // An override that turns signatures on makes the whole configuration's registries named.
+  const override = registryNames({
+    trustedRegistries: ['registry.example.com'],
+    namespaces: { prod: { signatures: [{ images: ['sig.example.com/prod'], keys: ['/k.pub'] }] } },
+  });
+  t.deepEqual([...override].sort(), ['registry.example.com', 'sig.example.com']);
+});
