@@ -7,7 +7,7 @@
  * (a digest is immutable), "no signature" briefly (one may be pushed next), failures only
  * for a moment and never as a pass. Concurrent reviews of the same tag share one lookup.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { AddressPolicy } from './addresses.ts';
@@ -121,12 +121,7 @@ export class FactSource {
     } catch (error) {
       return { digest, error: describeThrown(error) };
     }
-    const fingerprint = createHash('sha256')
-      .update(
-        keys.map((k) => k.key.export({ type: 'spki', format: 'der' }).toString('base64')).join(','),
-      )
-      .digest('hex')
-      .slice(0, 16);
+    const fingerprint = keys.map((k) => keyFingerprint(k.key)).join(',');
     const checked = await this.#cached(
       this.#signatures,
       'signature',
@@ -183,6 +178,20 @@ export class FactSource {
       ),
     ]);
   }
+}
+
+/** SHA-256 of a key's SPKI, once per key object (exporting one costs tens of µs). */
+const fingerprints = new WeakMap<KeyObject, string>();
+function keyFingerprint(key: KeyObject): string {
+  let found = fingerprints.get(key);
+  if (found === undefined) {
+    found = createHash('sha256')
+      .update(key.export({ type: 'spki', format: 'der' }))
+      .digest('hex')
+      .slice(0, 16);
+    fingerprints.set(key, found);
+  }
+  return found;
 }
 
 interface Explained {

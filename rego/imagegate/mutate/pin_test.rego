@@ -101,3 +101,21 @@ test_pinning_off_ignores_facts if {
 		with data.imagegate.config.pullPolicy as null
 	d.patch == []
 }
+
+test_a_digest_must_be_sha256_or_sha512_in_lower_case_hex if {
+	every digest in [
+		"sha256:ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890",
+		"sha256:abc",
+		"md5:0123456789abcdef0123456789abcdef",
+		"sha256:9b1f0e4c2d7a8b3e6f5a4c1d0e9b8a7f6c5d4e3b2a1f0e9d8c7b6a5f4e3d2c1b:x",
+		"sha256:9b1f0e4c2d7a8b3e6f5a4c1d0e9b8a7f6c5d4e3b2a1f0e9d8c7b6a5f4e3d2c1g",
+	] {
+		c := object.union(fixtures.container("web", "registry.example.com/app:1"), {"facts": {"digest": digest}})
+		d := mutate.decision with input as fixtures.pod([c]) with data.imagegate.config as pin_pods
+		d.patch == []
+	}
+	sha512 := concat("", ["sha512:", concat("", [s | some _ in numbers.range(1, 8); s := "0123456789abcdef"])])
+	c := object.union(fixtures.container("web", "registry.example.com/app:1"), {"facts": {"digest": sha512}})
+	d := mutate.decision with input as fixtures.pod([c]) with data.imagegate.config as pin_pods
+	d.patch[0].value == concat("", ["registry.example.com/app:1@", sha512])
+}
