@@ -44,7 +44,7 @@ commands:
                           signatures), watched; never logged
       --registry-ca FILE  extra CA certificates (PEM) registries are trusted with (repeatable)
       --registry-timeout-ms N   one registry request, at most (default 2000)
-      --registry-budget-ms N    all registry lookups of one review, at most (default 4000;
+      --registry-budget-ms N    all registry lookups of one review, at most (default 3000;
                           keep it well inside the webhook's timeoutSeconds)
 
   check -f FILE|DIR|-   evaluate Kubernetes manifests offline (mutate, then validate)
@@ -96,7 +96,7 @@ function registryOptions(values: Record<string, unknown>): RegistryOptions {
   const ca = Array.isArray(values['registry-ca']) ? (values['registry-ca'] as string[]) : [];
   const envCa = setting({}, 'registry-ca');
   const timeout = integer(setting(values, 'registry-timeout-ms'), 2000, 'registry-timeout-ms');
-  const budget = integer(setting(values, 'registry-budget-ms'), 4000, 'registry-budget-ms');
+  const budget = integer(setting(values, 'registry-budget-ms'), 3000, 'registry-budget-ms');
   if (budget < 100 || budget > 25_000)
     throw new InputError('--registry-budget-ms must be from 100 to 25000');
   if (timeout < 100 || timeout > budget) {

@@ -50,10 +50,20 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
 
 export class RegistryHttp {
   readonly #deps: HttpDeps;
+  #ca: readonly string[];
   readonly #agents = new Map<string, Agent>();
 
   constructor(deps: HttpDeps) {
     this.#deps = deps;
+    this.#ca = deps.ca;
+  }
+
+  /** New extra CAs (a rotated --registry-ca): later connections use them, open ones finish. */
+  setCa(ca: readonly string[]): void {
+    this.#ca = ca;
+    const old = [...this.#agents.values()];
+    this.#agents.clear();
+    for (const agent of old) void agent.close();
   }
 
   #agent(registry: string): Agent {
@@ -88,7 +98,7 @@ export class RegistryHttp {
       };
       agent = new Agent({
         connect: {
-          ca: [...rootCertificates, ...this.#deps.ca],
+          ca: [...rootCertificates, ...this.#ca.filter((pem) => pem.trim() !== "")],
           lookup,
           timeout: this.#deps.requestTimeoutMs,
         },

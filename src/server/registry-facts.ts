@@ -32,8 +32,8 @@ export interface RegistryOptions {
   readonly budgetMs?: number | undefined;
 }
 
-/** The webhook timeout deploy/ sets is 10 s; facts take at most this much of it. */
-export const DEFAULT_BUDGET_MS = 4_000;
+/** deploy/ sets webhooks' timeoutSeconds to 5: facts take at most 3 of them (docs/registries.md). */
+export const DEFAULT_BUDGET_MS = 3_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 
 export interface RegistryFacts {
@@ -52,27 +52,31 @@ const NO_POLICY: AddressPolicy = addressPolicy([]);
 export async function startRegistryFacts(
   options: RegistryOptions,
   deps: { policy: PolicyHolder; metrics: Metrics; logger: Logger; intervalMs: number },
-): Promise<RegistryFacts & { watch?: Watch }> {
-  const ca = await Promise.all(
-    (options.ca ?? []).map(async (path) => {
-      try {
-        return await readFile(path, 'utf8');
-      } catch (error) {
-        throw new RegistryError(`cannot read --registry-ca ${path}: ${describeThrown(error)}`, {
-          cause: error,
-        });
-      }
-    }),
-  );
+): Promise<RegistryFacts> {
+  const caFiles = options.ca ?? [];
+  const readCa = () =>
+    Promise.all(
+      caFiles.map(async (path) => {
+        try {
+          return await readFile(path, 'utf8');
+        } catch (error) {
+          throw new RegistryError(`cannot read --registry-ca ${path}: ${describeThrown(error)}`, {
+            cause: error,
+          });
+        }
+      }),
+    );
+  const caFingerprint = caFiles.length > 0 ? await fingerprint(caFiles) : '';
+  const ca = await readCa();
   let credentials: Credentials = new Map();
-  let watch: Watch | undefined;
+  const watches: Watch[] = [];
   const file = options.credentials;
   if (file !== undefined) {
     const read = async () => parseDockerConfig(await readCredentials(file), file);
     const initial = await fingerprint([file]);
     credentials = await read();
     deps.logger.info({ file, registries: [...credentials.keys()] }, 'registry credentials loaded');
-    watch = watchContent(
+    const watch = watchContent(
       async () => [file],
       initial,
       deps.intervalMs,
@@ -110,6 +114,29 @@ export async function startRegistryFacts(
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const budgetMs = options.budgetMs ?? DEFAULT_BUDGET_MS;
   const http = new RegistryHttp({ policy, ca, requestTimeoutMs });
+  if (caFiles.length > 0) {
+    // A rotated CA bundle (a ConfigMap the kubelet refreshes) is used for new connections.
+    watches.push(
+      watchContent(
+        async () => caFiles,
+        caFingerprint,
+        deps.intervalMs,
+        async () => {
+          try {
+            http.setCa(await readCa());
+            deps.metrics.reloads.inc({ kind: 'registry-ca', result: 'ok' });
+            deps.logger.info({ files: caFiles }, 'registry CAs reloaded');
+          } catch (error) {
+            deps.metrics.reloads.inc({ kind: 'registry-ca', result: 'refused' });
+            deps.logger.error(
+              { error: describeThrown(error) },
+              'registry CAs refused; the previous ones stay in use',
+            );
+          }
+        },
+      ),
+    );
+  }
   const client = new RegistryClient({
     http,
     credentials: () => credentials,
@@ -135,7 +162,6 @@ export async function startRegistryFacts(
 
   return {
     budgetMs,
-    ...(watch === undefined ? {} : { watch }),
     async withFacts(engine, input, decision) {
       const requests = engine.factsNeeded(input)[decision];
       if (requests.length === 0) return input;
@@ -145,7 +171,7 @@ export async function startRegistryFacts(
       return attachFacts(input, gathered);
     },
     async close() {
-      watch?.stop();
+      for (const watch of watches) watch.stop();
       await http.close();
     },
   };

@@ -5,7 +5,7 @@
  * that lifts by itself once the registry is back. Reviews are the captured fixtures with
  * their images replaced by ones crane pushed and cosign signed.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
@@ -29,7 +29,8 @@ import {
   type TestRegistry,
   writeDockerConfigJson,
 } from '../helpers/registry.ts';
-import { registryTest, runTool } from '../helpers/registry-tools.ts';
+import { registryTest } from '../helpers/registry-test.ts';
+import { runTool } from '../helpers/registry-tools.ts';
 
 const test = await registryTest('test/registry/gateway');
 
@@ -265,4 +266,52 @@ test('an image volume and an ephemeral container are verified like containers', 
   const refused = verdict(await gateway.post('/v1/validate', debug));
   t.false(refused.allowed);
   t.regex(refused.message, /signature required .*: no signature$/);
+});
+
+test('rotated credentials and CA files are picked up without a restart', async (t) => {
+  const registry = await startRegistry(t, { auth: 'htpasswd' });
+  const image = await pushImage(registry, 'team/app', 'v1');
+  const dir = await tempDir(t);
+  const credentials = join(dir, '.dockerconfigjson');
+  const caFile = join(dir, 'ca.crt');
+  // Wrong at first: another registry's CA, and a wrong password.
+  const other = await startRegistry(t, { auth: 'none' });
+  await writeFile(caFile, other.ca);
+  await writeFile(
+    credentials,
+    JSON.stringify({
+      auths: { [registry.host]: { username: registry.username, password: 'old' } },
+    }),
+  );
+  const config = await writeConfig(t, `trustedRegistries: [${registry.host}]\npinDigests: pods\n`);
+  const gateway = await startTestGateway(t, {
+    config,
+    watchIntervalMs: 100,
+    registry: { credentials, ca: [caFile] },
+  });
+  const pinnedNow = async () => {
+    const values = patchOf(await gateway.post('/v1/mutate', podReview([tagged(image)]))).map(
+      (op) => op.value,
+    );
+    return values.includes(`${tagged(image)}@${image.digest}`);
+  };
+  const denial = verdict(await gateway.post('/v1/validate', podReview([tagged(image)])));
+  t.regex(denial.message, /pinning failed: registry .* unreachable: .*certificate/);
+  t.false(await pinnedNow());
+
+  await writeFile(caFile, registry.ca);
+  await poll(
+    async () =>
+      verdict(await gateway.post('/v1/validate', podReview([tagged(image)]))).message.includes(
+        'refused the credentials',
+      ) || undefined,
+    'the new CA in use (then the old password refused)',
+    { tries: 100, everyMs: 100 },
+  );
+  await writeFile(credentials, await readFile(await writeDockerConfigJson(t, registry), 'utf8'));
+  await poll(async () => (await pinnedNow()) || undefined, 'the new credentials in use', {
+    tries: 100,
+    everyMs: 100,
+  });
+  t.pass();
 });
