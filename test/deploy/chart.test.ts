@@ -80,6 +80,34 @@ test(
   ['--set', 'networkPolicy.enabled=true'],
 );
 
+test(
+  'the chart with registry facts on renders what deploy/overlays/registry-facts does',
+  same,
+  'deploy/overlays/registry-facts',
+  ['-f', join(CHART, 'ci', 'registry-facts-values.yaml')],
+);
+
+test('registry egress opens only when pinDigests or signatures are on', async (t) => {
+  const egress = 'NetworkPolicy/imagegate-system/imagegate-registry-egress';
+  t.false((await chart('--set', 'networkPolicy.enabled=true')).has(egress));
+  t.true(
+    (await chart('--set', 'networkPolicy.enabled=true', '--set', 'config.pinDigests=all')).has(
+      egress,
+    ),
+  );
+  // In one namespace's override only: still on.
+  const override = await chart(
+    '--set',
+    'networkPolicy.enabled=true',
+    '--set',
+    'config.namespaces.prod.pinDigests=pods',
+  );
+  t.true(override.has(egress));
+  const args = JSON.parse(JSON.stringify(override.get('Deployment/imagegate-system/imagegate')))
+    .spec.template.spec.containers[0].args as string[];
+  t.true(args.includes('--registry-budget-ms=3000'));
+});
+
 test('every option on: each shows in what the chart renders', async (t) => {
   const all = await chart('-f', join(CHART, 'ci', 'all-options-values.yaml'));
   t.false(all.has('Namespace//imagegate-system'), 'namespace.create: false');
@@ -120,5 +148,13 @@ test('values the chart cannot render are refused with the reason', async (t) => 
   );
   await refused(['--set', 'webhooks.timeoutSeconds=60'], /timeoutSeconds must be from 1 to 30/);
   await refused(['--set', 'bundle.create=true'], /bundle.create needs bundle.archiveBase64/);
+  await refused(
+    ['--set', 'config.pinDigests=pods', '--set', 'registryFacts.budgetMs=4000'],
+    /registryFacts.budgetMs \(4000\) must leave 2 s of webhooks.timeoutSeconds \(5 s\)/,
+  );
+  await refused(
+    ['--set', 'registryFacts.enabled=true', '--set', 'registryFacts.timeoutMs=5000'],
+    /registryFacts.timeoutMs must not be above registryFacts.budgetMs/,
+  );
   await refused(['--set', 'imagePolicyWebhook.enabled=true'], /imagePolicyWebhook.clientCert/);
 });

@@ -198,8 +198,16 @@ function checkNetworkPolicies(name, objects) {
       notes.push(
         `${where}: webhook port only from ${cidrs}: it must hold the API server's addresses`,
       );
-    } else {
+    } else if (restrictsIngress) {
       notes.push(`${where}: webhook port open to the API server; ${rules.length} ingress rule(s)`);
+    } else {
+      // Egress only (registry facts): it must never open the link-local range.
+      const blocks = list(np.spec?.egress).flatMap((r) => list(r.to).map((t) => t.ipBlock));
+      const metadata = blocks.some(
+        (b) => isObject(b) && b.cidr === '0.0.0.0/0' && !list(b.except).includes('169.254.0.0/16'),
+      );
+      if (metadata) fail(where, 'egress to 0.0.0.0/0 must except 169.254.0.0/16 (metadata)');
+      notes.push(`${where}: egress only, ${list(np.spec?.egress).length} rule(s)`);
     }
   }
 }

@@ -45,6 +45,17 @@ matchExpressions:
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when registry facts are on: registryFacts.enabled, or config asks for them. */}}
+{{- define "imagegate.registryFacts" -}}
+{{- $on := .Values.registryFacts.enabled -}}
+{{- range $part := prepend (values (.Values.config.namespaces | default dict)) .Values.config -}}
+{{- if or (has (toString $part.pinDigests) (list "pods" "all")) (gt (len ($part.signatures | default list)) 0) -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $on -}}true{{- end -}}
+{{- end -}}
+
 {{- define "imagegate.checkValues" -}}
 {{- if not (has .Values.tls.mode (list "values" "existing" "cert-manager")) -}}
 {{ fail (printf "tls.mode must be values, existing or cert-manager, not %q" .Values.tls.mode) }}
@@ -57,6 +68,14 @@ matchExpressions:
 {{- end -}}
 {{- if or (lt (int .Values.webhooks.timeoutSeconds) 1) (gt (int .Values.webhooks.timeoutSeconds) 30) -}}
 {{ fail "webhooks.timeoutSeconds must be from 1 to 30" }}
+{{- end -}}
+{{- if include "imagegate.registryFacts" . -}}
+{{- if gt (add (int .Values.registryFacts.budgetMs) 2000) (mul (int .Values.webhooks.timeoutSeconds) 1000) -}}
+{{ fail (printf "registryFacts.budgetMs (%d) must leave 2 s of webhooks.timeoutSeconds (%d s)" (int .Values.registryFacts.budgetMs) (int .Values.webhooks.timeoutSeconds)) }}
+{{- end -}}
+{{- if gt (int .Values.registryFacts.timeoutMs) (int .Values.registryFacts.budgetMs) -}}
+{{ fail "registryFacts.timeoutMs must not be above registryFacts.budgetMs" }}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.bundle.create (not .Values.bundle.archiveBase64) -}}
 {{ fail "bundle.create needs bundle.archiveBase64 (base64 of the bundle .tar.gz)" }}
