@@ -115,7 +115,7 @@ async function compareOnFixtures(imagegate, opa, ca) {
  */
 export async function startImagegate(
   name,
-  { tmp, cert, key, logLevel, bundle, nodeArgs = [], cli = CLI, workers = 1 },
+  { tmp, cert, key, logLevel, bundle, nodeArgs = [], cli = CLI, workers = 1, args = [] },
 ) {
   const port = await freePort();
   const healthPort = await freePort();
@@ -142,6 +142,7 @@ export async function startImagegate(
       '--log-level',
       logLevel,
       ...(bundle === undefined ? [] : ['--bundle', bundle]),
+      ...args,
     ],
     { logDir: tmp },
   );

@@ -136,9 +136,9 @@ export function httpJson(url) {
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         try {
-          resolve({ status: res.statusCode, json: JSON.parse(text) });
+          resolve({ status: res.statusCode, json: JSON.parse(text), text });
         } catch {
-          resolve({ status: res.statusCode, json: undefined });
+          resolve({ status: res.statusCode, json: undefined, text });
         }
       });
     });

@@ -1,7 +1,7 @@
 /**
  * `make bench`: builds dist/, then runs every benchmark in one go — in-process evaluation,
  * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, hostile
- * reviews beside benign ones, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
+ * reviews beside benign ones, registry facts against a real registry, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
  * ratios, targets). Not part of the tests.
  *
  *   node test/bench/run.mjs            full run, ~10 minutes, writes docs/BENCHMARKS.md
@@ -29,6 +29,7 @@ import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
 import { killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
 import { runProfile } from './profile.mjs';
+import { runRegistry } from './registry.mjs';
 import { runReload } from './reload.mjs';
 import { renderReport } from './report.mjs';
 
@@ -168,6 +169,7 @@ try {
     quick: QUICK,
     nodeArgs: ['--max-old-space-size=256'],
   });
+  results.registry = await runRegistry({ tmp, tls, quick: QUICK });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });
   results.machine.loadAverageAtEnd = loadavg();
   results.totalS = (Date.now() - started) / 1000;

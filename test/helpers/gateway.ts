@@ -4,10 +4,9 @@
  * node:http clients that return status, headers and the parsed body.
  */
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { type Agent, request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
@@ -18,24 +17,9 @@ import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { defaultBundlePath } from '../../src/shared/paths.ts';
 import { createCa, issueCertificate } from '../../src/tls/certs.ts';
+import { type Teardown, Teardowns, tempDir } from './teardown.ts';
 
-/** What ava's `t` offers for clean-up; `Teardowns` offers the same to per-file gateways. */
-export interface Teardown {
-  teardown(fn: () => Promise<void> | void): void;
-}
-
-/** Clean-ups for resources shared by a test file: run them in `test.after.always`. */
-export class Teardowns implements Teardown {
-  readonly #fns: (() => Promise<void> | void)[] = [];
-
-  teardown(fn: () => Promise<void> | void): void {
-    this.#fns.push(fn);
-  }
-
-  async run(): Promise<void> {
-    for (const fn of this.#fns.splice(0).reverse()) await fn();
-  }
-}
+export { freePort, poll, type Teardown, Teardowns, tempDir } from './teardown.ts';
 
 /** A pino destination that keeps every line, parsed, so tests can assert on logs. */
 export class LogCapture {
@@ -74,25 +58,6 @@ export function strings(value: unknown, what: string): string[] {
     if (typeof item !== 'string') throw new TypeError(`${what} holds a non-string`);
     return item;
   });
-}
-
-/** A loopback port free right now, for a gateway run as a child process. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export async function tempDir(t: Teardown, prefix = 'imagegate-test-'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Writes a policy configuration (YAML) to a temp file and returns its path. */
@@ -360,20 +325,6 @@ export function httpGet(port: number, path: string): Promise<HttpResult> {
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Polls `probe` until it returns a value (not undefined), at most `tries` times. */
-export async function poll<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  { tries = 200, everyMs = 50 }: { tries?: number; everyMs?: number } = {},
-): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-  throw new Error(`gave up waiting for ${what} after ${tries} tries`);
 }
 
 export interface AdmissionAnswer {

@@ -8,9 +8,8 @@
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import anyTest, { type TestFn } from 'ava';
 import { ROOT } from './cli.ts';
-import { type Teardown, tempDir } from './gateway.ts';
+import { type Teardown, tempDir } from './teardown.ts';
 
 export interface RegistryTools {
   /** The CNCF distribution registry (no referrers API). */
@@ -49,22 +48,6 @@ export function findRegistryTools(): Promise<RegistryTools | string> {
     });
   });
   return found;
-}
-
-/**
- * ava's test function for a file of registry tests: skipped, saying why, when the tools
- * are not built — except under `make test`, which builds them first and sets
- * IMAGEGATE_REQUIRE_REGISTRY_TOOLS=1, so a tool that went missing fails instead of
- * silently skipping what it proves.
- */
-export async function registryTest(what: string): Promise<TestFn> {
-  const tools = await findRegistryTools();
-  if (typeof tools !== 'string') return anyTest;
-  if (process.env.IMAGEGATE_REQUIRE_REGISTRY_TOOLS === '1') {
-    throw new Error(`${what}: the registry tools are required here: ${tools}`);
-  }
-  console.log(`${what}: skipped: ${tools}`);
-  return anyTest.skip as unknown as TestFn;
 }
 
 export async function registryTools(): Promise<RegistryTools> {

@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { stringify } from 'yaml';
 import { createCa, issueCertificate } from '../../src/tls/certs.ts';
-import { freePort, poll, type Teardown, tempDir } from './gateway.ts';
 import { type RegistryTools, registryTools, runTool, toolSandbox } from './registry-tools.ts';
+import { freePort, poll, type Teardown, tempDir } from './teardown.ts';
 import { startTokenServer, type TokenServer } from './token-server.ts';
 
 export { generateKeyPair, type KeyPair, signImage } from './cosign.ts';

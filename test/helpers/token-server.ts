@@ -22,7 +22,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { type CertificatePair, createCa, issueCertificate } from '../../src/tls/certs.ts';
-import type { Teardown } from './gateway.ts';
+import type { Teardown } from './teardown.ts';
 
 export interface TokenServerOptions {
   /** The registry's `auth.token.service`: the audience. */

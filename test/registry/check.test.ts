@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { imagegate } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/gateway.ts';
 import { generateKeyPair, pushImage, signImage, startRegistry } from '../helpers/registry.ts';
-import { registryTest } from '../helpers/registry-tools.ts';
+import { registryTest } from '../helpers/registry-test.ts';
 
 const test = await registryTest('test/registry/check');
 

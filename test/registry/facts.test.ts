@@ -30,7 +30,8 @@ import {
   startRegistry,
   type TestRegistry,
 } from '../helpers/registry.ts';
-import { registryTest, runTool } from '../helpers/registry-tools.ts';
+import { registryTest } from '../helpers/registry-test.ts';
+import { runTool } from '../helpers/registry-tools.ts';
 
 const test = await registryTest('test/registry/facts');
 

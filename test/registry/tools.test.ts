@@ -21,7 +21,8 @@ import {
   writeDockerConfigJson,
 } from '../helpers/registry.ts';
 import { fetchToken, https, MEDIA_TYPES, pull } from '../helpers/registry-http.ts';
-import { registryTest, runTool, toolSandbox } from '../helpers/registry-tools.ts';
+import { registryTest } from '../helpers/registry-test.ts';
+import { runTool, toolSandbox } from '../helpers/registry-tools.ts';
 
 const test = await registryTest('test/registry/tools');
 
