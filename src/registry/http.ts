@@ -98,7 +98,7 @@ export class RegistryHttp {
       };
       agent = new Agent({
         connect: {
-          ca: [...rootCertificates, ...this.#ca.filter((pem) => pem.trim() !== "")],
+          ca: [...rootCertificates, ...this.#ca.filter((pem) => pem.trim() !== '')],
           lookup,
           timeout: this.#deps.requestTimeoutMs,
         },

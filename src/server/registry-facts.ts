@@ -76,26 +76,28 @@ export async function startRegistryFacts(
     const initial = await fingerprint([file]);
     credentials = await read();
     deps.logger.info({ file, registries: [...credentials.keys()] }, 'registry credentials loaded');
-    const watch = watchContent(
-      async () => [file],
-      initial,
-      deps.intervalMs,
-      async () => {
-        try {
-          credentials = await read();
-          deps.metrics.reloads.inc({ kind: 'credentials', result: 'ok' });
-          deps.logger.info(
-            { file, registries: [...credentials.keys()] },
-            'registry credentials reloaded',
-          );
-        } catch (error) {
-          deps.metrics.reloads.inc({ kind: 'credentials', result: 'refused' });
-          deps.logger.error(
-            { file, error: describeThrown(error) },
-            'registry credentials refused; the previous ones stay in use',
-          );
-        }
-      },
+    watches.push(
+      watchContent(
+        async () => [file],
+        initial,
+        deps.intervalMs,
+        async () => {
+          try {
+            credentials = await read();
+            deps.metrics.reloads.inc({ kind: 'credentials', result: 'ok' });
+            deps.logger.info(
+              { file, registries: [...credentials.keys()] },
+              'registry credentials reloaded',
+            );
+          } catch (error) {
+            deps.metrics.reloads.inc({ kind: 'credentials', result: 'refused' });
+            deps.logger.error(
+              { file, error: describeThrown(error) },
+              'registry credentials refused; the previous ones stay in use',
+            );
+          }
+        },
+      ),
     );
   }
 
