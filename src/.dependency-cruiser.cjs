@@ -10,6 +10,8 @@
  *                                                  → registry, review, shared
  *   tls      certificates, development CA, control-plane files     → shared
  *   check    manifests reviewed offline            → policy, review, shared
+ *   audit    what the cluster runs, judged; PolicyReports, leader election
+ *                                                  → policy, review, shared
  *   server   the HTTPS gateway, health, reloads, workers, registry facts
  *                                                  → policy, registry, review, tls, shared
  *   commands one module per CLI command            → everything above
@@ -18,7 +20,17 @@
  * docs/architecture.md draws the same picture; change both together.
  */
 const layer = (name, mayUse) => {
-  const all = ['shared', 'review', 'registry', 'policy', 'tls', 'check', 'server', 'commands'];
+  const all = [
+    'shared',
+    'review',
+    'registry',
+    'policy',
+    'tls',
+    'check',
+    'audit',
+    'server',
+    'commands',
+  ];
   const forbidden = all.filter((other) => other !== name && !mayUse.includes(other));
   return {
     name: `${name}-layer`,
@@ -45,8 +57,18 @@ module.exports = {
     layer('policy', ['registry', 'review', 'shared']),
     layer('tls', ['shared']),
     layer('check', ['policy', 'review', 'shared']),
+    layer('audit', ['policy', 'review', 'shared']),
     layer('server', ['policy', 'registry', 'review', 'tls', 'shared']),
-    layer('commands', ['check', 'policy', 'registry', 'review', 'server', 'tls', 'shared']),
+    layer('commands', [
+      'audit',
+      'check',
+      'policy',
+      'registry',
+      'review',
+      'server',
+      'tls',
+      'shared',
+    ]),
     {
       name: 'only-the-cli-runs-commands',
       comment: "commands/ are the CLI's: reuse what they call from the layer below instead",

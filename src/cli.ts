@@ -3,10 +3,17 @@
  * The entry point, and the only module with process-wide side effects: arguments,
  * environment, exit codes. Every flag can also be set as IMAGEGATE_<NAME>.
  */
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+import {
+  type AuditOptions,
+  auditOnce,
+  DEFAULT_AUDIT_REGISTRY_RATE,
+  startAudit,
+} from './commands/audit.ts';
 import { bundleConfigMap, formatInspection, inspectBundle } from './commands/bundle.ts';
 import { runCerts } from './commands/certs.ts';
 import { runCheck } from './commands/check.ts';
@@ -58,6 +65,19 @@ commands:
       --offline           ask no registry: images pinDigests or signatures need facts
                           about are reported as unverified
 
+  audit                 judge what the cluster already runs; publish PolicyReports
+      --kubeconfig FILE   the cluster (default: in-cluster service account)
+      --bundle PATH, --config FILE, --verification-key FILE (…)   as for serve, watched
+      --once              list, judge, print a table and exit (1 when anything fails);
+                          writes nothing to the cluster
+      --output table|json (with --once)
+      --health-port N     /healthz, /readyz, /metrics (default 8080)
+      --leader-elect      audit only while holding the Lease imagegate-audit
+      --lease-namespace NAME   where that Lease is (default: the pod's namespace)
+      --page-size N       objects per list page (default 500)
+      --registry-rate N   registry requests per second per registry (default 5);
+                          --registry-credentials, --registry-ca as for serve
+
   certs                 a CA, a serving and a client certificate, and the files deploy/ needs
       --out DIR           where to write them (default ./imagegate-certs)
       --service NAME      the gateway's Service (default imagegate)
@@ -83,6 +103,88 @@ commands:
 every flag can also be given as IMAGEGATE_<FLAG> (e.g. IMAGEGATE_BUNDLE)
 exit codes: 0 allowed, 1 denied, 2 bad input
 `;
+
+async function audit(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      kubeconfig: { type: 'string' },
+      bundle: { type: 'string' },
+      config: { type: 'string' },
+      once: { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      'health-port': { type: 'string' },
+      host: { type: 'string' },
+      'leader-elect': { type: 'boolean' },
+      'lease-namespace': { type: 'string' },
+      'page-size': { type: 'string' },
+      'registry-rate': { type: 'string' },
+      'log-level': { type: 'string' },
+      'watch-interval-ms': { type: 'string' },
+      ...VERIFICATION_FLAGS,
+      ...REGISTRY_FLAGS,
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const output = setting(values, 'output') ?? 'table';
+  if (output !== 'table' && output !== 'json') {
+    throw new InputError(`--output must be table or json, not ${JSON.stringify(output)}`);
+  }
+  const level = setting(values, 'log-level') ?? (values.once === true ? 'warn' : 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new InputError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const pageSize = integer(setting(values, 'page-size'), 500, 'page-size');
+  if (pageSize < 1 || pageSize > 5000) throw new InputError('--page-size must be from 1 to 5000');
+  const rate = integer(
+    setting(values, 'registry-rate'),
+    DEFAULT_AUDIT_REGISTRY_RATE,
+    'registry-rate',
+  );
+  if (rate < 1 || rate > 1000) throw new InputError('--registry-rate must be from 1 to 1000');
+  const options: AuditOptions = {
+    source: {
+      bundle: setting(values, 'bundle') ?? defaultBundlePath(),
+      config: setting(values, 'config'),
+      verification: verification(values),
+    },
+    kubeconfig: setting(values, 'kubeconfig'),
+    registry: { ...registryOptions(values), ratePerSecond: rate },
+    once: values.once === true,
+    output,
+    healthPort: port(setting(values, 'health-port'), 8080, 'health-port'),
+    host: setting(values, 'host') ?? '0.0.0.0',
+    watchIntervalMs: integer(setting(values, 'watch-interval-ms'), 2000, 'watch-interval-ms'),
+    pageSize,
+    leaderElect: values['leader-elect'] === true,
+    leaseNamespace: setting(values, 'lease-namespace') ?? (await podNamespace()),
+    write: (text) => process.stdout.write(text),
+  };
+  const logger = createLogger(level);
+  if (options.once) return auditOnce(options, logger);
+  const auditing = await startAudit(options, logger);
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'audit shutting down');
+  await auditing.stop();
+  return 0;
+}
+
+/** The namespace this pod runs in (its service account's), else imagegate-system. */
+async function podNamespace(): Promise<string> {
+  const fromEnv = process.env.POD_NAMESPACE;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  try {
+    return (
+      await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8')
+    ).trim();
+  } catch {
+    return 'imagegate-system';
+  }
+}
 
 const REGISTRY_FLAGS = {
   'registry-credentials': { type: 'string' },
@@ -372,6 +474,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'check':
       return check(rest);
+    case 'audit':
+      return audit(rest);
     case 'certs':
       return certs(rest);
     case 'bundle':

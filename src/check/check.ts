@@ -4,10 +4,9 @@
  */
 import fastJsonPatch from 'fast-json-patch';
 import type { PolicyEngine } from '../policy/engine.ts';
-import type { AdmissionRequest } from '../review/admission-review.ts';
 import type { Enforcement, PatchOperation } from '../review/decision.ts';
 import { admissionInput, imageCount, type PolicyInput } from '../review/policy-input.ts';
-import { coveredKind, splitApiVersion } from '../review/workloads.ts';
+import { createRequestFor } from '../review/synthetic.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { JsonObject } from '../shared/json.ts';
 import type { Manifest } from './manifests.ts';
@@ -81,8 +80,6 @@ export async function checkManifest(
   index: number,
   options: CheckOptions,
 ): Promise<CheckResult> {
-  const { group, version } = splitApiVersion(manifest.apiVersion);
-  const covered = coveredKind(group, manifest.kind);
   const namespace = manifest.namespace || options.namespace;
   const base = {
     origin: manifest.origin,
@@ -95,23 +92,18 @@ export async function checkManifest(
     mutations: [],
     patch: [],
   };
-  if (covered === undefined) return { ...base, verdict: 'skipped' };
-
-  const request = (object: JsonObject): AdmissionRequest => ({
-    uid: `imagegate-check-${index + 1}`,
-    kind: { group, version, kind: manifest.kind },
-    resource: { group, version, resource: covered.resource },
-    subResource: '',
-    operation: 'CREATE',
+  const synthetic = {
+    apiVersion: manifest.apiVersion,
+    kind: manifest.kind,
     namespace,
     name: manifest.name,
-    dryRun: true,
-    object,
-    oldObject: null,
-    raw: { operation: 'CREATE', namespace, object },
-  });
+    uid: `imagegate-check-${index + 1}`,
+  };
+  const request = (object: JsonObject) => createRequestFor(object, synthetic);
+  const created = request(manifest.object);
+  if (created === undefined) return { ...base, verdict: 'skipped' };
 
-  const images = imageCount(request(manifest.object));
+  const images = imageCount(created);
   if (images > engine.config.maxImages) {
     // The gateway refuses such a review before evaluating it; so does check.
     const reason = `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`;
@@ -119,7 +111,7 @@ export async function checkManifest(
   }
   const unverified = new Set<string>();
   const facts = options.facts ?? offlineFacts(unverified);
-  const mutationInput = admissionInput('admission.k8s.io/v1', request(manifest.object));
+  const mutationInput = admissionInput('admission.k8s.io/v1', created);
   const mutation = engine.mutate(await facts(engine, mutationInput, 'mutate'));
   let object = manifest.object;
   if (mutation.patch.length > 0) {
@@ -143,7 +135,9 @@ export async function checkManifest(
       };
     }
   }
-  const validationInput = admissionInput('admission.k8s.io/v1', request(object));
+  const validated = request(object);
+  if (validated === undefined) return { ...base, verdict: 'skipped' };
+  const validationInput = admissionInput('admission.k8s.io/v1', validated);
   const decision = engine.validate(await facts(engine, validationInput, 'validate'));
   return {
     ...base,

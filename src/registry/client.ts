@@ -30,6 +30,44 @@ export interface ClientDeps {
   readonly perRegistry?: number;
   /** Told of every request: for metrics. */
   readonly observe?: (registry: string, kind: string, outcome: string, seconds: number) => void;
+  /**
+   * Requests per second per registry, at most (a token bucket with a burst of as many):
+   * the audit's own budget, so a large cluster never hammers a registry. None: unlimited.
+   */
+  readonly ratePerSecond?: number;
+}
+
+/** Tokens reserved ahead: a waiter is given its slot and sleeps until it comes. */
+class TokenBucket {
+  #tokens: number;
+  #at: number;
+  constructor(
+    readonly rate: number,
+    readonly now: () => number,
+  ) {
+    this.#tokens = rate;
+    this.#at = now();
+  }
+  async take(signal: AbortSignal): Promise<void> {
+    const now = this.now();
+    this.#tokens = Math.min(this.rate, this.#tokens + ((now - this.#at) / 1000) * this.rate);
+    this.#at = now;
+    this.#tokens -= 1;
+    if (this.#tokens >= 0) return;
+    const waitMs = (-this.#tokens / this.rate) * 1000;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, waitMs);
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          this.#tokens += 1;
+          reject(new RegistryError('out of time for this review'));
+        },
+        { once: true },
+      );
+    });
+  }
 }
 
 export interface Manifest {
@@ -83,6 +121,7 @@ export class RegistryClient {
   readonly #schemes = new Map<string, 'basic' | 'bearer'>();
   readonly #cooldown = new Map<string, number>();
   readonly #limiters = new Map<string, Limiter>();
+  readonly #buckets = new Map<string, TokenBucket>();
 
   constructor(deps: ClientDeps) {
     this.#deps = deps;
@@ -246,6 +285,7 @@ export class RegistryClient {
       });
     }
     const url = new URL(`https://${endpoint(registry)}${path}`);
+    await this.#bucket(registry)?.take(options.signal);
     const started = performance.now();
     let outcome = 'error';
     try {
@@ -286,6 +326,17 @@ export class RegistryClient {
     } finally {
       this.#deps.observe?.(registry, kind, outcome, (performance.now() - started) / 1000);
     }
+  }
+
+  #bucket(registry: string): TokenBucket | undefined {
+    const rate = this.#deps.ratePerSecond;
+    if (rate === undefined) return undefined;
+    let bucket = this.#buckets.get(registry);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(rate, this.#now);
+      this.#buckets.set(registry, bucket);
+    }
+    return bucket;
   }
 
   #limiter(registry: string): Limiter {

@@ -30,6 +30,8 @@ export interface RegistryOptions {
   readonly requestTimeoutMs?: number | undefined;
   /** All the facts of one review, at most: well inside the webhook's timeout. */
   readonly budgetMs?: number | undefined;
+  /** Requests per second per registry, at most (the audit's budget); none: unlimited. */
+  readonly ratePerSecond?: number | undefined;
 }
 
 /** deploy/ sets webhooks' timeoutSeconds to 5: facts take at most 3 of them (docs/registries.md). */
@@ -142,6 +144,7 @@ export async function startRegistryFacts(
   const client = new RegistryClient({
     http,
     credentials: () => credentials,
+    ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
     observe: (registry, kind, outcome, seconds) => {
       deps.metrics.registryRequests.inc({ registry, kind, outcome });
       deps.metrics.registryDuration.observe({ registry, kind }, seconds);

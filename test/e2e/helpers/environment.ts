@@ -46,6 +46,8 @@ export interface GatewayExtras {
 
 export interface E2e {
   readonly kubectl: Kubectl;
+  /** The admin kubeconfig kubectl uses (for other clients of the API server). */
+  readonly kubeconfig: string;
   readonly gateway: GatewayProcess;
   /** Where certs, config, logs and the control plane's files are. */
   readonly work: string;
@@ -150,6 +152,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
 
   return {
     kubectl,
+    kubeconfig: controlPlane.kubeconfig,
     gateway,
     work,
     version: controlPlane.version,

@@ -1,0 +1,250 @@
+/**
+ * `imagegate audit` against the real API server and controllers: the PolicyReport CRDs
+ * from deploy/crds/policy-reports, `imagegate audit` as a subprocess with the admin
+ * kubeconfig and a watched bundle directory; pods created through the webhooks, then
+ * read back from the PolicyReports the audit publishes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { ROOT } from '../helpers/cli.ts';
+import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
+import { Teardowns } from '../helpers/gateway.ts';
+import { policyBundle } from './helpers/cluster-files.ts';
+import { podWith } from './helpers/kubectl.ts';
+import { eventually } from './helpers/poll.ts';
+import { createdAndStored, useE2e } from './helpers/scenario.ts';
+
+const EVIL = 'quay.io/evil/miner:1';
+const GOOD = 'registry.example.com/app:1.0';
+const TRUSTED = ['registry.example.com', 'mirror.example.com'];
+const EXCLUDED = ['kube-system', 'imagegate-system', 'e2e-excluded'];
+/**
+ * The gateway's namespaces and exclusions, and no trustedRegistries: those come from the
+ * bundle (its data.json), so swapping the bundle changes them.
+ */
+const AUDIT_CONFIG = `excludeNamespaces: [${EXCLUDED.join(', ')}]\nnamespaces:\n  e2e-warn: {enforcement: warn}\n`;
+
+const cleanup = new Teardowns();
+test.after.always(() => cleanup.run());
+
+const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
+  await env.kubectl.must([
+    'apply',
+    '--server-side',
+    '-k',
+    join(ROOT, 'deploy', 'crds', 'policy-reports'),
+  ]);
+  await env.kubectl.must([
+    'wait',
+    '--for=condition=Established',
+    'crd/policyreports.wgpolicyk8s.io',
+    'crd/clusterpolicyreports.wgpolicyk8s.io',
+    '--timeout=30s',
+  ]);
+  // Running before the audit starts: the first audit finds them.
+  await env.kubectl.must(
+    ['create', '-f', '-'],
+    JSON.stringify(podWith('e2e-warn', 'warn-bad', EVIL)),
+  );
+  await env.kubectl.must(['create', '-f', '-'], JSON.stringify(podWith('e2e', 'good', GOOD)));
+  await env.kubectl.must(
+    ['create', '-f', '-'],
+    JSON.stringify(podWith('e2e-excluded', 'excluded-bad', EVIL)),
+  );
+});
+
+interface AuditProcess {
+  readonly child: ChildProcess;
+  readonly healthPort: number;
+  lines: JsonObject[];
+}
+
+let audit: AuditProcess | undefined;
+let mount = '';
+
+async function startAudit(): Promise<AuditProcess> {
+  mount = await mountConfigMap(await policyBundle({ trustedRegistries: TRUSTED }));
+  cleanup.teardown(() => rm(mount, { recursive: true, force: true }));
+  const config = join(e2e().work, 'audit-config.yaml');
+  await writeFile(config, AUDIT_CONFIG);
+  const child = spawn(
+    process.execPath,
+    [
+      '--import=tsx/esm',
+      join(ROOT, 'src', 'cli.ts'),
+      'audit',
+      `--kubeconfig=${e2e().kubeconfig}`,
+      `--bundle=${mount}`,
+      `--config=${config}`,
+      '--host=127.0.0.1',
+      '--health-port=0',
+      '--watch-interval-ms=200',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  cleanup.teardown(() => {
+    child.kill('SIGTERM');
+  });
+  const started: AuditProcess = { child, healthPort: 0, lines: [] };
+  let pending = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    const complete = pending.split('\n');
+    pending = complete.pop() ?? '';
+    for (const line of complete) {
+      try {
+        const parsed: unknown = JSON.parse(line);
+        if (isRecord(parsed)) started.lines.push(parsed);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  await eventually('the audit to serve health', async () =>
+    started.lines.some((l) => l.msg === 'imagegate audit serving health'),
+  );
+  const port = started.lines.find((l) => l.msg === 'imagegate audit serving health')?.healthPort;
+  return { ...started, healthPort: typeof port === 'number' ? port : 0, lines: started.lines };
+}
+
+async function report(namespace: string): Promise<JsonObject | undefined> {
+  return e2e().kubectl.get('policyreport', namespace, 'imagegate');
+}
+
+function results(report: JsonObject | undefined): JsonObject[] {
+  return Array.isArray(report?.results) ? report.results.filter(isRecord) : [];
+}
+
+/** The result for a pod: [rule, result] pairs. */
+function resultsFor(report: JsonObject | undefined, pod: string): string[][] {
+  return results(report)
+    .filter(
+      (r) => Array.isArray(r.resources) && isRecord(r.resources[0]) && r.resources[0].name === pod,
+    )
+    .map((r) => [String(r.rule), String(r.result)]);
+}
+
+const reportShows = (namespace: string, pod: string, expected: string[][]) =>
+  eventually(
+    `PolicyReport ${namespace} to show ${pod} as ${JSON.stringify(expected)}`,
+    async () => {
+      return JSON.stringify(resultsFor(await report(namespace), pod)) === JSON.stringify(expected);
+    },
+  );
+
+test.serial(
+  'pods running in warn mode appear as failures in their namespace’s report',
+  async (t) => {
+    audit = await startAudit();
+    await reportShows('e2e-warn', 'warn-bad', [['trusted-registry', 'fail']]);
+    const stored = await e2e().kubectl.get('pod', 'e2e-warn', 'warn-bad');
+    const failure = results(await report('e2e-warn')).find((r) => r.result === 'fail');
+    t.like(failure, {
+      policy: 'imagegate',
+      source: 'imagegate',
+      message: `container "web" (containers[0]) image "${EVIL}": registry quay.io/evil/miner is not trusted (trusted: ${TRUSTED.join(', ')})`,
+      properties: { image: EVIL, container: 'web', enforcement: 'warn' },
+    });
+    t.deepEqual(((failure?.resources ?? []) as JsonObject[])[0], {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      namespace: 'e2e-warn',
+      name: 'warn-bad',
+      uid: ((stored?.metadata ?? {}) as JsonObject).uid,
+    });
+    await reportShows('e2e', 'good', [['images', 'pass']]);
+    // A pod created while the audit watches is judged without a re-list.
+    await createdAndStored(t, e2e(), podWith('e2e-warn', 'late-bad', EVIL));
+    await reportShows('e2e-warn', 'late-bad', [['trusted-registry', 'fail']]);
+    const cluster = await e2e().kubectl.run([
+      'get',
+      'clusterpolicyreport',
+      'imagegate',
+      '-o',
+      'json',
+    ]);
+    t.is(cluster.code, 0, cluster.stderr);
+    t.true((JSON.parse(cluster.stdout).summary.fail as number) >= 2);
+  },
+);
+
+test.serial('excluded namespaces are skipped: no report there', async (t) => {
+  t.is(await report('e2e-excluded'), undefined);
+  t.is(await report('kube-system'), undefined);
+});
+
+test.serial('fixing a pod clears its failure; deleting one removes its result', async (t) => {
+  const fixed = await e2e().kubectl.run([
+    'set',
+    'image',
+    'pod/warn-bad',
+    '-n',
+    'e2e-warn',
+    `web=${GOOD}`,
+  ]);
+  t.is(fixed.code, 0, fixed.stderr);
+  await reportShows('e2e-warn', 'warn-bad', [['images', 'pass']]);
+  await e2e().kubectl.must(['delete', 'pod', 'late-bad', '-n', 'e2e-warn', '--wait=false']);
+  // No kubelet: force the deletion through, as the node would once the container stopped.
+  await e2e().kubectl.run([
+    'delete',
+    'pod',
+    'late-bad',
+    '-n',
+    'e2e-warn',
+    '--grace-period=0',
+    '--force',
+  ]);
+  await reportShows('e2e-warn', 'late-bad', []);
+  t.pass();
+});
+
+test.serial(
+  'a bundle that distrusts a registry turns running pods into failures, nothing restarted',
+  async (t) => {
+    const pod = await e2e().kubectl.get('pod', 'e2e', 'good');
+    const pid = audit?.child.pid;
+    await kubeletSwap(mount, await policyBundle({ trustedRegistries: ['mirror.example.com'] }));
+    await reportShows('e2e', 'good', [['trusted-registry', 'fail']]);
+    const after = await e2e().kubectl.get('pod', 'e2e', 'good');
+    const uid = (object: JsonObject | undefined) => ((object?.metadata ?? {}) as JsonObject).uid;
+    t.is(uid(after), uid(pod));
+    t.is(audit?.child.pid, pid);
+    t.is(audit?.child.exitCode, null);
+    const metrics = await fetch(`http://127.0.0.1:${audit?.healthPort}/metrics`).then((r) =>
+      r.text(),
+    );
+    t.regex(
+      metrics,
+      /imagegate_audit_results\{namespace="e2e",rule="trusted-registry",result="fail"\} 1/,
+    );
+  },
+);
+
+test.serial('--once prints the failures and exits 1', async (t) => {
+  const bundle = join(mount, 'imagegate.tar.gz');
+  const child = spawn(
+    process.execPath,
+    [
+      '--import=tsx/esm',
+      join(ROOT, 'src', 'cli.ts'),
+      'audit',
+      '--once',
+      `--kubeconfig=${e2e().kubeconfig}`,
+      `--bundle=${bundle}`,
+    ],
+    { cwd: ROOT },
+  );
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.is(code, 1, stdout);
+  t.regex(stdout, /^e2e\s+Pod\s+good\s+FAIL\s+trusted-registry\s+container "web"/m);
+  t.notRegex(stdout, /e2e-excluded/);
+  t.regex(stdout, /\d+ object\(s\) in \d+ namespace\(s\): [1-9]\d* failing/);
+});
