@@ -235,6 +235,7 @@ test.serial('--once prints the failures and exits 1', async (t) => {
       '--once',
       `--kubeconfig=${e2e().kubeconfig}`,
       `--bundle=${bundle}`,
+      `--config=${join(e2e().work, 'audit-config.yaml')}`,
     ],
     { cwd: ROOT },
   );
@@ -248,3 +249,37 @@ test.serial('--once prints the failures and exits 1', async (t) => {
   t.notRegex(stdout, /e2e-excluded/);
   t.regex(stdout, /\d+ object\(s\) in \d+ namespace\(s\): [1-9]\d* failing/);
 });
+
+test.serial(
+  'leader election: one replica holds the Lease; another takes it once renewals stop',
+  async (t) => {
+    const { Kube, loadKubeConfig } = await import('../../src/audit/kube.ts');
+    const { LeaderElection } = await import('../../src/audit/leader.ts');
+    const kube = new Kube(loadKubeConfig(e2e().kubeconfig));
+    const options = { namespace: 'e2e', name: 'imagegate-audit-test', leaseMs: 2000, renewMs: 300 };
+    const a = new LeaderElection(kube, { ...options, identity: 'replica-a' });
+    const b = new LeaderElection(kube, { ...options, identity: 'replica-b' });
+    t.true(await a.tryAcquire());
+    t.false(await b.tryAcquire(), 'b must not take a lease a renews');
+    let lost = false;
+    await a.lead(() => {
+      lost = true;
+    });
+    let bLeads = false;
+    const bLeading = b
+      .lead(() => undefined)
+      .then(() => {
+        bLeads = true;
+      });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    t.false(bLeads, 'b led while a renewed');
+    a.stop();
+    await bLeading;
+    b.stop();
+    const lease = await kube.get(
+      '/apis/coordination.k8s.io/v1/namespaces/e2e/leases/imagegate-audit-test',
+    );
+    t.like(lease, { spec: { holderIdentity: 'replica-b', leaseTransitions: 1 } });
+    t.false(lost);
+  },
+);

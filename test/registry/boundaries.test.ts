@@ -247,3 +247,29 @@ test('a manifest larger than the limit is not read to its end', async (t) => {
   const answer = await one(facts(addressPolicy([huge.host])), tagOf(huge.host));
   t.is(answer.error, `${huge.host} sent more than 4194304 bytes for /v2/team/app/manifests/v1`);
 });
+
+test('a rate per registry spaces requests out: the audit never hammers a registry', async (t) => {
+  const arrivals: number[] = [];
+  const registry = await fake(t, () => {
+    arrivals.push(performance.now());
+    return { status: 200, headers: { 'docker-content-digest': `sha256:${'a'.repeat(64)}` } };
+  });
+  const policy = addressPolicy([registry.host]);
+  const http = new RegistryHttp({ policy: () => policy, ca: [ca.cert], requestTimeoutMs: 5000 });
+  const limited = new RegistryClient({ http, credentials: () => new Map(), ratePerSecond: 4 });
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      limited.resolve(registry.host, 'team/app', `v${i}`, AbortSignal.timeout(10_000)),
+    ),
+  );
+  // A burst of 4, then one every 250 ms: request i cannot arrive before (i - 3) × 250 ms.
+  // (Only a lower bound: a slow machine makes requests later, never earlier.)
+  t.is(arrivals.length, 10);
+  for (const [i, at] of arrivals.sort((a, b) => a - b).entries()) {
+    t.true(
+      at - started >= Math.max(0, i - 3) * 250 - 5,
+      `request ${i} at ${(at - started).toFixed(0)} ms`,
+    );
+  }
+});
