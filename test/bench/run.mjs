@@ -1,7 +1,8 @@
 /**
  * `make bench`: builds dist/, then runs every benchmark in one go — in-process evaluation,
  * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, hostile
- * reviews beside benign ones, registry facts against a real registry, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
+ * reviews beside benign ones, registry facts against a real registry, the audit against
+ * the real API server, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
  * ratios, targets). Not part of the tests.
  *
  *   node test/bench/run.mjs            full run, ~10 minutes, writes docs/BENCHMARKS.md
@@ -25,6 +26,7 @@ import {
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { runAudit } from './audit.mjs';
 import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
 import { killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
@@ -170,6 +172,7 @@ try {
     nodeArgs: ['--max-old-space-size=256'],
   });
   results.registry = await runRegistry({ tmp, tls, quick: QUICK });
+  results.audit = await runAudit({ tmp, quick: QUICK });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });
   results.machine.loadAverageAtEnd = loadavg();
   results.totalS = (Date.now() - started) / 1000;

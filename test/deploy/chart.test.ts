@@ -87,6 +87,13 @@ test(
   ['-f', join(CHART, 'ci', 'registry-facts-values.yaml')],
 );
 
+test(
+  'the chart with audit.enabled renders what deploy/overlays/audit does',
+  same,
+  'deploy/overlays/audit',
+  ['-f', join(CHART, 'ci', 'audit-values.yaml')],
+);
+
 test('registry egress opens only when pinDigests or signatures are on', async (t) => {
   const egress = 'NetworkPolicy/imagegate-system/imagegate-registry-egress';
   t.false((await chart('--set', 'networkPolicy.enabled=true')).has(egress));

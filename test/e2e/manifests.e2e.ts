@@ -27,6 +27,7 @@ async function renders(): Promise<[string, string][]> {
     'deploy/overlays/cert-manager',
     'deploy/overlays/network-policy',
     'deploy/overlays/registry-facts',
+    'deploy/overlays/audit',
   ]) {
     const { stdout } = await run(join(TOOLS, 'kustomize'), ['build', join(ROOT, dir)], {
       maxBuffer: 16 << 20,
@@ -77,7 +78,7 @@ test.serial('cert-manager CRDs are installed for the dry runs', async (t) => {
 test.serial('every kustomization and chart variant passes the API server’s dry run', async (t) => {
   const { kubectl, work } = e2e();
   const all = await renders();
-  t.true(all.length >= 8, `${all.length} renders`);
+  t.true(all.length >= 10, `${all.length} renders`);
   for (const [name, yaml] of all) {
     const file = join(work, `${name.replaceAll(/[^a-z0-9-]+/gi, '_')}.yaml`);
     await writeFile(file, yaml);

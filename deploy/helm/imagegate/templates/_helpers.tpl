@@ -81,3 +81,61 @@ matchExpressions:
 {{ fail "bundle.create needs bundle.archiveBase64 (base64 of the bundle .tar.gz)" }}
 {{- end -}}
 {{- end -}}
+
+{{/* Registry facts' flags, mounts and volumes: the gateway's and the audit's. */}}
+{{- define "imagegate.registryArgs" -}}
+{{- if include "imagegate.registryFacts" . }}
+{{- if .Values.registryFacts.credentialsSecret }}
+- --registry-credentials=/etc/imagegate/registry/credentials/.dockerconfigjson
+{{- end }}
+{{- if .Values.registryFacts.caConfigMap }}
+- --registry-ca=/etc/imagegate/registry/ca/ca.crt
+{{- end }}
+- --registry-budget-ms={{ .Values.registryFacts.budgetMs }}
+- --registry-timeout-ms={{ .Values.registryFacts.timeoutMs }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.registryMounts" -}}
+{{- if include "imagegate.registryFacts" . }}
+{{- if .Values.registryFacts.credentialsSecret }}
+- name: registry-credentials
+  mountPath: /etc/imagegate/registry/credentials
+  readOnly: true
+{{- end }}
+{{- if .Values.registryFacts.caConfigMap }}
+- name: registry-ca
+  mountPath: /etc/imagegate/registry/ca
+  readOnly: true
+{{- end }}
+{{- if .Values.registryFacts.keysConfigMap }}
+- name: signature-keys
+  mountPath: /etc/imagegate/keys
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.registryVolumes" -}}
+{{- if include "imagegate.registryFacts" . }}
+{{- with .Values.registryFacts.credentialsSecret }}
+- name: registry-credentials
+  secret:
+    secretName: {{ . }}
+    defaultMode: 288 # 0440
+    items:
+      - key: .dockerconfigjson
+        path: .dockerconfigjson
+{{- end }}
+{{- with .Values.registryFacts.caConfigMap }}
+- name: registry-ca
+  configMap:
+    name: {{ . }}
+{{- end }}
+{{- with .Values.registryFacts.keysConfigMap }}
+- name: signature-keys
+  configMap:
+    name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
