@@ -9,20 +9,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { CLI, log, ROOT } from './lib.mjs';
+import { CLI, log, ROOT, statusBytes } from './lib.mjs';
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 
-function vmHwm(pid) {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('VmHWM:'));
-    return Number(line?.split(/\s+/)[1]) * 1024;
-  } catch {
-    return 0;
-  }
-}
+const vmHwm = (pid) => statusBytes(pid, 'VmHWM') || 0;
 
 /** POSTs pods with the admin client certificate, `concurrency` at a time. */
 async function createPods(kubeconfigFile, namespace, from, to, concurrency = 16) {

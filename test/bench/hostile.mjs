@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { startImagegate } from './http.mjs';
-import { FIXTURE, log, percentile, settle, sleep } from './lib.mjs';
+import { FIXTURE, log, percentile, settle, sleep, statusBytes } from './lib.mjs';
 
 const MAX_IMAGES = 32_768;
 
@@ -73,11 +73,7 @@ function post(url, body, { ca, agent }) {
   });
 }
 
-function peakRss(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1]) * 1024;
-  return { rss: field('VmRSS'), hwm: field('VmHWM') };
-}
+const peakRss = (pid) => ({ rss: statusBytes(pid, 'VmRSS'), hwm: statusBytes(pid, 'VmHWM') });
 
 const summary = (samples) => {
   const sorted = samples.map((s) => s.ms).sort((a, b) => a - b);

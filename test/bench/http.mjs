@@ -23,6 +23,7 @@ import {
   sameJson,
   settle,
   startProcess,
+  statusBytes,
   waitFor,
 } from './lib.mjs';
 
@@ -257,16 +258,7 @@ export async function load(options) {
   return { ...JSON.parse(stdout.trim().split('\n').at(-1)), background };
 }
 
-export function vmRss(pid) {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('VmRSS:'));
-    return Number(line?.split(/\s+/)[1]) * 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
+export const vmRss = (pid) => statusBytes(pid, 'VmRSS');
 
 /**
  * Writes the request bodies: the fixture pod compacted, as the API server sends it (Go's

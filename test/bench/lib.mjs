@@ -239,6 +239,16 @@ export function imageReviewFor(admissionReview) {
 // --- statistics and formatting ---
 
 /** Nearest-rank percentile of an ascending array. */
+/** A byte count from /proc/<pid>/status (VmRSS, VmHWM, …); NaN when the process is gone. */
+export function statusBytes(pid, field) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export function percentile(sorted, p) {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);

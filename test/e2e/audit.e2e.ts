@@ -9,7 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { ROOT } from '../helpers/cli.ts';
+import { imagegate, ROOT } from '../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
@@ -225,25 +225,13 @@ test.serial(
 );
 
 test.serial('--once prints the failures and exits 1', async (t) => {
-  const bundle = join(mount, 'imagegate.tar.gz');
-  const child = spawn(
-    process.execPath,
-    [
-      '--import=tsx/esm',
-      join(ROOT, 'src', 'cli.ts'),
-      'audit',
-      '--once',
-      `--kubeconfig=${e2e().kubeconfig}`,
-      `--bundle=${bundle}`,
-      `--config=${join(e2e().work, 'audit-config.yaml')}`,
-    ],
-    { cwd: ROOT },
-  );
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const { code, stdout } = await imagegate([
+    'audit',
+    '--once',
+    `--kubeconfig=${e2e().kubeconfig}`,
+    `--bundle=${join(mount, 'imagegate.tar.gz')}`,
+    `--config=${join(e2e().work, 'audit-config.yaml')}`,
+  ]);
   t.is(code, 1, stdout);
   t.regex(stdout, /^e2e\s+Pod\s+good\s+FAIL\s+trusted-registry\s+container "web"/m);
   t.notRegex(stdout, /e2e-excluded/);
