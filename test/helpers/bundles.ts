@@ -23,8 +23,14 @@ export async function committedBundle(): Promise<Bundle> {
   return readBundleArchive(await committedBundleBytes(), 'bundles/imagegate.tar.gz');
 }
 
-/** A gzipped tar with the given files, names written with OPA's leading "/". */
-export async function packBundle(files: ReadonlyMap<string, Buffer | string>): Promise<Buffer> {
+/** An uncompressed tar of the given entries (tar-stream's headers and contents). */
+export async function tarBytes(
+  entries: readonly {
+    readonly name: string;
+    readonly content: Buffer | string;
+    readonly mtime?: Date;
+  }[],
+): Promise<Buffer> {
   const tar = pack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk: unknown) => {
@@ -34,10 +40,19 @@ export async function packBundle(files: ReadonlyMap<string, Buffer | string>): P
     tar.on('end', resolve);
     tar.on('error', reject);
   });
-  for (const [name, content] of files) tar.entry({ name: `/${name}` }, content);
+  for (const { name, content, mtime } of entries) {
+    tar.entry({ name, ...(mtime === undefined ? {} : { mtime }) }, content);
+  }
   tar.finalize();
   await done;
-  return gzipSync(Buffer.concat(chunks));
+  return Buffer.concat(chunks);
+}
+
+/** A gzipped tar with the given files, names written with OPA's leading "/". */
+export async function packBundle(files: ReadonlyMap<string, Buffer | string>): Promise<Buffer> {
+  return gzipSync(
+    await tarBytes([...files].map(([name, content]) => ({ name: `/${name}`, content }))),
+  );
 }
 
 /** Builds a wasm bundle from Rego sources with the project's pinned OPA CLI. */

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pack } from 'tar-stream';
+import { tarBytes } from './bundles.ts';
 import type { TestRegistry } from './registry.ts';
 import { runTool } from './registry-tools.ts';
 
@@ -28,20 +28,11 @@ type Registry = Pick<TestRegistry, 'host' | 'env' | 'tools'>;
 
 /** An uncompressed tar with one file whose content is unique to this call. */
 async function layerTar(path: string, label: string): Promise<void> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk: unknown) => {
-    if (Buffer.isBuffer(chunk)) chunks.push(chunk);
-  });
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('end', resolve);
-    tar.on('error', reject);
-  });
   const content = `${label} ${randomBytes(8).toString('hex')}\n`;
-  tar.entry({ name: 'imagegate-test.txt', mtime: new Date(0) }, content);
-  tar.finalize();
-  await done;
-  await writeFile(path, Buffer.concat(chunks));
+  await writeFile(
+    path,
+    await tarBytes([{ name: 'imagegate-test.txt', content, mtime: new Date(0) }]),
+  );
 }
 
 /** `host/repo@sha256:…` printed by crane → the digest. */
