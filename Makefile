@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools e2e e2e-all soak bench clean
+.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -169,6 +169,13 @@ soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS
 
 bench: node-deps $(OPA) registry-tools e2e-deps ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
 	node test/bench/run.mjs
+
+# Versions are pinned in test/e2e/build-peers.sh; only bench-cluster needs them (not CI).
+peers: ## build or reuse OPA Gatekeeper and Kyverno from the Go module proxy (cached outside the repo; ~10 min cold)
+	test/e2e/build-peers.sh
+
+bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs Gatekeeper vs Kyverno through the real API server; writes docs/BENCHMARKS-CLUSTER.md (~15 min)
+	node test/bench/cluster/run.mjs
 
 clean: ## remove build output and tools
 	rm -rf dist $(TOOLS)

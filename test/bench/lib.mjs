@@ -3,7 +3,7 @@
  * CPU accounting from /proc, TLS clients that verify against the bench CA, the request
  * bodies, and small statistics and Markdown helpers. No measurement lives here.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isDeepStrictEqual } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const OPA = join(ROOT, '.tools', 'bin', 'opa');
@@ -19,6 +19,19 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 export const QUICK = process.env.BENCH_QUICK === '1';
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every Linux we run on). */
 const HZ = 100;
+
+/** Compiles `dir` (this checkout by default) into its dist/ with the project's tsc. */
+export async function build(dir = ROOT) {
+  log(`building ${dir === ROOT ? 'dist/' : `${dir}/dist/`} (tsc)`);
+  try {
+    await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], {
+      cwd: dir,
+    });
+  } catch (error) {
+    // tsc emits even with type errors; the bench needs the JavaScript, not a clean check.
+    log(`tsc reported errors (continuing with what it emitted):\n${error.stdout ?? error}`);
+  }
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

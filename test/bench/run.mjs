@@ -29,7 +29,7 @@ import { promisify } from 'node:util';
 import { runAudit } from './audit.mjs';
 import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
-import { killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
+import { build, killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
 import { runProfile } from './profile.mjs';
 import { runRegistry } from './registry.mjs';
 import { runReload } from './reload.mjs';
@@ -43,16 +43,6 @@ const run = promisify(execFile);
  * current build in the same run, so "before and after" is a ratio, not two runs' numbers.
  */
 const DEFAULT_BASELINE = '692bb0dd2d1125b9b69d84317eaddd6bb6e0d791';
-
-async function build(dir = ROOT) {
-  log(`building ${dir === ROOT ? 'dist/' : `${dir}/dist/`} (tsc)`);
-  try {
-    await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: dir });
-  } catch (error) {
-    // tsc emits even with type errors; the bench needs the JavaScript, not a clean check.
-    log(`tsc reported errors (continuing with what it emitted):\n${error.stdout ?? error}`);
-  }
-}
 
 /** Exports the baseline revision into tmp and compiles it against this checkout's packages. */
 async function buildBaseline(tmp) {

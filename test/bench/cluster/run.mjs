@@ -1,0 +1,281 @@
+/**
+ * `make bench-cluster`: what each admission backend adds to every pod creation, through
+ * the real API server. One backend at a time, each on a fresh e2e control plane (etcd,
+ * kube-apiserver, kube-controller-manager): nothing (the baseline), imagegate, Gatekeeper
+ * and Kyverno, each implementing the policy of cases.mjs. Per backend:
+ *
+ *   1. the verdict check: every pod of cases.mjs created for real; allowed or refused, and
+ *      the pull policy the API server stored, compared with the policy and with imagegate;
+ *   2. load: test/bench/cluster/load.mjs in its own process creates pods at 1, 8 and 64
+ *      concurrent clients; creations per second, latency percentiles, and the CPU seconds
+ *      of the backend, the API server and etcd per 1,000 pods, RSS of the backend;
+ *   3. with registry features: imagegate (`signatures` + `pinDigests`) and Kyverno
+ *      (`verifyImages` with the same key) on the same cosign-signed images in one local
+ *      registry: the first creation of each image (cold) and the same images again (warm).
+ *
+ * Writes docs/BENCHMARKS-CLUSTER.md. Not part of CI (≈15 minutes).
+ *
+ *   node test/bench/cluster/run.mjs
+ *   BENCH_QUICK=1        2 s per load step; writes $TMPDIR/imagegate-BENCHMARKS-CLUSTER.quick.md
+ *   BENCH_BACKENDS=none,imagegate   only these (default: none,imagegate,gatekeeper,kyverno)
+ *   BENCH_REGISTRY=0     leave out step 3
+ *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  build,
+  killRunning,
+  log,
+  machineCpu,
+  processCpu,
+  QUICK,
+  ROOT,
+  settle,
+  statusBytes,
+} from '../lib.mjs';
+import { CASES, LOAD_IMAGE, NAMESPACE } from './cases.mjs';
+import { kubectl, must } from './kube.mjs';
+import { runRegistryComparison } from './registry.mjs';
+import { renderClusterReport } from './report.mjs';
+
+const run = promisify(execFile);
+const HERE = join(ROOT, 'test', 'bench', 'cluster');
+const ALL = ['none', 'imagegate', 'gatekeeper', 'kyverno'];
+const CONCURRENCY = [1, 8, 64];
+const DURATION_S = QUICK ? 2 : 10;
+const WARMUP_S = QUICK ? 1 : 3;
+
+const dist = (path) => import(join(ROOT, 'dist', path));
+
+/** Backend modules by name; `none` registers nothing. */
+async function backend(name) {
+  if (name === 'none') {
+    return {
+      start: async () => ({ pids: () => [], stop: async () => {}, notes: ['no webhooks'] }),
+    };
+  }
+  return import(join(HERE, `${name}.mjs`));
+}
+
+async function text(command, args) {
+  try {
+    return (await run(command, args, { cwd: ROOT })).stdout.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Versions from build-peers.sh's cache paths (…/gatekeeper-3.23.1/manager). */
+async function versions() {
+  const out = await text('bash', [join(ROOT, 'test', 'e2e', 'build-peers.sh'), '--check']);
+  const of = (peer) => new RegExp(`/${peer}-([0-9][^/]*)/`).exec(out)?.[1] ?? 'not built';
+  return { gatekeeper: of('gatekeeper'), kyverno: of('kyverno') };
+}
+
+async function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const dirty = await text('git', ['status', '--porcelain', '--untracked-files=no']);
+  return {
+    nproc: cpus().length,
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+    commit: await text('git', ['rev-parse', '--short', 'HEAD']),
+    dirty: dirty !== '' && dirty !== 'unknown',
+    loadAverageAtStart: loadavg(),
+    ...(await versions()),
+  };
+}
+
+/** Every case created for real: allowed (and the stored pull policies) or the refusal. */
+async function verdicts(plane) {
+  const rows = [];
+  for (const [name, pod, expected, why] of CASES) {
+    const r = await kubectl(plane, ['create', '-o', 'json', '-f', '-'], JSON.stringify(pod));
+    let pullPolicies = [];
+    let digests = [];
+    if (r.code === 0) {
+      const stored = JSON.parse(r.stdout);
+      const all = [...(stored.spec.initContainers ?? []), ...stored.spec.containers];
+      pullPolicies = all.map((c) => c.imagePullPolicy);
+      digests = all.map((c) => c.image);
+    }
+    rows.push({
+      name,
+      expected,
+      why,
+      allowed: r.code === 0,
+      message: r.code === 0 ? '' : r.stderr.trim().replace(/^Error from server.*?: /s, ''),
+      pullPolicies,
+      images: digests,
+    });
+  }
+  await kubectl(plane, ['delete', 'pods', '--all', '-n', NAMESPACE, '--wait=false']);
+  return rows;
+}
+
+/** One load step in its own process; CPU of backend, API server and etcd sampled around it. */
+async function loadStep(plane, info, started, concurrency, prefix) {
+  const pids = {
+    backend: started.pids(),
+    apiserver: [info.pids.kubeApiserver],
+    etcd: [info.pids.etcd],
+  };
+  const cpu = () =>
+    Object.fromEntries(
+      Object.entries(pids).map(([k, v]) => [k, v.reduce((s, p) => s + processCpu(p), 0)]),
+    );
+  const background = await settle();
+  const child = spawn(
+    process.execPath,
+    [
+      join(HERE, 'load.mjs'),
+      `--kubeconfig=${plane.kubeconfig}`,
+      `--namespace=${NAMESPACE}`,
+      `--concurrency=${concurrency}`,
+      `--duration=${DURATION_S}`,
+      `--warmup=${WARMUP_S}`,
+      `--prefix=${prefix}`,
+      `--image=${LOAD_IMAGE}`,
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d;
+  });
+  // Warm-up first: the CPU window is the measured window only.
+  await new Promise((resolve) => setTimeout(resolve, WARMUP_S * 1000));
+  const before = cpu();
+  const machineBefore = machineCpu();
+  const t0 = performance.now();
+  let rssPeak = 0;
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(
+      rssPeak,
+      pids.backend.reduce((s, p) => s + (statusBytes(p, 'VmRSS') || 0), 0),
+    );
+  }, 100);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  clearInterval(sampler);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = cpu();
+  const machineAfter = machineCpu();
+  if (code !== 0) throw new Error(`load.mjs exited ${code}`);
+  const result = JSON.parse(stdout);
+  const created = result.status['201'] ?? 0;
+  const perThousand = (k) => (created > 0 ? ((after[k] - before[k]) / created) * 1000 : Number.NaN);
+  return {
+    ...result,
+    created,
+    cpuPer1000: {
+      backend: perThousand('backend'),
+      apiserver: perThousand('apiserver'),
+      etcd: perThousand('etcd'),
+    },
+    backendCores: (after.backend - before.backend) / seconds,
+    machineBusyCores: (machineAfter.busy - machineBefore.busy) / seconds,
+    backendRssPeakBytes: rssPeak,
+    background,
+  };
+}
+
+async function measure(name, tmp) {
+  const { startControlPlane } = await dist('test/e2e/helpers/control-plane.js');
+  const work = join(tmp, name);
+  mkdirSync(work, { recursive: true });
+  log(`${name}: control plane`);
+  const plane = await startControlPlane({ dir: join(work, 'control-plane') });
+  const info = JSON.parse(readFileSync(join(plane.dir, 'control-plane.json'), 'utf8'));
+  let started;
+  try {
+    await must(plane, ['create', 'namespace', NAMESPACE]);
+    const t0 = performance.now();
+    log(`${name}: starting the backend`);
+    started = await (await backend(name)).start({ plane, work, namespace: NAMESPACE });
+    const startS = (performance.now() - t0) / 1000;
+    const rssAfterStart = started.pids().reduce((s, p) => s + (statusBytes(p, 'VmRSS') || 0), 0);
+    log(`${name}: verdicts`);
+    const cases = await verdicts(plane);
+    const load = [];
+    for (const c of CONCURRENCY) {
+      log(`${name}: load at ${c} concurrent clients`);
+      load.push(await loadStep(plane, info, started, c, `c${c}`));
+      log(
+        `${name}: c=${c}: ${load.at(-1).rps.toFixed(1)} pods/s, p50 ${(load.at(-1).latencyUs.p50 / 1000).toFixed(1)} ms`,
+      );
+    }
+    return {
+      name,
+      version: plane.version,
+      startS,
+      rssAfterStart,
+      notes: started.notes ?? [],
+      cases,
+      load,
+    };
+  } finally {
+    await started?.stop().catch(() => {});
+    await plane.stop();
+  }
+}
+
+const startedAt = Date.now();
+const tmp = mkdtempSync(join(tmpdir(), 'imagegate-bench-cluster-'));
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    killRunning();
+    log(`interrupted; logs kept in ${tmp}`);
+    process.exit(130);
+  });
+}
+let failed = false;
+try {
+  await build();
+  const names = (process.env.BENCH_BACKENDS ?? ALL.join(',')).split(',').filter(Boolean);
+  for (const n of names)
+    if (!ALL.includes(n)) throw new Error(`unknown backend ${n} (${ALL.join(', ')})`);
+  const results = {
+    quick: QUICK,
+    startedAt: new Date(startedAt).toISOString(),
+    durationS: DURATION_S,
+    warmupS: WARMUP_S,
+  };
+  results.machine = await machine();
+  results.backends = [];
+  for (const name of names) {
+    try {
+      results.backends.push(await measure(name, tmp));
+    } catch (error) {
+      // A peer that cannot run is reported with what stopped it; the others are measured.
+      log(`${name} failed: ${error.stack ?? error}`);
+      results.backends.push({ name, error: String(error.message ?? error).slice(0, 4000) });
+    }
+  }
+  if (process.env.BENCH_REGISTRY !== '0') {
+    results.registry = await runRegistryComparison({ tmp, quick: QUICK, backends: names });
+  }
+  results.machine.loadAverageAtEnd = loadavg();
+  results.totalS = (Date.now() - startedAt) / 1000;
+  writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
+  const out =
+    process.env.BENCH_OUT ??
+    (QUICK
+      ? join(tmpdir(), 'imagegate-BENCHMARKS-CLUSTER.quick.md')
+      : join(ROOT, 'docs', 'BENCHMARKS-CLUSTER.md'));
+  writeFileSync(out, renderClusterReport(results));
+  log(`wrote ${out} after ${results.totalS.toFixed(0)} s (results: ${join(tmp, 'results.json')})`);
+} catch (error) {
+  failed = true;
+  log(`cluster benchmark failed: ${error.stack ?? error}`);
+  log(`logs kept in ${tmp}`);
+  process.exitCode = 1;
+} finally {
+  if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
+  else if (!failed) log(`kept ${tmp}`);
+}
