@@ -18,6 +18,7 @@
  *   node test/bench/cluster/run.mjs
  *   BENCH_QUICK=1        2 s per load step; writes $TMPDIR/imagegate-BENCHMARKS-CLUSTER.quick.md
  *   BENCH_BACKENDS=none,imagegate   only these (default: none,imagegate,gatekeeper,kyverno)
+ *   BENCH_ROUNDS=N       rounds of every backend, alternating order (default 2; quick: 1)
  *   BENCH_REGISTRY=0     leave out step 3
  *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
  */
@@ -48,6 +49,64 @@ const ALL = ['none', 'imagegate', 'gatekeeper', 'kyverno'];
 const CONCURRENCY = [1, 8, 64];
 const DURATION_S = QUICK ? 2 : 10;
 const WARMUP_S = QUICK ? 1 : 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 2));
+
+const mean = (values) => values.reduce((s, v) => s + v, 0) / values.length;
+
+/**
+ * One backend's rounds as one result: load figures are the rounds' mean, with each
+ * step's pods/s and p50 range kept; the verdicts must be the same in every round.
+ */
+function mergeRounds(rounds) {
+  const failed = rounds.find((r) => r.error);
+  if (failed) return failed;
+  const [first] = rounds;
+  const verdictsDiffer = rounds.some((r) =>
+    r.cases.some(
+      (c, i) =>
+        c.allowed !== first.cases[i].allowed ||
+        c.pullPolicies.join() !== first.cases[i].pullPolicies.join(),
+    ),
+  );
+  const load = first.load.map((step, i) => {
+    const steps = rounds.map((r) => r.load[i]);
+    const avg = (pick) => mean(steps.map(pick));
+    const status = {};
+    for (const s of steps)
+      for (const [k, v] of Object.entries(s.status)) status[k] = (status[k] ?? 0) + v;
+    return {
+      ...step,
+      rps: avg((s) => s.rps),
+      created: steps.reduce((sum, s) => sum + s.created, 0),
+      status,
+      latencyUs: Object.fromEntries(
+        Object.keys(step.latencyUs).map((k) => [k, avg((s) => s.latencyUs[k])]),
+      ),
+      cpuPer1000: Object.fromEntries(
+        Object.keys(step.cpuPer1000).map((k) => [k, avg((s) => s.cpuPer1000[k])]),
+      ),
+      backendCores: avg((s) => s.backendCores),
+      machineBusyCores: avg((s) => s.machineBusyCores),
+      backendRssPeakBytes: Math.max(...steps.map((s) => s.backendRssPeakBytes)),
+      background: { busyCores: Math.max(...steps.map((s) => s.background.busyCores)) },
+      range: {
+        rps: [Math.min(...steps.map((s) => s.rps)), Math.max(...steps.map((s) => s.rps))],
+        p50Us: [
+          Math.min(...steps.map((s) => s.latencyUs.p50)),
+          Math.max(...steps.map((s) => s.latencyUs.p50)),
+        ],
+      },
+    };
+  });
+  return {
+    ...first,
+    rounds: rounds.length,
+    verdictsDiffer,
+    startS: mean(rounds.map((r) => r.startS)),
+    rssAfterStart: mean(rounds.map((r) => r.rssAfterStart)),
+    load,
+  };
+}
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 
@@ -185,11 +244,11 @@ async function loadStep(plane, info, started, concurrency, prefix) {
   };
 }
 
-async function measure(name, tmp) {
+async function measure(name, tmp, dir = name) {
   const { startControlPlane } = await dist('test/e2e/helpers/control-plane.js');
-  const work = join(tmp, name);
+  const work = join(tmp, dir);
   mkdirSync(work, { recursive: true });
-  log(`${name}: control plane`);
+  log(`${dir}: control plane`);
   const plane = await startControlPlane({ dir: join(work, 'control-plane') });
   const info = JSON.parse(readFileSync(join(plane.dir, 'control-plane.json'), 'utf8'));
   let started;
@@ -245,18 +304,29 @@ try {
     startedAt: new Date(startedAt).toISOString(),
     durationS: DURATION_S,
     warmupS: WARMUP_S,
+    roundCount: ROUNDS,
   };
   results.machine = await machine();
-  results.backends = [];
-  for (const name of names) {
-    try {
-      results.backends.push(await measure(name, tmp));
-    } catch (error) {
-      // A peer that cannot run is reported with what stopped it; the others are measured.
-      log(`${name} failed: ${error.stack ?? error}`);
-      results.backends.push({ name, error: String(error.message ?? error).slice(0, 4000) });
+  // Rounds in alternating order (forward, then reversed), so no backend always runs on
+  // the warmest or the most loaded machine; the report shows their mean and range.
+  results.rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? names : [...names].reverse();
+    const measured = [];
+    for (const name of order) {
+      try {
+        measured.push(await measure(name, tmp, `${name}-${round + 1}`));
+      } catch (error) {
+        // A peer that cannot run is reported with what stopped it; the others are measured.
+        log(`${name} failed: ${error.stack ?? error}`);
+        measured.push({ name, error: String(error.message ?? error).slice(0, 4000) });
+      }
     }
+    results.rounds.push(measured);
   }
+  results.backends = names.map((name) =>
+    mergeRounds(results.rounds.map((r) => r.find((b) => b.name === name))),
+  );
   if (process.env.BENCH_REGISTRY !== '0') {
     results.registry = await runRegistryComparison({ tmp, quick: QUICK, backends: names });
   }
