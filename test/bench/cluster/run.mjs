@@ -339,7 +339,7 @@ try {
       ? join(tmpdir(), 'imagegate-BENCHMARKS-CLUSTER.quick.md')
       : join(ROOT, 'docs', 'BENCHMARKS-CLUSTER.md'));
   writeFileSync(out, renderClusterReport(results));
-  log(`wrote ${out} after ${results.totalS.toFixed(0)} s (results: ${join(tmp, 'results.json')})`);
+  log(`wrote ${out} after ${results.totalS.toFixed(0)} s (raw results at its end)`);
 } catch (error) {
   failed = true;
   log(`cluster benchmark failed: ${error.stack ?? error}`);
