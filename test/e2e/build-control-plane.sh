@@ -36,9 +36,11 @@ K8S_VERSION=${IMAGEGATE_K8S_VERSION:-${K8S_VERSIONS%% *}}
 [[ " $K8S_VERSIONS " == *" $K8S_VERSION "* ]] ||
 	{ printf 'e2e-deps: error: IMAGEGATE_K8S_VERSION=%s is not one of: %s\n' "$K8S_VERSION" "$K8S_VERSIONS" >&2; exit 2; }
 
-CACHE=${IMAGEGATE_CACHE:-$HOME/.cache/imagegate}
-mkdir -p "$CACHE"
-CACHE=$(cd "$CACHE" && pwd) # callers may run the binaries from another directory
+log() { printf 'e2e-deps: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+GO_NEEDED=1.24
+# shellcheck source=build-lib.sh
+source "$(dirname "$0")/build-lib.sh"
 K8S_DIR=$CACHE/k8s-$K8S_VERSION
 ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 KUBE_APISERVER=$K8S_DIR/kube-apiserver
@@ -46,62 +48,22 @@ KUBE_CONTROLLER_MANAGER=$K8S_DIR/kube-controller-manager
 KUBECTL=$K8S_DIR/kubectl
 ETCD=$ETCD_DIR/etcd
 
-log() { printf 'e2e-deps: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# Wall-clock seconds with millisecond precision where bash has EPOCHREALTIME (bash >= 5).
-clock() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s; fi; }
-since() { awk -v a="$1" -v b="$(clock)" 'BEGIN { printf "%.1fs", b - a }'; }
-mb() { du -sm "$1" 2>/dev/null | cut -f1 || echo 0; }
-
-# `go mod download -json` prints one field per line; pull a string field out of it.
-json_field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
 # info_field FILE KEY: a string field of a proxy .info file (one-line JSON, spacing varies).
 info_field() { sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$1" | head -n1; }
-# download MODULE@VERSION: fetch it into the module cache; print go's JSON about it.
-download() {
-	local json err
-	json=$(go mod download -json "$1") || true
-	err=$(json_field Error <<<"$json")
-	[[ -z $err && -n $json ]] || die "go mod download $1: ${err:-failed}"
-	printf '%s\n' "$json"
-}
-
-# have WANT BIN ARGS...: a binary is reused when it runs and its output contains WANT (the
-# pinned version); anything else — missing, half-written, another arch — is rebuilt.
-have() {
-	local want=$1 out
-	shift
-	[[ -x $1 ]] && out=$("$@" 2>/dev/null) && [[ $out == *"$want"* ]]
-}
 
 export CGO_ENABLED=0
 mkdir -p "$K8S_DIR" "$ETCD_DIR"
-# Two concurrent runs (parallel make, two terminals) must not build into the same wrapper.
-if command -v flock >/dev/null; then
-	exec 9>"$CACHE/.lock"
-	flock 9
-fi
+lock_cache
 
-# build NAME OUTPUT WRAPPER_FN PACKAGE TAGS: make the wrapper module (WRAPPER_FN prints its
-# directory), go build into a temporary file, then rename it, so an interrupted build never
-# leaves a binary that looks finished. Reports time and module-cache growth.
-build() {
-	local name=$1 out=$2 wrapper_fn=$3 pkg=$4 tags=$5
-	local t0 mb0 dl0 w
-	# Only a build needs Go: a cache restored by CI is used as is.
-	command -v go >/dev/null || die "go is not on PATH (Go >= 1.24 builds $name)"
-	GOMODCACHE=$(go env GOMODCACHE)
-	t0=$(clock)
-	mb0=$(mb "$GOMODCACHE")
-	dl0=$(mb "$GOMODCACHE/cache/download")
-	log "building $name ($pkg)..."
-	w=$("$wrapper_fn")
-	(cd "$w" && go build -mod=mod -trimpath -tags="$tags" -ldflags="$(cat ldflags)" -o "$out.tmp" "$pkg")
-	mv -f "$out.tmp" "$out"
-	log "built $name in $(since "$t0"): module cache +$(($(mb "$GOMODCACHE") - mb0)) MB" \
-		"(downloads +$(($(mb "$GOMODCACHE/cache/download") - dl0)) MB), binary $(mb "$out") MB"
+# in_wrapper WRAPPER_FN PACKAGE TAGS OUTPUT: make the wrapper module (WRAPPER_FN prints its
+# directory) and go build PACKAGE in it into OUTPUT.tmp (measure renames it).
+in_wrapper() {
+	local w
+	w=$("$1") || return 1
+	(cd "$w" && go build -mod=mod -trimpath -tags="$3" -ldflags="$(cat ldflags)" -o "$4.tmp" "$2")
 }
+# build NAME OUTPUT WRAPPER_FN PACKAGE TAGS
+build() { measure "$1 ($4)" "$2" in_wrapper "$3" "$4" "$5" "$2"; }
 
 # --- etcd -----------------------------------------------------------------------------
 # go.etcd.io/etcd/server/v3 is the etcd binary (its main.go), but its go.mod replaces the

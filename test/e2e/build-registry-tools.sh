@@ -34,9 +34,12 @@ OCI_REGISTRY_SRC=$(cd "$(dirname "$0")/../tools/oci-registry" && pwd)
 CHECK_ONLY=false
 [[ ${1:-} == --check ]] && CHECK_ONLY=true
 
-CACHE=${IMAGEGATE_CACHE:-$HOME/.cache/imagegate}
-mkdir -p "$CACHE"
-CACHE=$(cd "$CACHE" && pwd) # callers may run the binaries from another directory
+log() { printf 'registry-tools: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+REBUILD_HINT='`make registry-tools`'
+GO_NEEDED=1.26
+# shellcheck source=build-lib.sh
+source "$(dirname "$0")/build-lib.sh"
 OCI_REGISTRY_GGCR=$(sed -n 's#^require github.com/google/go-containerregistry v\([^ ]*\)$#\1#p;s#^\tgithub.com/google/go-containerregistry v\([^ ]*\)$#\1#p' \
 	"$OCI_REGISTRY_SRC/go.mod" | head -n1)
 REGISTRY=$CACHE/distribution-$DISTRIBUTION_VERSION/registry
@@ -45,77 +48,13 @@ COSIGN=$CACHE/cosign-$COSIGN_VERSION/cosign
 COSIGN2=$CACHE/cosign-$COSIGN2_VERSION/cosign
 REFERRERS_REGISTRY=$CACHE/oci-registry-$OCI_REGISTRY_GGCR/oci-registry
 
-log() { printf 'registry-tools: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 [[ -n $OCI_REGISTRY_GGCR ]] || die "no go-containerregistry version in $OCI_REGISTRY_SRC/go.mod"
-
-# Wall-clock seconds with millisecond precision where bash has EPOCHREALTIME (bash >= 5).
-clock() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s; fi; }
-since() { awk -v a="$1" -v b="$(clock)" 'BEGIN { printf "%.1fs", b - a }'; }
-mb() { du -sm "$1" 2>/dev/null | cut -f1 || echo 0; }
-
-# have WANT BIN ARGS...: a binary is reused when it runs and its output contains WANT (the
-# pinned version); anything else — missing, half-written, another arch — is rebuilt.
-have() {
-	local want=$1 out
-	shift
-	[[ -x $1 ]] && out=$("$@" 2>/dev/null) && [[ $out == *"$want"* ]]
-}
 
 # The oci-registry binary carries a digest of its module's files: editing main.go rebuilds it.
 OCI_REGISTRY_SOURCE=$(cd "$OCI_REGISTRY_SRC" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)
 
-# reuse NAME WANT BIN ARGS...: true when BIN is current; with --check, a stale one is fatal.
-reuse() {
-	local name=$1 want=$2
-	shift 2
-	if have "$want" "$@"; then
-		log "$name: reusing $1"
-		return 0
-	fi
-	$CHECK_ONLY && { log "$name is missing or stale at $1: run \`make registry-tools\`"; exit 3; }
-	return 1
-}
-
 export CGO_ENABLED=0
-if ! $CHECK_ONLY; then
-	# Two concurrent runs (parallel make, two terminals) must not build into the same file.
-	if command -v flock >/dev/null; then
-		exec 9>"$CACHE/.lock"
-		flock 9
-	fi
-fi
-
-# measure NAME OUTPUT CMD...: run a build command that writes OUTPUT.tmp, then rename it, so
-# an interrupted build never leaves a binary that looks finished. Reports time and
-# module-cache growth.
-measure() {
-	local name=$1 out=$2 t0 mb0 dl0
-	shift 2
-	# Only a build needs Go: a cache restored by CI is used as is.
-	command -v go >/dev/null || die "go is not on PATH (Go >= 1.26 builds $name)"
-	GOMODCACHE=$(go env GOMODCACHE)
-	t0=$(clock)
-	mb0=$(mb "$GOMODCACHE")
-	dl0=$(mb "$GOMODCACHE/cache/download")
-	log "building $name..."
-	mkdir -p "$(dirname "$out")"
-	rm -f "$out.tmp"
-	"$@" || die "building $name failed (see above)"
-	mv -f "$out.tmp" "$out"
-	log "built $name in $(since "$t0"): module cache +$(($(mb "$GOMODCACHE") - mb0)) MB" \
-		"(downloads +$(($(mb "$GOMODCACHE/cache/download") - dl0)) MB), binary $(mb "$out") MB"
-}
-
-# install OUTPUT PACKAGE@VERSION LDFLAGS: `go install` (none of these modules has replace
-# directives) into a private GOBIN, then OUTPUT.tmp.
-install() {
-	local out=$1 pkg=$2 ldflags=$3 gobin
-	gobin=$(dirname "$out")/gobin.tmp
-	rm -rf "$gobin"
-	GOBIN=$gobin go install -trimpath -ldflags="$ldflags" "$pkg" &&
-		mv "$gobin/$(basename "${pkg%@*}")" "$out.tmp" && rm -rf "$gobin"
-}
+$CHECK_ONLY || lock_cache
 
 oci_registry() {
 	(cd "$OCI_REGISTRY_SRC" && go build -trimpath -ldflags="-s -w -X main.source=$OCI_REGISTRY_SOURCE" -o "$1.tmp" .)
@@ -124,21 +63,21 @@ oci_registry() {
 t_all=$(clock)
 DIST_PKG=github.com/distribution/distribution/v3
 # Upstream's Makefile sets the version through ldflags; `registry --version` prints it.
-reuse "registry $DISTRIBUTION_VERSION" "v$DISTRIBUTION_VERSION" "$REGISTRY" --version ||
-	measure "registry $DISTRIBUTION_VERSION" "$REGISTRY" install "$REGISTRY" \
+reuse "registry $DISTRIBUTION_VERSION" "$REGISTRY" have "v$DISTRIBUTION_VERSION" "$REGISTRY" --version ||
+	measure "registry $DISTRIBUTION_VERSION" "$REGISTRY" go_install "$REGISTRY" \
 		"$DIST_PKG/cmd/registry@v$DISTRIBUTION_VERSION" \
 		"-s -w -X $DIST_PKG/version.version=v$DISTRIBUTION_VERSION -X $DIST_PKG/version.mainpkg=$DIST_PKG"
-reuse "oci-registry $OCI_REGISTRY_SOURCE" "oci-registry $OCI_REGISTRY_SOURCE" "$REFERRERS_REGISTRY" --version ||
+reuse "oci-registry $OCI_REGISTRY_SOURCE" "$REFERRERS_REGISTRY" have "oci-registry $OCI_REGISTRY_SOURCE" "$REFERRERS_REGISTRY" --version ||
 	measure "oci-registry (go-containerregistry $OCI_REGISTRY_GGCR)" "$REFERRERS_REGISTRY" oci_registry "$REFERRERS_REGISTRY"
 # crane and cosign read their version from the build info: the module version go install saw.
-reuse "crane $CRANE_VERSION" "v$CRANE_VERSION" "$CRANE" version ||
-	measure "crane $CRANE_VERSION" "$CRANE" install "$CRANE" \
+reuse "crane $CRANE_VERSION" "$CRANE" have "v$CRANE_VERSION" "$CRANE" version ||
+	measure "crane $CRANE_VERSION" "$CRANE" go_install "$CRANE" \
 		"github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION" "-s -w"
-reuse "cosign $COSIGN2_VERSION" "v$COSIGN2_VERSION" "$COSIGN2" version ||
-	measure "cosign $COSIGN2_VERSION" "$COSIGN2" install "$COSIGN2" \
+reuse "cosign $COSIGN2_VERSION" "$COSIGN2" have "v$COSIGN2_VERSION" "$COSIGN2" version ||
+	measure "cosign $COSIGN2_VERSION" "$COSIGN2" go_install "$COSIGN2" \
 		"github.com/sigstore/cosign/v2/cmd/cosign@v$COSIGN2_VERSION" "-s -w"
-reuse "cosign $COSIGN_VERSION" "v$COSIGN_VERSION" "$COSIGN" version ||
-	measure "cosign $COSIGN_VERSION" "$COSIGN" install "$COSIGN" \
+reuse "cosign $COSIGN_VERSION" "$COSIGN" have "v$COSIGN_VERSION" "$COSIGN" version ||
+	measure "cosign $COSIGN_VERSION" "$COSIGN" go_install "$COSIGN" \
 		"github.com/sigstore/cosign/v3/cmd/cosign@v$COSIGN_VERSION" "-s -w"
 log "registry tools ready in $(since "$t_all") (cache: $CACHE)"
 
