@@ -51,6 +51,22 @@ function json(bytes: Buffer): unknown {
   }
 }
 
+/** A top-level field of a JSON document, parsed once; undefined unless it is an object. */
+function fieldOf(bytes: Buffer, key: string): unknown {
+  const document = json(bytes);
+  return isRecord(document) ? document[key] : undefined;
+}
+
+/** One image whose signatures are looked for, with the keys that may have made them. */
+interface Lookup {
+  readonly client: RegistryClient;
+  readonly registry: string;
+  readonly repository: string;
+  readonly digest: string;
+  readonly keys: readonly PublicKeyRef[];
+  readonly signal: AbortSignal;
+}
+
 const records = (value: unknown): Record<string, unknown>[] =>
   Array.isArray(value) ? value.filter(isRecord).slice(0, MAX_LAYERS) : [];
 
@@ -83,21 +99,19 @@ function signedDigest(payload: unknown): string | undefined {
   return undefined;
 }
 
-async function legacy(
-  client: RegistryClient,
-  registry: string,
-  repository: string,
-  digest: string,
-  keys: readonly PublicKeyRef[],
-  signal: AbortSignal,
-): Promise<Found[]> {
+async function legacy({
+  client,
+  registry,
+  repository,
+  digest,
+  keys,
+  signal,
+}: Lookup): Promise<Found[]> {
   const tag = `${digest.replace(':', '-')}.sig`;
   const manifest = await client.tagged(registry, repository, tag, signal);
   if (manifest === undefined) return [];
   const found: Found[] = [];
-  for (const layer of records(
-    isRecord(json(manifest.body)) ? (json(manifest.body) as Record<string, unknown>).layers : [],
-  )) {
+  for (const layer of records(fieldOf(manifest.body, 'layers'))) {
     const annotations = isRecord(layer.annotations) ? layer.annotations : {};
     const signature = annotations[SIGNATURE_ANNOTATION];
     if (
@@ -169,20 +183,20 @@ function verifyBundle(bundleJson: unknown, keys: readonly PublicKeyRef[]): Found
   return { format: 'bundle' };
 }
 
-async function bundles(
-  client: RegistryClient,
-  registry: string,
-  repository: string,
-  digest: string,
-  keys: readonly PublicKeyRef[],
-  signal: AbortSignal,
-): Promise<Found[]> {
+async function bundles({
+  client,
+  registry,
+  repository,
+  digest,
+  keys,
+  signal,
+}: Lookup): Promise<Found[]> {
   const listed = await client.referrers(registry, repository, digest, BUNDLE_TYPE, signal);
   const index =
     listed ?? (await client.tagged(registry, repository, digest.replace(':', '-'), signal))?.body;
   if (index === undefined) return [];
   const found: Found[] = [];
-  const all = isRecord(json(index)) ? (json(index) as Record<string, unknown>).manifests : [];
+  const all = fieldOf(index, 'manifests');
   // Bundles first, then descriptors whose type says nothing (some registries report the
   // config's empty type, as go-containerregistry's does, and Kyverno missed those:
   // kyverno#16664); SBOMs and other artifacts are never fetched. At most MAX_LAYERS.
@@ -217,10 +231,8 @@ export async function checkSignatures(
   keys: readonly PublicKeyRef[],
   signal: AbortSignal,
 ): Promise<SignatureOutcome> {
-  const [old, current] = await Promise.all([
-    legacy(client, registry, repository, digest, keys, signal),
-    bundles(client, registry, repository, digest, keys, signal),
-  ]);
+  const lookup: Lookup = { client, registry, repository, digest, keys, signal };
+  const [old, current] = await Promise.all([legacy(lookup), bundles(lookup)]);
   const found = [...old, ...current];
   const good = found.find((f) => f.key !== undefined && f.digest === digest);
   if (good?.key !== undefined) return { verified: true, key: good.key, format: good.format };
