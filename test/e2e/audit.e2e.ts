@@ -13,6 +13,7 @@ import { imagegate, ROOT } from '../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
+import { collectJsonLines } from './helpers/gateway-process.ts';
 import { podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { createdAndStored, useE2e } from './helpers/scenario.ts';
@@ -89,20 +90,7 @@ async function startAudit(): Promise<AuditProcess> {
     child.kill('SIGTERM');
   });
   const started: AuditProcess = { child, healthPort: 0, lines: [] };
-  let pending = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    const complete = pending.split('\n');
-    pending = complete.pop() ?? '';
-    for (const line of complete) {
-      try {
-        const parsed: unknown = JSON.parse(line);
-        if (isRecord(parsed)) started.lines.push(parsed);
-      } catch {
-        // not a log line
-      }
-    }
-  });
+  collectJsonLines(child.stdout, started.lines);
   await eventually('the audit to serve health', async () =>
     started.lines.some((l) => l.msg === 'imagegate audit serving health'),
   );

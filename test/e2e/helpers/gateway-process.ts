@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { isRecord, type JsonObject } from '../../../src/shared/json.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
@@ -50,6 +51,32 @@ function ownerWatchdog(gatewayPid: number): ChildProcess {
   return watchdog;
 }
 
+/**
+ * Parses a child's JSON log (one object per line) into `lines` as it arrives; lines that
+ * are not JSON objects are skipped. `tee` sees every chunk too.
+ */
+export function collectJsonLines(
+  stream: Readable | null,
+  lines: JsonObject[],
+  tee?: (chunk: string) => void,
+): void {
+  let pending = '';
+  stream?.setEncoding('utf8').on('data', (chunk: string) => {
+    tee?.(chunk);
+    pending += chunk;
+    const complete = pending.split('\n');
+    pending = complete.pop() ?? '';
+    for (const line of complete) {
+      try {
+        const parsed: unknown = JSON.parse(line);
+        if (isRecord(parsed)) lines.push(parsed);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+}
+
 export async function startGatewayProcess(
   args: readonly string[],
   logDir: string,
@@ -73,21 +100,7 @@ export async function startGatewayProcess(
   if (pid === undefined) throw new Error('imagegate serve did not start');
   const watchdog = ownerWatchdog(pid);
   const lines: JsonObject[] = [];
-  let pending = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    log.write(chunk);
-    pending += chunk;
-    const complete = pending.split('\n');
-    pending = complete.pop() ?? '';
-    for (const line of complete) {
-      try {
-        const parsed: unknown = JSON.parse(line);
-        if (isRecord(parsed)) lines.push(parsed);
-      } catch {
-        // not a log line
-      }
-    }
-  });
+  collectJsonLines(child.stdout, lines, (chunk) => log.write(chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => log.write(chunk));
 
   const messages = (msg: string) => lines.filter((line) => line.msg === msg);
