@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { startImagegate } from './http.mjs';
-import { FIXTURE, log, percentile, settle, sleep, statusBytes } from './lib.mjs';
+import { FIXTURE, log, percentile, podCreateReview, settle, sleep, statusBytes } from './lib.mjs';
 
 const MAX_IMAGES = 32_768;
 
@@ -27,24 +27,9 @@ function hostileBody(shape) {
           image: `evil.example/${'x'.repeat(88)}${i}`,
           imagePullPolicy: 'IfNotPresent',
         }));
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: '00000000-0000-4000-8000-0000000000ff',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      operation: 'CREATE',
-      namespace: 'shop',
-      name: 'hostile',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'hostile' },
-        spec: { containers },
-      },
-    },
-  });
+  return JSON.stringify(
+    podCreateReview(containers, { uid: '00000000-0000-4000-8000-0000000000ff', name: 'hostile' }),
+  );
 }
 
 /** One POST on `agent`; resolves with the time it took and the code inside the review. */

@@ -9,6 +9,7 @@ import { openSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, promisify } from 'node:util';
@@ -31,6 +32,31 @@ export async function build(dir = ROOT) {
     // tsc emits even with type errors; the bench needs the JavaScript, not a clean check.
     log(`tsc reported errors (continuing with what it emitted):\n${error.stdout ?? error}`);
   }
+}
+
+/** A command's output in the checkout, trimmed; 'unknown' when it fails. */
+export async function commandText(command, args) {
+  try {
+    return (await promisify(execFile)(command, args, { cwd: ROOT })).stdout.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** What every benchmark report says about the machine and the checkout it measured. */
+export async function machineFacts() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const dirty = await commandText('git', ['status', '--porcelain', '--untracked-files=no']);
+  return {
+    nproc: Number(await commandText('nproc', [])),
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown',
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+    commit: await commandText('git', ['rev-parse', '--short', 'HEAD']),
+    dirty: dirty !== '' && dirty !== 'unknown',
+    loadAverageAtStart: loadavg(),
+  };
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -231,6 +257,28 @@ function cores() {
 }
 
 // --- request bodies ---
+
+/** A Pod CREATE AdmissionReview in namespace shop, as the API server sends one, for these containers. */
+export function podCreateReview(containers, { uid, name }) {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      name,
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'shop' },
+        spec: { containers },
+      },
+    },
+  };
+}
 
 export const FIXTURE = join(ROOT, 'test', 'fixtures', 'admission', 'pod-create-v1.json');
 

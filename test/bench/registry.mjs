@@ -13,35 +13,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, startImagegate } from './http.mjs';
-import { httpJson, httpsJson, log, percentile, ROOT } from './lib.mjs';
+import { httpJson, httpsJson, log, percentile, podCreateReview, ROOT } from './lib.mjs';
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 
 function podReview(images, uid = '00000000-0000-4000-8000-00000000000a') {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      operation: 'CREATE',
-      namespace: 'shop',
-      name: 'api',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'api', namespace: 'shop' },
-        spec: {
-          containers: images.map((image, i) => ({
-            name: `c${i}`,
-            image,
-            imagePullPolicy: 'Always',
-          })),
-        },
-      },
-    },
-  };
+  const containers = images.map((image, i) => ({
+    name: `c${i}`,
+    image,
+    imagePullPolicy: 'Always',
+  }));
+  return podCreateReview(containers, { uid, name: 'api' });
 }
 
 async function registryRequests(health) {

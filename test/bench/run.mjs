@@ -23,13 +23,23 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAudit } from './audit.mjs';
 import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
-import { build, killRunning, log, machineCpu, QUICK, ROOT, settle } from './lib.mjs';
+import {
+  build,
+  killRunning,
+  log,
+  machineCpu,
+  machineFacts,
+  QUICK,
+  ROOT,
+  settle,
+  commandText as text,
+} from './lib.mjs';
 import { runProfile } from './profile.mjs';
 import { runRegistry } from './registry.mjs';
 import { runReload } from './reload.mjs';
@@ -80,34 +90,16 @@ async function makeTls(tmp) {
   return { ...files, ca: ca.cert };
 }
 
-async function text(command, args) {
-  try {
-    return (await run(command, args, { cwd: ROOT })).stdout.trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function machine() {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
   const opa = await text(join(ROOT, '.tools', 'bin', 'opa'), ['version']);
   const autocannon = JSON.parse(
     readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8'),
   ).version;
-  const dirty = await text('git', ['status', '--porcelain', '--untracked-files=no']);
   return {
-    nproc: Number(await text('nproc', [])),
-    cpuModel: model,
-    memoryBytes: totalmem(),
-    kernel: release(),
-    node: process.version,
+    ...(await machineFacts()),
     opa: /^Version: (.*)$/m.exec(opa)?.[1] ?? opa,
     opaGo: /^Go Version: (.*)$/m.exec(opa)?.[1] ?? '',
     autocannon,
-    commit: await text('git', ['rev-parse', '--short', 'HEAD']),
-    dirty: dirty !== '' && dirty !== 'unknown',
-    loadAverageAtStart: loadavg(),
   };
 }
 

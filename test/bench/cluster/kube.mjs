@@ -2,7 +2,7 @@
  * What the backends of `make bench-cluster` share: kubectl against the bench control plane,
  * a serving certificate for a webhook on loopback, and the wait until a backend enforces.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ROOT, sleep } from '../lib.mjs';
@@ -142,4 +142,35 @@ export async function untilEnforcing(
     await sleep(500);
   }
   throw new Error(`${what} did not enforce within ${timeoutMs / 1000} s: ${last}`);
+}
+
+/**
+ * Starts test/bench/cluster/load.mjs in its own process against the plane; `done` resolves
+ * with the JSON line it prints (rejects when it fails).
+ */
+export function startLoad(plane, { concurrency, durationS, warmupS, prefix, image }) {
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'test', 'bench', 'cluster', 'load.mjs'),
+      `--kubeconfig=${plane.kubeconfig}`,
+      `--namespace=${NAMESPACE}`,
+      `--concurrency=${concurrency}`,
+      `--duration=${durationS}`,
+      `--warmup=${warmupS}`,
+      `--prefix=${prefix}`,
+      `--image=${image}`,
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    out += d;
+  });
+  const done = new Promise((resolve, reject) =>
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load.mjs exited ${code}`)),
+    ),
+  );
+  return { done };
 }

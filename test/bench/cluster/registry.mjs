@@ -14,13 +14,12 @@
  *
  * Registry requests are counted from the registry's access log, per phase.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, percentile, processCpu, ROOT, statusBytes } from '../lib.mjs';
 import { NAMESPACE, podOf } from './cases.mjs';
 import { kubeClient } from './client.mjs';
-import { must } from './kube.mjs';
+import { must, startLoad } from './kube.mjs';
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 const HERE = join(ROOT, 'test', 'bench', 'cluster');
@@ -44,32 +43,6 @@ async function sequential(client, images, prefix) {
     maxUs: us.at(-1),
     totalUs: us.reduce((s, v) => s + v, 0),
   };
-}
-
-function load(plane, image, concurrency, durationS) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        join(HERE, 'load.mjs'),
-        `--kubeconfig=${plane.kubeconfig}`,
-        `--namespace=${NAMESPACE}`,
-        `--concurrency=${concurrency}`,
-        `--duration=${durationS}`,
-        '--warmup=1',
-        '--prefix=warm-load',
-        `--image=${image}`,
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-    });
-    child.on('close', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load.mjs exited ${code}`)),
-    );
-  });
 }
 
 async function measure(name, { tmp, registry, images, extra, quick }) {
@@ -123,7 +96,17 @@ async function measure(name, { tmp, registry, images, extra, quick }) {
     const cold = await phase('cold', () => sequential(client, images, 'cold'));
     log(`registry: ${name}: warm`);
     const warm = await phase('warm', () => sequential(client, images, 'warm'));
-    const warmLoad = await phase('warm load', () => load(plane, images[0], 8, quick ? 2 : 8));
+    const warmLoad = await phase(
+      'warm load',
+      () =>
+        startLoad(plane, {
+          concurrency: 8,
+          durationS: quick ? 2 : 8,
+          warmupS: 1,
+          prefix: 'warm-load',
+          image: images[0],
+        }).done,
+    );
     return {
       name,
       notes: started.notes ?? [],

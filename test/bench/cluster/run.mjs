@@ -22,16 +22,16 @@
  *   BENCH_REGISTRY=0     leave out step 3
  *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
  */
-import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   build,
+  commandText,
   killRunning,
   log,
   machineCpu,
+  machineFacts,
   processCpu,
   QUICK,
   ROOT,
@@ -39,11 +39,10 @@ import {
   statusBytes,
 } from '../lib.mjs';
 import { CASES, LOAD_IMAGE, NAMESPACE } from './cases.mjs';
-import { kubectl, must } from './kube.mjs';
+import { kubectl, must, startLoad } from './kube.mjs';
 import { runRegistryComparison } from './registry.mjs';
 import { renderClusterReport } from './report.mjs';
 
-const run = promisify(execFile);
 const HERE = join(ROOT, 'test', 'bench', 'cluster');
 const ALL = ['none', 'imagegate', 'gatekeeper', 'kyverno'];
 const CONCURRENCY = [1, 8, 64];
@@ -120,35 +119,15 @@ async function backend(name) {
   return import(join(HERE, `${name}.mjs`));
 }
 
-async function text(command, args) {
-  try {
-    return (await run(command, args, { cwd: ROOT })).stdout.trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 /** Versions from build-peers.sh's cache paths (…/gatekeeper-3.23.1/manager). */
 async function versions() {
-  const out = await text('bash', [join(ROOT, 'test', 'e2e', 'build-peers.sh'), '--check']);
+  const out = await commandText('bash', [join(ROOT, 'test', 'e2e', 'build-peers.sh'), '--check']);
   const of = (peer) => new RegExp(`/${peer}-([0-9][^/]*)/`).exec(out)?.[1] ?? 'not built';
   return { gatekeeper: of('gatekeeper'), kyverno: of('kyverno') };
 }
 
 async function machine() {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const dirty = await text('git', ['status', '--porcelain', '--untracked-files=no']);
-  return {
-    nproc: cpus().length,
-    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    memoryBytes: totalmem(),
-    kernel: release(),
-    node: process.version,
-    commit: await text('git', ['rev-parse', '--short', 'HEAD']),
-    dirty: dirty !== '' && dirty !== 'unknown',
-    loadAverageAtStart: loadavg(),
-    ...(await versions()),
-  };
+  return { ...(await machineFacts()), ...(await versions()) };
 }
 
 /** Every case created for real: allowed (and the stored pull policies) or the refusal. */
@@ -190,23 +169,12 @@ async function loadStep(plane, info, started, concurrency, prefix) {
       Object.entries(pids).map(([k, v]) => [k, v.reduce((s, p) => s + processCpu(p), 0)]),
     );
   const background = await settle();
-  const child = spawn(
-    process.execPath,
-    [
-      join(HERE, 'load.mjs'),
-      `--kubeconfig=${plane.kubeconfig}`,
-      `--namespace=${NAMESPACE}`,
-      `--concurrency=${concurrency}`,
-      `--duration=${DURATION_S}`,
-      `--warmup=${WARMUP_S}`,
-      `--prefix=${prefix}`,
-      `--image=${LOAD_IMAGE}`,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    stdout += d;
+  const load = startLoad(plane, {
+    concurrency,
+    durationS: DURATION_S,
+    warmupS: WARMUP_S,
+    prefix,
+    image: LOAD_IMAGE,
   });
   // Warm-up first: the CPU window is the measured window only.
   await new Promise((resolve) => setTimeout(resolve, WARMUP_S * 1000));
@@ -220,13 +188,10 @@ async function loadStep(plane, info, started, concurrency, prefix) {
       pids.backend.reduce((s, p) => s + (statusBytes(p, 'VmRSS') || 0), 0),
     );
   }, 100);
-  const code = await new Promise((resolve) => child.on('close', resolve));
-  clearInterval(sampler);
+  const result = await load.done.finally(() => clearInterval(sampler));
   const seconds = (performance.now() - t0) / 1000;
   const after = cpu();
   const machineAfter = machineCpu();
-  if (code !== 0) throw new Error(`load.mjs exited ${code}`);
-  const result = JSON.parse(stdout);
   const created = result.status['201'] ?? 0;
   const perThousand = (k) => (created > 0 ? ((after[k] - before[k]) / created) * 1000 : Number.NaN);
   return {
