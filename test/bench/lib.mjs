@@ -5,11 +5,11 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, promisify } from 'node:util';
@@ -31,6 +31,48 @@ export async function build(dir = ROOT) {
   } catch (error) {
     // tsc emits even with type errors; the bench needs the JavaScript, not a clean check.
     log(`tsc reported errors (continuing with what it emitted):\n${error.stdout ?? error}`);
+  }
+}
+
+/**
+ * A benchmark's whole run: builds dist/, gives `measure(tmp, startedAt)` a temp dir for
+ * logs (ending the children it started on an interrupt), then writes docs/REPORT.md from
+ * what it returns with `render` — or $TMPDIR/imagegate-REPORT.quick.md for a quick run,
+ * or BENCH_OUT. The temp dir goes unless the run failed or BENCH_KEEP=1.
+ */
+export async function benchMain(report, render, measure) {
+  const startedAt = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), `imagegate-${report.toLowerCase()}-`));
+  // An interrupted run ends the servers it started (load processes end with their own timers).
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      killRunning();
+      log(`interrupted; logs kept in ${tmp}`);
+      process.exit(130);
+    });
+  }
+  let failed = false;
+  try {
+    await build();
+    const results = await measure(tmp, startedAt);
+    results.machine.loadAverageAtEnd = loadavg();
+    results.totalS = (Date.now() - startedAt) / 1000;
+    writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
+    // A smoke run never overwrites the full run's numbers unless asked to.
+    const out =
+      process.env.BENCH_OUT ??
+      (QUICK ? join(tmpdir(), `imagegate-${report}.quick.md`) : join(ROOT, 'docs', `${report}.md`));
+    mkdirSync(join(out, '..'), { recursive: true });
+    writeFileSync(out, render(results));
+    log(`wrote ${out} after ${results.totalS.toFixed(0)} s`);
+  } catch (error) {
+    failed = true;
+    log(`benchmark failed: ${error.stack ?? error}`);
+    log(`logs kept in ${tmp}`);
+    process.exitCode = 1;
+  } finally {
+    if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
+    else if (!failed) log(`kept ${tmp} (results.json, logs)`);
   }
 }
 

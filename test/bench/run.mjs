@@ -14,24 +14,15 @@
  *                        commit before the hot-path work); "none" leaves it out
  */
 import { execFile } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAudit } from './audit.mjs';
 import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
 import {
+  benchMain,
   build,
-  killRunning,
   log,
   machineCpu,
   machineFacts,
@@ -126,19 +117,7 @@ async function inProcess(tmp) {
   };
 }
 
-const started = Date.now();
-const tmp = mkdtempSync(join(tmpdir(), 'imagegate-bench-'));
-// An interrupted run ends the servers it started (load processes end with their own timers).
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    killRunning();
-    log(`interrupted; logs kept in ${tmp}`);
-    process.exit(130);
-  });
-}
-let failed = false;
-try {
-  await build();
+await benchMain('BENCHMARKS', renderReport, async (tmp, started) => {
   const tls = await makeTls(tmp);
   const results = { quick: QUICK, startedAt: new Date(started).toISOString() };
   results.machine = await machine();
@@ -156,22 +135,5 @@ try {
   results.registry = await runRegistry({ tmp, tls, quick: QUICK });
   results.audit = await runAudit({ tmp, quick: QUICK });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });
-  results.machine.loadAverageAtEnd = loadavg();
-  results.totalS = (Date.now() - started) / 1000;
-  writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
-  // A smoke run never overwrites the full run's numbers unless asked to.
-  const out =
-    process.env.BENCH_OUT ??
-    (QUICK ? join(tmpdir(), 'imagegate-BENCHMARKS.quick.md') : join(ROOT, 'docs', 'BENCHMARKS.md'));
-  mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, renderReport(results));
-  log(`wrote ${out} after ${results.totalS.toFixed(0)} s`);
-} catch (error) {
-  failed = true;
-  log(`benchmark failed: ${error.stack ?? error}`);
-  log(`logs kept in ${tmp}`);
-  process.exitCode = 1;
-} finally {
-  if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
-  else if (!failed) log(`kept ${tmp}`);
-}
+  return results;
+});

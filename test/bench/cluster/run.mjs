@@ -22,13 +22,11 @@
  *   BENCH_REGISTRY=0     leave out step 3
  *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  build,
+  benchMain,
   commandText,
-  killRunning,
   log,
   machineCpu,
   machineFacts,
@@ -249,18 +247,7 @@ async function measure(name, tmp, dir = name) {
   }
 }
 
-const startedAt = Date.now();
-const tmp = mkdtempSync(join(tmpdir(), 'imagegate-bench-cluster-'));
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    killRunning();
-    log(`interrupted; logs kept in ${tmp}`);
-    process.exit(130);
-  });
-}
-let failed = false;
-try {
-  await build();
+await benchMain('BENCHMARKS-CLUSTER', renderClusterReport, async (tmp, startedAt) => {
   const names = (process.env.BENCH_BACKENDS ?? ALL.join(',')).split(',').filter(Boolean);
   for (const n of names)
     if (!ALL.includes(n)) throw new Error(`unknown backend ${n} (${ALL.join(', ')})`);
@@ -295,22 +282,5 @@ try {
   if (process.env.BENCH_REGISTRY !== '0') {
     results.registry = await runRegistryComparison({ tmp, quick: QUICK, backends: names });
   }
-  results.machine.loadAverageAtEnd = loadavg();
-  results.totalS = (Date.now() - startedAt) / 1000;
-  writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
-  const out =
-    process.env.BENCH_OUT ??
-    (QUICK
-      ? join(tmpdir(), 'imagegate-BENCHMARKS-CLUSTER.quick.md')
-      : join(ROOT, 'docs', 'BENCHMARKS-CLUSTER.md'));
-  writeFileSync(out, renderClusterReport(results));
-  log(`wrote ${out} after ${results.totalS.toFixed(0)} s (raw results at its end)`);
-} catch (error) {
-  failed = true;
-  log(`cluster benchmark failed: ${error.stack ?? error}`);
-  log(`logs kept in ${tmp}`);
-  process.exitCode = 1;
-} finally {
-  if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
-  else if (!failed) log(`kept ${tmp}`);
-}
+  return results;
+});
