@@ -24,6 +24,8 @@ export class LeaderElection {
   readonly #o: Required<LeaderOptions>;
   #timer: NodeJS.Timeout | undefined;
   #lastRenew = 0;
+  /** Set by stop(): a renewal already in flight then schedules no other. */
+  #stopped = false;
 
   constructor(kube: Kube, options: LeaderOptions) {
     this.#kube = kube;
@@ -86,14 +88,20 @@ export class LeaderElection {
     return won;
   }
 
-  /** Resolves once this replica leads; then renews, and calls lost() if it cannot. */
-  async lead(lost: () => void): Promise<void> {
+  /**
+   * Resolves true once this replica leads, then renews and calls lost() if it cannot; false
+   * when stop() came first (nothing to lead then).
+   */
+  async lead(lost: () => void): Promise<boolean> {
+    this.#stopped = false;
     for (;;) {
+      if (this.#stopped) return false;
       if (await this.tryAcquire().catch(() => false)) break;
       await new Promise((resolve) => setTimeout(resolve, this.#o.renewMs));
     }
     const renew = async () => {
       const ok = await this.tryAcquire().catch(() => false);
+      if (this.#stopped) return;
       if (!ok && this.#o.now() - this.#lastRenew > this.#o.leaseMs) {
         this.stop();
         lost();
@@ -102,9 +110,11 @@ export class LeaderElection {
       this.#timer = setTimeout(() => void renew(), this.#o.renewMs);
     };
     this.#timer = setTimeout(() => void renew(), this.#o.renewMs);
+    return true;
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }

@@ -181,10 +181,12 @@ export async function startAudit(options: AuditOptions, logger: Logger): Promise
 
   const start = async () => {
     if (election !== undefined) {
-      await election.lead(() => {
+      const leads = await election.lead(() => {
         logger.error('lost the audit lease; exiting so that another replica leads');
         process.exit(1);
       });
+      // Stopped before it ever led: nothing to audit.
+      if (!leads) return;
       leading = true;
       logger.info({ identity: hostname() }, 'leading the audit');
     }
