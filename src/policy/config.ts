@@ -202,6 +202,8 @@ const OVERRIDABLE: Record<string, Check> = {
   breakGlass: isBoolean,
   // A namespace may lower it (a policy rule); the top-level value bounds every review.
   maxImages: positiveInteger(1_000_000),
+  // Distinct registry lookups one review may ask for (docs/registries.md).
+  maxLookups: positiveInteger(100_000),
   disallowedTags: listOf(tag),
   requireDigest: isBoolean,
   exemptImages: listOf(exemptionGlob),
@@ -211,8 +213,36 @@ const OVERRIDABLE: Record<string, Check> = {
   signatures: listOf(signatureEntry),
 };
 
+/**
+ * `registries`: what the operator says of some registries — which networks they live on,
+ * which other hosts may receive their credentials. Top level only: which addresses the
+ * gateway may reach is the cluster's decision, not a namespace's.
+ */
+const registrySettings: Check = (v, at) => {
+  if (!isRecord(v)) fail(at, 'must be a map of registry to its settings (network, authHosts)');
+  for (const [registry, settings] of Object.entries(v)) {
+    const where = `${at}[${JSON.stringify(registry)}]`;
+    if (registry.includes('/') || !HOST.test(registry) || sourceProblem(registry) !== undefined) {
+      fail(where, 'must be a registry host, like harbor.corp.example or registry.local:5000');
+    }
+    checkKeys(
+      settings,
+      {
+        network: oneOf('public', 'private'),
+        authHosts: listOf((host, hostAt) => {
+          if (typeof host !== 'string' || !HOST.test(host)) {
+            fail(hostAt, `${JSON.stringify(host)} is not a host (like auth.example.com)`);
+          }
+        }),
+      },
+      where,
+    );
+  }
+};
+
 const TOP_LEVEL: Record<string, Check> = {
   ...OVERRIDABLE,
+  registries: registrySettings,
   excludeNamespaces: listOf(namespacePattern),
   namespaces: (v, at) => {
     if (!isRecord(v)) fail(at, 'must be a map of namespace name or glob to overrides');

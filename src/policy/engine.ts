@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import type { RegistrySettings } from '../registry/addresses.ts';
 import type { FactRequest } from '../registry/facts.ts';
 import type { PublicKeyRef } from '../registry/keys.ts';
 import {
@@ -24,7 +25,7 @@ import { canonicalJson, isRecord, type JsonObject } from '../shared/json.ts';
 import type { Bundle } from './bundle.ts';
 import { BundleError } from './bundle-error.ts';
 import type { PolicyConfig } from './config.ts';
-import { registryNames } from './registry-names.ts';
+import { registryNames, registrySettings } from './registry-names.ts';
 import { SMOKE_INPUT } from './smoke-input.ts';
 
 export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
@@ -36,9 +37,14 @@ export const FACTS_ENTRYPOINT = 'imagegate/facts/needed';
 export interface FactsNeeded {
   readonly mutate: readonly FactRequest[];
   readonly validate: readonly FactRequest[];
+  /** Distinct lookups one review may ask for in its namespace (maxLookups). */
+  readonly maxLookups: number;
 }
 
-const NO_FACTS: FactsNeeded = { mutate: [], validate: [] };
+/** maxLookups when the bundle's facts entrypoint names none (docs/registries.md). */
+export const DEFAULT_MAX_LOOKUPS = 256;
+
+const NO_FACTS: FactsNeeded = { mutate: [], validate: [], maxLookups: DEFAULT_MAX_LOOKUPS };
 
 const PAGE = 64 * 1024;
 /**
@@ -127,6 +133,8 @@ export class PolicyEngine {
    * signatures, or a bundle without the facts entrypoint): then none is ever contacted.
    */
   readonly registries: ReadonlySet<string>;
+  /** What the configuration's `registries` says of some of them (network, auth hosts). */
+  readonly registrySettings: ReadonlyMap<string, RegistrySettings>;
   /** The public keys `signatures` entries name, by reference (path or inline PEM). */
   readonly keys: ReadonlyMap<string, PublicKeyRef>;
   readonly #policy: LoadedPolicy;
@@ -136,10 +144,15 @@ export class PolicyEngine {
     bundle: Bundle,
     entrypoints: readonly string[],
     config: ConfigInForce,
-    facts: { registries: ReadonlySet<string>; keys: ReadonlyMap<string, PublicKeyRef> },
+    facts: {
+      registries: ReadonlySet<string>;
+      registrySettings: ReadonlyMap<string, RegistrySettings>;
+      keys: ReadonlyMap<string, PublicKeyRef>;
+    },
   ) {
     this.#policy = policy;
     this.registries = facts.registries;
+    this.registrySettings = facts.registrySettings;
     this.keys = facts.keys;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
@@ -200,6 +213,7 @@ export class PolicyEngine {
       : new Set<string>();
     const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data), {
       registries,
+      registrySettings: registrySettings(merged),
       keys,
     });
     try {
@@ -230,9 +244,12 @@ export class PolicyEngine {
     if (this.registries.size === 0) return NO_FACTS;
     const result = this.#evaluate(input, FACTS_ENTRYPOINT);
     if (!isRecord(result)) throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: not an object`);
+    const max = result.maxLookups;
     return {
       mutate: factRequests(result.mutate, 'mutate'),
       validate: factRequests(result.validate, 'validate'),
+      maxLookups:
+        typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : DEFAULT_MAX_LOOKUPS,
     };
   }
 
@@ -282,6 +299,7 @@ function factRequests(value: unknown, name: string): FactRequest[] {
       isRecord(entry) && typeof entry[key] === 'string' ? entry[key] : undefined;
     const index = isRecord(entry) ? entry.index : undefined;
     const keys = isRecord(entry) ? entry.keys : undefined;
+    const trustRoot = isRecord(entry) ? entry.trustRoot : undefined;
     const [registry, repository, tag, digest] = [
       text('registry'),
       text('repository'),
@@ -296,13 +314,22 @@ function factRequests(value: unknown, name: string): FactRequest[] {
       tag === undefined ||
       digest === undefined ||
       !Array.isArray(keys) ||
-      !keys.every((k) => typeof k === 'string')
+      !keys.every((k) => typeof k === 'string') ||
+      (trustRoot !== undefined && trustRoot !== null && typeof trustRoot !== 'string')
     ) {
       throw new EngineError(
         `evaluating ${FACTS_ENTRYPOINT}: malformed request ${JSON.stringify(entry)}`,
       );
     }
-    return { index, registry, repository, tag, digest, keys: keys as string[] };
+    return {
+      index,
+      registry,
+      repository,
+      tag,
+      digest,
+      keys: keys as string[],
+      ...(typeof trustRoot === 'string' && trustRoot !== '' ? { trustRoot } : {}),
+    };
   });
 }
 

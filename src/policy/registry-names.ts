@@ -4,6 +4,7 @@
  * the gateway calls (the cloud metadata address, the API server, a kubelet, a loopback
  * port); the configuration's sources are what an operator chose.
  */
+import type { RegistrySettings } from '../registry/addresses.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
 
 /** Docker Hub's names, folded to the one references use. */
@@ -62,4 +63,25 @@ export function registryNames(config: JsonObject): ReadonlySet<string> {
     }
   }
   return names;
+}
+
+/**
+ * What `registries` says of each registry (its network, its auth hosts), keyed as image
+ * references name registries (lower case, Docker Hub as docker.io).
+ */
+export function registrySettings(config: JsonObject): ReadonlyMap<string, RegistrySettings> {
+  const settings = new Map<string, RegistrySettings>();
+  if (!isRecord(config.registries)) return settings;
+  for (const [name, value] of Object.entries(config.registries)) {
+    const registry = registryOfSource(name);
+    if (registry === undefined || !isRecord(value)) continue;
+    const authHosts = Array.isArray(value.authHosts)
+      ? value.authHosts.filter((h): h is string => typeof h === 'string')
+      : [];
+    settings.set(registry, {
+      network: value.network === 'private' ? 'private' : 'public',
+      authHosts,
+    });
+  }
+  return settings;
 }

@@ -1,14 +1,26 @@
 /**
  * The OCI distribution API, the little of it facts need: resolve a tag, fetch a manifest
  * or blob by digest (the digest checked against the bytes, always), list referrers. Auth
- * (Basic, Bearer tokens per repository, cached until they expire), a bound on requests in
- * flight per registry, and 429 honoured: while a registry says wait, it is not asked again.
+ * (Basic, Bearer tokens per repository, cached until they expire), the registry's
+ * connection slots shared fairly between reviews (fair-queue.ts), and 429 honoured: while
+ * a registry says wait, it is not asked again.
+ *
+ * Credentials go only where they belong: a 401 is a challenge only when the registry's
+ * own host sent it (never storage it redirected to), and Basic credentials go only to the
+ * registry's host or an auth host the configuration names for it. Every table here is
+ * bounded (a pod author chooses repository names, so would choose its size).
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { endpoint } from './addresses.ts';
 import { basic, parseChallenge, parseToken, type Token } from './auth.ts';
 import type { Credentials } from './credentials.ts';
+import { FairQueue, type Flow, OUT_OF_TIME } from './fair-queue.ts';
 import type { HttpResponse, RegistryHttp } from './http.ts';
+import { headerMediaType, isDigest } from './oci.ts';
 import { RegistryError } from './registry-error.ts';
+
+export { endpoint } from './addresses.ts';
 
 export const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
@@ -20,6 +32,31 @@ export const MANIFEST_TYPES = [
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_RETRY_AFTER_S = 300;
 const DEFAULT_RETRY_AFTER_S = 10;
+/** Bearer tokens kept (one per registry and repository), at most. */
+export const MAX_TOKENS = 1_000;
+/** Per-registry state (queues, cooldowns, schemes, rate buckets), at most this many registries. */
+export const MAX_REGISTRIES = 256;
+/** A tag as the distribution spec allows it. */
+const TAG = /^[\w][\w.-]{0,127}$/;
+
+/** What a request is for: the review's time, and its place in the fair queue. */
+export interface RequestScope {
+  readonly signal: AbortSignal;
+  /** The review (and tenant) it is made for; a call of its own when absent. */
+  readonly flow?: Flow;
+}
+
+const scopeOf = (scope: RequestScope | AbortSignal): RequestScope =>
+  scope instanceof AbortSignal ? { signal: scope } : scope;
+
+/** How many entries each bounded table holds now (for metrics and tests). */
+export interface ClientTables {
+  readonly tokens: number;
+  readonly cooldowns: number;
+  readonly queues: number;
+  readonly queued: number;
+  readonly pools: number;
+}
 
 export interface ClientDeps {
   readonly http: RegistryHttp;
@@ -30,6 +67,14 @@ export interface ClientDeps {
   readonly perRegistry?: number;
   /** Told of every request: for metrics. */
   readonly observe?: (registry: string, kind: string, outcome: string, seconds: number) => void;
+  /** Told of the fair queues: requests waiting (by delta) and how long one waited. */
+  readonly observeQueue?: {
+    readonly queued?: (registry: string, delta: number) => void;
+    readonly waited?: (registry: string, seconds: number) => void;
+  };
+  /** Bounds of the tables (defaults MAX_TOKENS, MAX_REGISTRIES): tests flood small ones. */
+  readonly maxTokens?: number;
+  readonly maxRegistries?: number;
   /**
    * Requests per second per registry, at most (a token bucket with a burst of as many):
    * the audit's own budget, so a large cluster never hammers a registry. None: unlimited.
@@ -62,7 +107,7 @@ class TokenBucket {
         () => {
           clearTimeout(timer);
           this.#tokens += 1;
-          reject(new RegistryError('out of time for this review'));
+          reject(new RegistryError(OUT_OF_TIME));
         },
         { once: true },
       );
@@ -76,15 +121,19 @@ export interface Manifest {
   readonly body: Buffer;
 }
 
-/** Where a registry named in an image reference answers the API. */
-export function endpoint(registry: string): string {
-  return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-}
-
 /** sha256:<hex> (or sha512) of the bytes; undefined for another algorithm. */
 export function digestOf(bytes: Buffer, algorithm: string): string | undefined {
   if (algorithm !== 'sha256' && algorithm !== 'sha512') return undefined;
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+/** A digest from the policy or a registry, refused before it becomes part of a URL. */
+function wellFormed(digest: string, what: string): void {
+  if (!isDigest(digest as unknown)) {
+    throw new RegistryError(
+      `${what}: ${JSON.stringify(digest.slice(0, 80))} is not a valid digest`,
+    );
+  }
 }
 
 function checkDigest(bytes: Buffer, digest: string, what: string): void {
@@ -96,36 +145,41 @@ function checkDigest(bytes: Buffer, digest: string, what: string): void {
     throw new RegistryError(`${what}: the content does not match its digest ${digest}`);
 }
 
-class Limiter {
-  #active = 0;
-  readonly #waiting: (() => void)[] = [];
-  constructor(readonly size: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#active >= this.size)
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    this.#active++;
-    try {
-      return await task();
-    } finally {
-      this.#active--;
-      this.#waiting.shift()?.();
-    }
-  }
-}
-
 export class RegistryClient {
   readonly #deps: ClientDeps;
   readonly #now: () => number;
-  readonly #tokens = new Map<string, Token>();
+  /** Tokens by registry|repository, each until it expires; the least used go first. */
+  readonly #tokens: LRUCache<string, Token>;
+  /** Token requests under way (as many as requests in flight, at most). */
   readonly #pendingTokens = new Map<string, Promise<Token>>();
-  readonly #schemes = new Map<string, 'basic' | 'bearer'>();
-  readonly #cooldown = new Map<string, number>();
-  readonly #limiters = new Map<string, Limiter>();
-  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #schemes: LRUCache<string, 'basic' | 'bearer'>;
+  /** Until when a registry that answered 429 is left alone (epoch ms). */
+  readonly #cooldown: LRUCache<string, number>;
+  readonly #queues: LRUCache<string, FairQueue>;
+  readonly #buckets: LRUCache<string, TokenBucket>;
 
   constructor(deps: ClientDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
+    const registries = deps.maxRegistries ?? MAX_REGISTRIES;
+    this.#tokens = new LRUCache({ max: deps.maxTokens ?? MAX_TOKENS });
+    this.#schemes = new LRUCache({ max: registries });
+    this.#cooldown = new LRUCache({ max: registries });
+    this.#queues = new LRUCache({ max: registries });
+    this.#buckets = new LRUCache({ max: registries });
+  }
+
+  /** The size of every table this client keeps. */
+  tables(): ClientTables {
+    let queued = 0;
+    for (const queue of this.#queues.values()) queued += queue.queued;
+    return {
+      tokens: this.#tokens.size,
+      cooldowns: this.#cooldown.size,
+      queues: this.#queues.size,
+      queued,
+      pools: this.#deps.http.pools,
+    };
   }
 
   /** The digest a tag names now (the index for a multi-arch image), by HEAD, else GET. */
@@ -133,17 +187,18 @@ export class RegistryClient {
     registry: string,
     repository: string,
     tag: string,
-    signal: AbortSignal,
+    scope: RequestScope | AbortSignal,
   ): Promise<Manifest | { digest: string; mediaType: string }> {
+    if (!TAG.test(tag)) throw new RegistryError(`${JSON.stringify(tag)} is not a tag`);
     const path = `/v2/${repository}/manifests/${encodeURIComponent(tag)}`;
     const head = await this.#send(registry, repository, path, 'resolve', {
       method: 'HEAD',
       headers: { accept: MANIFEST_TYPES.join(', ') },
-      signal,
+      scope,
     });
     const digest = head.headers['docker-content-digest'];
-    if (head.status === 200 && digest !== undefined && /^sha(256|512):[0-9a-f]+$/.test(digest)) {
-      return { digest, mediaType: head.headers['content-type'] ?? '' };
+    if (head.status === 200 && isDigest(digest)) {
+      return { digest, mediaType: headerMediaType(head.headers['content-type']) };
     }
     if (head.status === 404)
       throw new RegistryError(`${registry}/${repository}:${tag} does not exist`);
@@ -152,7 +207,7 @@ export class RegistryClient {
     // No digest on HEAD (or no HEAD): fetch it, and digest it ourselves.
     const got = await this.#send(registry, repository, path, 'resolve', {
       headers: { accept: MANIFEST_TYPES.join(', ') },
-      signal,
+      scope,
     });
     if (got.status === 404)
       throw new RegistryError(`${registry}/${repository}:${tag} does not exist`);
@@ -164,7 +219,11 @@ export class RegistryClient {
         `${registry}/${repository}:${tag}: the manifest does not match its digest ${claimed}`,
       );
     }
-    return { digest: computed, mediaType: got.headers['content-type'] ?? '', body: got.body };
+    return {
+      digest: computed,
+      mediaType: headerMediaType(got.headers['content-type']),
+      body: got.body,
+    };
   }
 
   /** The manifest with this digest, its bytes checked against it. */
@@ -172,8 +231,9 @@ export class RegistryClient {
     registry: string,
     repository: string,
     digest: string,
-    signal: AbortSignal,
+    scope: RequestScope | AbortSignal,
   ): Promise<Manifest> {
+    wellFormed(digest, `${registry}/${repository}`);
     const got = await this.#send(
       registry,
       repository,
@@ -181,7 +241,7 @@ export class RegistryClient {
       'manifest',
       {
         headers: { accept: MANIFEST_TYPES.join(', ') },
-        signal,
+        scope,
         redirects: 3,
       },
     );
@@ -189,7 +249,7 @@ export class RegistryClient {
       throw new RegistryError(`${registry}/${repository}@${digest} does not exist`);
     if (got.status !== 200) throw statusError(registry, got, `${repository}@${digest}`);
     checkDigest(got.body, digest, `${registry}/${repository}@${digest}`);
-    return { digest, mediaType: got.headers['content-type'] ?? '', body: got.body };
+    return { digest, mediaType: headerMediaType(got.headers['content-type']), body: got.body };
   }
 
   /** A manifest by tag, if the tag exists (the cosign signature and fallback tags). */
@@ -197,8 +257,9 @@ export class RegistryClient {
     registry: string,
     repository: string,
     tag: string,
-    signal: AbortSignal,
+    scope: RequestScope | AbortSignal,
   ): Promise<Manifest | undefined> {
+    if (!TAG.test(tag)) throw new RegistryError(`${JSON.stringify(tag)} is not a tag`);
     const got = await this.#send(
       registry,
       repository,
@@ -206,7 +267,7 @@ export class RegistryClient {
       'manifest',
       {
         headers: { accept: MANIFEST_TYPES.join(', ') },
-        signal,
+        scope,
         redirects: 3,
       },
     );
@@ -219,7 +280,7 @@ export class RegistryClient {
         `${registry}/${repository}:${tag}: the manifest does not match its digest ${claimed}`,
       );
     }
-    return { digest, mediaType: got.headers['content-type'] ?? '', body: got.body };
+    return { digest, mediaType: headerMediaType(got.headers['content-type']), body: got.body };
   }
 
   /** The OCI 1.1 referrers index for a digest; undefined where the registry has no such API. */
@@ -228,12 +289,13 @@ export class RegistryClient {
     repository: string,
     digest: string,
     artifactType: string,
-    signal: AbortSignal,
+    scope: RequestScope | AbortSignal,
   ): Promise<Buffer | undefined> {
+    wellFormed(digest, `${registry}/${repository}`);
     const path = `/v2/${repository}/referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`;
     const got = await this.#send(registry, repository, path, 'referrers', {
       headers: { accept: 'application/vnd.oci.image.index.v1+json' },
-      signal,
+      scope,
     });
     if (got.status === 404 || got.status === 400 || got.status === 405) return undefined;
     if (got.status !== 200) throw statusError(registry, got, `${repository} referrers`);
@@ -246,15 +308,16 @@ export class RegistryClient {
     repository: string,
     digest: string,
     maxBytes: number,
-    signal: AbortSignal,
+    scope: RequestScope | AbortSignal,
   ): Promise<Buffer> {
+    wellFormed(digest, `${registry}/${repository}`);
     const got = await this.#send(
       registry,
       repository,
       `/v2/${repository}/blobs/${digest}`,
       'blob',
       {
-        signal,
+        scope,
         maxBytes,
         redirects: 3,
       },
@@ -272,59 +335,66 @@ export class RegistryClient {
     options: {
       method?: 'GET' | 'HEAD';
       headers?: Record<string, string>;
-      signal: AbortSignal;
+      scope: RequestScope | AbortSignal;
       maxBytes?: number;
       redirects?: number;
     },
   ): Promise<HttpResponse> {
+    const { signal, flow = { tenant: '' } } = scopeOf(options.scope);
+    this.#coolingDown(registry);
+    const url = new URL(`https://${endpoint(registry)}${path}`);
+    await this.#bucket(registry)?.take(signal);
+    return this.#queue(registry).run(flow, signal, async () => {
+      // Another request may have been told to wait while this one queued.
+      this.#coolingDown(registry);
+      const started = performance.now();
+      let outcome = 'error';
+      try {
+        const send = (authorization?: string) =>
+          this.#deps.http.request(registry, url, {
+            method: options.method ?? 'GET',
+            headers: { ...options.headers, ...(authorization ? { authorization } : {}) },
+            signal,
+            maxBytes: options.maxBytes ?? MAX_MANIFEST_BYTES,
+            redirects: options.redirects ?? 0,
+          });
+        let answer = await send(this.#cachedAuthorization(registry, repository));
+        if (answer.status === 401) {
+          const authorization = await this.#authorize(registry, repository, answer, signal);
+          answer = await send(authorization);
+          if (answer.status === 401) {
+            throw new RegistryError(`${registry} refused the credentials for ${repository}`);
+          }
+        }
+        if (answer.status === 429) {
+          const header = Number(answer.headers['retry-after']);
+          const seconds = Math.min(
+            MAX_RETRY_AFTER_S,
+            Number.isFinite(header) && header > 0 ? header : DEFAULT_RETRY_AFTER_S,
+          );
+          this.#cooldown.set(registry, this.#now() + seconds * 1000, { ttl: seconds * 1000 });
+          outcome = 'rate_limited';
+          throw new RegistryError(
+            `${registry} is rate limiting (429): not asked again for ${seconds} s`,
+            { retryAfterS: seconds },
+          );
+        }
+        outcome = answer.status < 400 || answer.status === 404 ? 'ok' : `http_${answer.status}`;
+        return answer;
+      } finally {
+        this.#deps.observe?.(registry, kind, outcome, (performance.now() - started) / 1000);
+      }
+    });
+  }
+
+  /** Throws while the registry asked to be left alone (429 Retry-After). */
+  #coolingDown(registry: string): void {
     const until = this.#cooldown.get(registry) ?? 0;
     if (until > this.#now()) {
       const seconds = Math.ceil((until - this.#now()) / 1000);
       throw new RegistryError(`${registry} is rate limiting: not asked again for ${seconds} s`, {
         retryAfterS: seconds,
       });
-    }
-    const url = new URL(`https://${endpoint(registry)}${path}`);
-    await this.#bucket(registry)?.take(options.signal);
-    const started = performance.now();
-    let outcome = 'error';
-    try {
-      const response = await this.#limiter(registry).run(async () => {
-        const send = (authorization?: string) =>
-          this.#deps.http.request(registry, url, {
-            method: options.method ?? 'GET',
-            headers: { ...options.headers, ...(authorization ? { authorization } : {}) },
-            signal: options.signal,
-            maxBytes: options.maxBytes ?? MAX_MANIFEST_BYTES,
-            redirects: options.redirects ?? 0,
-          });
-        let answer = await send(this.#cachedAuthorization(registry, repository));
-        if (answer.status === 401) {
-          const authorization = await this.#authorize(registry, repository, answer, options.signal);
-          answer = await send(authorization);
-          if (answer.status === 401) {
-            throw new RegistryError(`${registry} refused the credentials for ${repository}`);
-          }
-        }
-        return answer;
-      });
-      if (response.status === 429) {
-        const header = Number(response.headers['retry-after']);
-        const seconds = Math.min(
-          MAX_RETRY_AFTER_S,
-          Number.isFinite(header) && header > 0 ? header : DEFAULT_RETRY_AFTER_S,
-        );
-        this.#cooldown.set(registry, this.#now() + seconds * 1000);
-        outcome = 'rate_limited';
-        throw new RegistryError(
-          `${registry} is rate limiting (429): not asked again for ${seconds} s`,
-          { retryAfterS: seconds },
-        );
-      }
-      outcome = response.status < 400 || response.status === 404 ? 'ok' : `http_${response.status}`;
-      return response;
-    } finally {
-      this.#deps.observe?.(registry, kind, outcome, (performance.now() - started) / 1000);
     }
   }
 
@@ -339,13 +409,17 @@ export class RegistryClient {
     return bucket;
   }
 
-  #limiter(registry: string): Limiter {
-    let limiter = this.#limiters.get(registry);
-    if (limiter === undefined) {
-      limiter = new Limiter(this.#deps.perRegistry ?? 8);
-      this.#limiters.set(registry, limiter);
+  #queue(registry: string): FairQueue {
+    let queue = this.#queues.get(registry);
+    if (queue === undefined) {
+      const observe = this.#deps.observeQueue;
+      queue = new FairQueue(this.#deps.perRegistry ?? 8, {
+        queued: (delta) => observe?.queued?.(registry, delta),
+        waited: (seconds) => observe?.waited?.(registry, seconds),
+      });
+      this.#queues.set(registry, queue);
     }
-    return limiter;
+    return queue;
   }
 
   #cachedAuthorization(registry: string, repository: string): string | undefined {
@@ -366,6 +440,14 @@ export class RegistryClient {
     answer: HttpResponse,
     signal: AbortSignal,
   ): Promise<string> {
+    // Only the registry itself may ask for its credentials: a 401 from storage it redirected
+    // to (another host) is that host asking, and it gets nothing.
+    const policy = this.#deps.http.policy();
+    if (answer.url.hostname.toLowerCase() !== policy.hostnameOf(registry)) {
+      throw new RegistryError(
+        `${registry} redirected to ${answer.url.host}, which asked for credentials; imagegate sends them only to the registry`,
+      );
+    }
     const challenge = parseChallenge(answer.headers['www-authenticate']);
     const credential = this.#deps.credentials().get(registry);
     if (challenge?.scheme === 'basic') {
@@ -396,7 +478,8 @@ export class RegistryClient {
       this.#pendingTokens.set(key, pending);
     }
     const token = await pending;
-    this.#tokens.set(key, token);
+    const ttl = token.expiresAt - this.#now();
+    if (ttl >= 1) this.#tokens.set(key, token, { ttl });
     return `Bearer ${token.value}`;
   }
 
@@ -416,6 +499,16 @@ export class RegistryClient {
     }
     if (service !== undefined) url.searchParams.set('service', service);
     url.searchParams.set('scope', `repository:${repository}:pull`);
+    // The realm is the registry's choice: its credentials go there only if it is the
+    // registry's own host or one the configuration names for it (registries.X.authHosts).
+    if (
+      credential !== undefined &&
+      !this.#deps.http.policy().mayReceiveCredentials(registry, url)
+    ) {
+      throw new RegistryError(
+        `${registry} named the token realm ${url.host}, which is not the registry's host nor an auth host the configuration names for it (registries.${registry}.authHosts); its credentials are not sent there`,
+      );
+    }
     const got = await this.#deps.http.request(registry, url, {
       headers: credential === undefined ? {} : { authorization: basic(credential) },
       signal,

@@ -4,15 +4,20 @@
  * digest. Gathered before the (synchronous) evaluation, within the review's budget.
  *
  * Cached as facts allow: a tag briefly (it moves), a verified signature of a digest long
- * (a digest is immutable), "no signature" briefly (one may be pushed next), failures only
- * for a moment and never as a pass. Concurrent reviews of the same tag share one lookup.
+ * (a digest is immutable), "no signature" briefly (one may be pushed next), a registry's
+ * failure only for a moment and never as a pass. Running out of the review's own time is
+ * not the registry failing, and is never cached. Concurrent reviews of the same tag share
+ * one lookup, which stops (queued requests dropped, requests in flight aborted) only when
+ * every review waiting for it has run out of time. One review sees one digest per tag.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { AddressPolicy } from './addresses.ts';
-import type { RegistryClient } from './client.ts';
-import { checkSignatures, type SignatureOutcome } from './cosign.ts';
+import type { RegistryClient, RequestScope } from './client.ts';
+import { checkSignatures, type LogTrust, type SignatureOutcome } from './cosign.ts';
+import type { Flow } from './fair-queue.ts';
+import { OUT_OF_TIME } from './fair-queue.ts';
 import type { PublicKeyRef } from './keys.ts';
 import { RegistryError } from './registry-error.ts';
 
@@ -26,6 +31,8 @@ export interface FactRequest {
   readonly digest: string;
   /** Key references whose signature is required; none: no signature check. */
   readonly keys: readonly string[];
+  /** The trust root (by name) whose transparency logs judge a bundle's log entry. */
+  readonly trustRoot?: string;
 }
 
 export interface ImageFacts {
@@ -49,25 +56,45 @@ export const DEFAULT_TTLS: FactTtls = {
   failureMs: 5_000,
 };
 
+/** Trust material named by a request: the root's logs, and a fingerprint for cache keys. */
+export interface NamedLogTrust extends LogTrust {
+  readonly fingerprint: string;
+}
+
 export interface FactDeps {
   readonly client: RegistryClient;
   readonly policy: () => AddressPolicy;
   /** The configured keys, by reference. */
   readonly keys: (refs: readonly string[]) => Promise<readonly PublicKeyRef[]>;
+  /** A configured trust root's transparency logs, by name. */
+  readonly trustRoot?: (name: string) => NamedLogTrust;
   readonly ttls?: FactTtls;
   readonly maxEntries?: number;
   /** Told of every cache use: for metrics. */
   readonly observeCache?: (kind: 'tag' | 'signature', hit: boolean) => void;
 }
 
+/** How many entries each bounded table holds now (for metrics and tests). */
+export interface FactTables {
+  readonly tags: number;
+  readonly signatures: number;
+  readonly inflight: number;
+}
+
 type Cached<T> = { readonly value: T } | { readonly error: string };
+
+interface Shared<T> {
+  result: Promise<Cached<T>>;
+  readonly controller: AbortController;
+  waiters: number;
+}
 
 export class FactSource {
   readonly #deps: FactDeps;
   readonly #ttls: FactTtls;
   readonly #tags: LRUCache<string, Cached<string>>;
   readonly #signatures: LRUCache<string, Cached<SignatureOutcome>>;
-  readonly #inflight = new Map<string, Promise<Cached<unknown>>>();
+  readonly #inflight = new Map<string, Shared<unknown>>();
 
   constructor(deps: FactDeps) {
     this.#deps = deps;
@@ -77,21 +104,34 @@ export class FactSource {
     this.#signatures = new LRUCache({ max, ttlAutopurge: false });
   }
 
-  /** Facts for every request, within `budgetMs` for them all. */
+  tables(): FactTables {
+    return {
+      tags: this.#tags.size,
+      signatures: this.#signatures.size,
+      inflight: this.#inflight.size,
+    };
+  }
+
+  /**
+   * Facts for every request, within `budgetMs` for them all. `tenant` (the namespace) is
+   * whose turn the review's requests take in the registries' fair queues.
+   */
   async gather(
     requests: readonly FactRequest[],
     budgetMs: number,
+    tenant = '',
   ): Promise<Map<number, ImageFacts>> {
     const signal = AbortSignal.timeout(budgetMs);
+    const review: Review = { signal, flow: { tenant }, budgetMs, tags: new Map() };
     const entries = await Promise.all(
       requests.map(
-        async (r): Promise<[number, ImageFacts]> => [r.index, await this.#one(r, signal, budgetMs)],
+        async (r): Promise<[number, ImageFacts]> => [r.index, await this.#one(r, review)],
       ),
     );
     return new Map(entries);
   }
 
-  async #one(request: FactRequest, signal: AbortSignal, budgetMs: number): Promise<ImageFacts> {
+  async #one(request: FactRequest, review: Review): Promise<ImageFacts> {
     const { registry, repository } = request;
     if (!this.#deps.policy().allowsRegistry(registry)) {
       return {
@@ -99,85 +139,148 @@ export class FactSource {
       };
     }
     let digest = request.digest;
-    // No tag and no digest: the kubelet pulls latest.
-    const tag = request.tag === '' ? 'latest' : request.tag;
+    const about = { registry, budgetMs: review.budgetMs };
     if (digest === '') {
-      const resolved = await this.#cached(
-        this.#tags,
-        'tag',
-        `${registry}/${repository}:${tag}`,
-        async () => (await this.#deps.client.resolve(registry, repository, tag, signal)).digest,
-        () => this.#ttls.tagMs,
-        signal,
-        { registry, budgetMs },
-      );
-      if ('error' in resolved) return { error: resolved.error };
-      digest = resolved.value;
+      // No tag and no digest: the kubelet pulls latest.
+      const tag = request.tag === '' ? 'latest' : request.tag;
+      const key = `${registry}/${repository}:${tag}`;
+      // One digest per tag for the whole review, whatever the cache does meanwhile.
+      let resolved = review.tags.get(key);
+      if (resolved === undefined) {
+        resolved = this.#cached(
+          this.#tags,
+          'tag',
+          key,
+          async (scope) =>
+            (await this.#deps.client.resolve(registry, repository, tag, scope)).digest,
+          () => this.#ttls.tagMs,
+          review,
+          about,
+        );
+        review.tags.set(key, resolved);
+      }
+      const answer = await resolved;
+      if ('error' in answer) return { error: answer.error };
+      digest = answer.value;
     }
     if (request.keys.length === 0) return { digest };
     let keys: readonly PublicKeyRef[];
+    let log: NamedLogTrust | undefined;
     try {
       keys = await this.#deps.keys(request.keys);
+      if (request.trustRoot !== undefined) {
+        if (this.#deps.trustRoot === undefined) {
+          throw new RegistryError(`trust root ${request.trustRoot} is not loaded`);
+        }
+        log = this.#deps.trustRoot(request.trustRoot);
+      }
     } catch (error) {
       return { digest, error: describeThrown(error) };
     }
-    const fingerprint = keys.map((k) => keyFingerprint(k.key)).join(',');
+    const fingerprint = [...keys.map((k) => keyFingerprint(k.key)), log?.fingerprint ?? ''].join(
+      ',',
+    );
     const checked = await this.#cached(
       this.#signatures,
       'signature',
       `${registry}/${repository}@${digest}|${fingerprint}`,
-      () => checkSignatures(this.#deps.client, registry, repository, digest, keys, signal),
+      (scope) => checkSignatures(this.#deps.client, registry, repository, digest, keys, scope, log),
       (outcome) => (outcome.verified ? this.#ttls.verifiedMs : this.#ttls.unsignedMs),
-      signal,
-      { registry, budgetMs },
+      review,
+      about,
     );
     if ('error' in checked) return { digest, error: checked.error };
     return { digest, signature: checked.value };
   }
 
-  /** The cached value, else one shared lookup (stored with its own TTL; failures briefly). */
+  /**
+   * The cached value, else one lookup shared by every review that asks meanwhile (stored
+   * with its own TTL; a registry's failure briefly; running out of time not at all).
+   */
   async #cached<T extends {}>(
     cache: LRUCache<string, Cached<T>>,
     kind: 'tag' | 'signature',
     key: string,
-    lookup: () => Promise<T>,
+    lookup: (scope: RequestScope) => Promise<T>,
     ttl: (value: T) => number,
-    signal: AbortSignal,
+    review: Review,
     about: Explained,
   ): Promise<Cached<T>> {
     const hit = cache.get(key);
     this.#deps.observeCache?.(kind, hit !== undefined);
     if (hit !== undefined) return hit;
-    let pending = this.#inflight.get(key) as Promise<Cached<T>> | undefined;
-    if (pending === undefined) {
-      pending = (async (): Promise<Cached<T>> => {
-        try {
-          const value = await lookup();
-          cache.set(key, { value }, { ttl: ttl(value) });
-          return { value };
-        } catch (error) {
-          const failed = { error: explain(error, about) };
-          const retryAfter = error instanceof RegistryError ? error.retryAfterS : undefined;
-          cache.set(key, failed, {
-            ttl: retryAfter === undefined ? this.#ttls.failureMs : retryAfter * 1000,
-          });
-          return failed;
-        } finally {
-          this.#inflight.delete(key);
-        }
-      })();
-      this.#inflight.set(key, pending);
+    const outOfTime = (): Cached<T> => ({ error: explain(review.signal.reason, about) });
+    if (review.signal.aborted) return outOfTime();
+    let shared = this.#inflight.get(key) as Shared<T> | undefined;
+    if (shared === undefined || shared.controller.signal.aborted) {
+      shared = this.#start(cache, key, lookup, ttl, review.flow, about);
     }
-    // Whoever waits on another review's lookup still keeps to its own budget.
-    const outOfTime = (): Cached<T> => ({ error: explain(signal.reason, about) });
-    if (signal.aborted) return outOfTime();
-    return Promise.race([
-      pending,
-      new Promise<Cached<T>>((resolve) =>
-        signal.addEventListener('abort', () => resolve(outOfTime()), { once: true }),
-      ),
-    ]);
+    const own = shared;
+    own.waiters++;
+    // Whoever waits on a shared lookup keeps to its own budget; the last to leave stops it.
+    return new Promise<Cached<T>>((resolve) => {
+      let waiting = true;
+      const done = (answer: Cached<T>) => {
+        if (!waiting) return;
+        waiting = false;
+        own.waiters--;
+        resolve(answer);
+      };
+      const leave = () => {
+        done(outOfTime());
+        if (own.waiters > 0) return;
+        // Nobody waits for it any more: stop it, and let the next review start afresh.
+        own.controller.abort(review.signal.reason);
+        if (this.#inflight.get(key) === own) this.#inflight.delete(key);
+      };
+      review.signal.addEventListener('abort', leave, { once: true });
+      void own.result.then((answer) => {
+        review.signal.removeEventListener('abort', leave);
+        done(answer);
+      });
+    });
   }
+
+  /** Starts a lookup others may share: cached as it ends, unless nobody waited to the end. */
+  #start<T extends {}>(
+    cache: LRUCache<string, Cached<T>>,
+    key: string,
+    lookup: (scope: RequestScope) => Promise<T>,
+    ttl: (value: T) => number,
+    flow: Flow,
+    about: Explained,
+  ): Shared<T> {
+    const controller = new AbortController();
+    const entry: Shared<T> = { result: Promise.resolve({ error: '' }), controller, waiters: 0 };
+    this.#inflight.set(key, entry as Shared<unknown>);
+    entry.result = (async (): Promise<Cached<T>> => {
+      try {
+        const value = await lookup({ signal: controller.signal, flow });
+        cache.set(key, { value }, { ttl: ttl(value) });
+        return { value };
+      } catch (error) {
+        const failed = { error: explain(error, about) };
+        // Every review that wanted it ran out of time: nothing is known of the registry.
+        if (controller.signal.aborted) return failed;
+        const retryAfter = error instanceof RegistryError ? error.retryAfterS : undefined;
+        cache.set(key, failed, {
+          ttl: retryAfter === undefined ? this.#ttls.failureMs : retryAfter * 1000,
+        });
+        return failed;
+      } finally {
+        if (this.#inflight.get(key) === entry) this.#inflight.delete(key);
+      }
+    })();
+    return entry;
+  }
+}
+
+/** One review's gathering: its time, its place in the queues, the digests its tags named. */
+interface Review {
+  readonly signal: AbortSignal;
+  readonly flow: Flow;
+  readonly budgetMs: number;
+  readonly tags: Map<string, Promise<Cached<string>>>;
 }
 
 /** SHA-256 of a key's SPKI, once per key object (exporting one costs tens of µs). */
@@ -205,7 +308,7 @@ function explain(error: unknown, { registry, budgetMs }: Explained): string {
   if (error instanceof DOMException && error.name === 'TimeoutError') return outOfTime;
   if (!(error instanceof RegistryError))
     return `registry ${registry} unreachable: ${describeThrown(error)}`;
-  if (error.message === 'out of time for this review') return outOfTime;
+  if (error.message === OUT_OF_TIME) return outOfTime;
   if (error.message.startsWith('unreachable')) return `registry ${registry} ${error.message}`;
   return error.message.includes(registry)
     ? error.message

@@ -8,9 +8,14 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
+import { LRUCache } from 'lru-cache';
 import { Agent, request } from 'undici';
 import type { AddressPolicy } from './addresses.ts';
+import { OUT_OF_TIME } from './fair-queue.ts';
 import { RegistryError } from './registry-error.ts';
+
+/** Connection pools kept, at most (one per registry the configuration names). */
+export const MAX_POOLS = 256;
 
 export interface HttpResponse {
   readonly status: number;
@@ -41,6 +46,8 @@ export interface HttpDeps {
   readonly requestTimeoutMs: number;
   /** Name resolution (node:dns lookup; tests give names the addresses they need). */
   readonly lookup?: typeof dnsLookup;
+  /** Connection pools kept, at most (default MAX_POOLS). */
+  readonly maxPools?: number;
 }
 
 function header(headers: Record<string, string | string[] | undefined>, name: string) {
@@ -51,25 +58,66 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
 export class RegistryHttp {
   readonly #deps: HttpDeps;
   #ca: readonly string[];
-  readonly #agents = new Map<string, Agent>();
+  /** One pool per registry; as many registries as the client keeps state for, at most. */
+  readonly #agents: LRUCache<string, Agent>;
+  readonly #closing = new Set<Promise<void>>();
 
   constructor(deps: HttpDeps) {
     this.#deps = deps;
     this.#ca = deps.ca;
+    this.#agents = new LRUCache({
+      max: deps.maxPools ?? MAX_POOLS,
+      // An evicted pool finishes its requests, then closes.
+      dispose: (agent) => {
+        const closed = agent.close().catch(() => undefined);
+        this.#closing.add(closed);
+        void closed.then(() => this.#closing.delete(closed));
+      },
+    });
+  }
+
+  /** Connection pools open now. */
+  get pools(): number {
+    return this.#agents.size;
+  }
+
+  /** The address policy in force (it changes with the configuration). */
+  policy(): AddressPolicy {
+    return this.#deps.policy();
   }
 
   /** New extra CAs (a rotated --registry-ca): later connections use them, open ones finish. */
   setCa(ca: readonly string[]): void {
     this.#ca = ca;
-    const old = [...this.#agents.values()];
     this.#agents.clear();
-    for (const agent of old) void agent.close();
+  }
+
+  /**
+   * The addresses a name resolves to, when the address policy lets the gateway connect to
+   * every one of them for this registry (what its connection pool dials); else why not.
+   */
+  addressesFor(registry: string, hostname: string): Promise<LookupAddress[]> {
+    const resolve = this.#deps.lookup ?? dnsLookup;
+    return new Promise((accept, reject) => {
+      resolve(hostname, { all: true }, (error, addresses) => {
+        if (error) return reject(error);
+        const policy = this.#deps.policy();
+        const refused = addresses.find((a) => !policy.allowsAddress(registry, a.address));
+        if (refused !== undefined) {
+          return reject(
+            new RegistryError(
+              `${hostname} resolves to ${refused.address}, which imagegate does not contact for ${registry}`,
+            ),
+          );
+        }
+        accept(addresses);
+      });
+    });
   }
 
   #agent(registry: string): Agent {
     let agent = this.#agents.get(registry);
     if (agent === undefined) {
-      const policyOf = this.#deps.policy;
       // Every name this pool resolves is checked for this registry; literal addresses
       // skip resolution, so request() checks those itself.
       const lookup = (
@@ -77,24 +125,14 @@ export class RegistryHttp {
         options: object,
         callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void,
       ) => {
-        const resolve = this.#deps.lookup ?? dnsLookup;
-        resolve(hostname, { ...options, all: true }, (error, addresses) => {
-          if (error) return callback(error, []);
-          const policy = policyOf();
-          const refused = addresses.find((a) => !policy.allowsAddress(registry, a.address));
-          if (refused !== undefined) {
-            return callback(
-              new RegistryError(
-                `${hostname} resolves to ${refused.address}, which imagegate does not contact for ${registry}`,
-              ),
-              [],
-            );
-          }
-          const all = (options as { all?: boolean }).all === true;
-          const [first] = addresses;
-          if (all) return callback(null, addresses);
-          return callback(null, first?.address ?? '', first?.family);
-        });
+        this.addressesFor(registry, hostname).then(
+          (addresses) => {
+            if ((options as { all?: boolean }).all === true) return callback(null, addresses);
+            const [first] = addresses;
+            return callback(null, first?.address ?? '', first?.family);
+          },
+          (error: Error) => callback(error, []),
+        );
       };
       agent = new Agent({
         connect: {
@@ -131,8 +169,7 @@ export class RegistryHttp {
         const refusal =
           error instanceof RegistryError ? error : (error as { cause?: unknown })?.cause;
         if (refusal instanceof RegistryError) throw refusal;
-        if (options.signal.aborted)
-          throw new RegistryError('out of time for this review', { cause: error });
+        if (options.signal.aborted) throw new RegistryError(OUT_OF_TIME, { cause: error });
         if (timeout.aborted) {
           throw new RegistryError(
             `unreachable: no answer within ${this.#deps.requestTimeoutMs} ms`,
@@ -181,8 +218,8 @@ export class RegistryHttp {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#agents.values()].map((agent) => agent.close()));
     this.#agents.clear();
+    await Promise.all([...this.#closing]);
   }
 }
 

@@ -11,7 +11,7 @@ import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
 import { admissionFailure } from '../review/responses.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
-import { InputError } from '../shared/input-error.ts';
+import { InputError, LimitError } from '../shared/input-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import { readJsonBody } from './body.ts';
@@ -103,9 +103,9 @@ export function createApp(deps: AppDeps): Koa {
       // it is paid (docs/sizing.md).
       const images = protocol.images(review);
       if (images > engine.config.maxImages) {
-        deps.metrics.limits.inc({ endpoint, limit: 'images' });
-        throw new InputError(
+        throw new LimitError(
           `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`,
+          'images',
         );
       }
       input = protocol.input(review);
@@ -121,6 +121,7 @@ export function createApp(deps: AppDeps): Koa {
       }
     } catch (error) {
       const message = describeThrown(error);
+      if (error instanceof LimitError) deps.metrics.limits.inc({ endpoint, limit: error.limit });
       // A malformed object is the client's mistake (400 inside, counted as a bad request);
       // anything else is the policy failing (500 inside, an error).
       const clients = error instanceof InputError;

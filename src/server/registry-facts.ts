@@ -11,12 +11,13 @@ import type { PolicyHolder } from '../policy/holder.ts';
 import { type AddressPolicy, addressPolicy } from '../registry/addresses.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { type Credentials, parseDockerConfig } from '../registry/credentials.ts';
-import { FactSource, type ImageFacts } from '../registry/facts.ts';
+import { type FactRequest, FactSource, type ImageFacts } from '../registry/facts.ts';
 import { RegistryHttp } from '../registry/http.ts';
 import { RegistryError } from '../registry/registry-error.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
+import { LimitError } from '../shared/input-error.ts';
 import type { JsonObject } from '../shared/json.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
@@ -110,7 +111,7 @@ export async function startRegistryFacts(
     if (engine === undefined) return NO_POLICY;
     let found = policies.get(engine);
     if (found === undefined) {
-      found = addressPolicy(engine.registries);
+      found = addressPolicy(engine.registries, engine.registrySettings);
       policies.set(engine, found);
     }
     return found;
@@ -149,6 +150,10 @@ export async function startRegistryFacts(
       deps.metrics.registryRequests.inc({ registry, kind, outcome });
       deps.metrics.registryDuration.observe({ registry, kind }, seconds);
     },
+    observeQueue: {
+      queued: (registry, delta) => deps.metrics.registryQueued.inc({ registry }, delta),
+      waited: (registry, seconds) => deps.metrics.registryQueueWait.observe({ registry }, seconds),
+    },
   });
   const facts = new FactSource({
     client,
@@ -165,22 +170,41 @@ export async function startRegistryFacts(
       deps.metrics.factsCache.inc({ kind, result: hit ? 'hit' : 'miss' }),
   });
 
+  const unwatch = deps.metrics.registryTables.watch(() => ({
+    ...client.tables(),
+    ...facts.tables(),
+  }));
+
   return {
     budgetMs,
     async withFacts(engine, input, decision) {
-      const requests = engine.factsNeeded(input)[decision];
+      const needed = engine.factsNeeded(input);
+      const requests = needed[decision];
       if (requests.length === 0) return input;
+      // A pod spec chooses how many lookups its review costs: bounded before any is made.
+      const distinct = new Set(requests.map(lookupKey)).size;
+      if (distinct > needed.maxLookups) {
+        throw new LimitError(
+          `the object needs ${distinct} registry lookups; a review may make at most ${needed.maxLookups} (maxLookups)`,
+          'lookups',
+        );
+      }
       const stop = deps.metrics.factsDuration.startTimer({ decision });
-      const gathered = await facts.gather(requests, budgetMs);
+      const gathered = await facts.gather(requests, budgetMs, input.namespace);
       stop();
       return attachFacts(input, gathered);
     },
     async close() {
+      unwatch();
       for (const watch of watches) watch.stop();
       await http.close();
     },
   };
 }
+
+/** Two requests that make the same registry calls are one lookup. */
+const lookupKey = (r: FactRequest) =>
+  `${r.registry}/${r.repository}:${r.tag}@${r.digest}|${r.keys.join(',')}|${r.trustRoot ?? ''}`;
 
 /** The input with `facts` on the images gathered for (a copy: the input is not changed). */
 export function attachFacts(

@@ -13,3 +13,15 @@ export class InputError extends Error {
     this.status = options.status ?? 400;
   }
 }
+
+/** A review over a bound the configuration sets (maxImages, maxLookups): refused, 400 inside. */
+export class LimitError extends InputError {
+  override readonly name: string = 'LimitError';
+  /** The metric's label: images, lookups. */
+  readonly limit: string;
+
+  constructor(message: string, limit: string) {
+    super(message);
+    this.limit = limit;
+  }
+}

@@ -14,6 +14,10 @@ export interface Metrics {
   readonly registryDuration: Histogram<'registry' | 'kind'>;
   readonly factsCache: Counter<'kind' | 'result'>;
   readonly factsDuration: Histogram<'decision'>;
+  readonly registryQueued: Gauge<'registry'>;
+  readonly registryQueueWait: Histogram<'registry'>;
+  /** The size of every bounded registry table, read at each scrape from what `watch` names. */
+  readonly registryTables: { watch(read: () => Readonly<Record<string, number>>): () => void };
 }
 
 const REGISTRY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5];
@@ -101,5 +105,45 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       buckets: REGISTRY_BUCKETS,
       registers: [registry],
     }),
+    registryQueued: new Gauge({
+      name: 'imagegate_registry_queue_length',
+      help: "Registry requests waiting for one of the registry's connection slots (served round-robin across namespaces and reviews).",
+      labelNames: ['registry'],
+      registers: [registry],
+    }),
+    registryQueueWait: new Histogram({
+      name: 'imagegate_registry_queue_wait_seconds',
+      help: 'Time a registry request waited for a connection slot, by registry.',
+      labelNames: ['registry'],
+      buckets: REGISTRY_BUCKETS,
+      registers: [registry],
+    }),
+    registryTables: tableGauge(registry),
+  };
+}
+
+/** imagegate_registry_table_entries{table}: caches, tokens, cooldowns, queues, as they are now. */
+function tableGauge(registry: Registry): Metrics['registryTables'] {
+  const sources: (() => Readonly<Record<string, number>>)[] = [];
+  new Gauge({
+    name: 'imagegate_registry_table_entries',
+    help: 'Entries in each bounded registry table (tags, signatures, inflight, tokens, cooldowns, queues, queued).',
+    labelNames: ['table'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const read of sources) {
+        for (const [table, size] of Object.entries(read())) this.set({ table }, size);
+      }
+    },
+  });
+  return {
+    watch(read) {
+      sources.push(read);
+      return () => {
+        const at = sources.indexOf(read);
+        if (at >= 0) sources.splice(at, 1);
+      };
+    },
   };
 }

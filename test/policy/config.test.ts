@@ -168,6 +168,56 @@ test('maxImages is accepted at the top and per namespace', (t) => {
   t.deepEqual(config.namespaces, { small: { maxImages: 10 } });
 });
 
+for (const value of ['0', '1.5', '"8"', '200000']) {
+  test(rejects, `maxLookups: ${value}`, /maxLookups: must be a whole number from 1 to 100000/);
+}
+test(
+  rejects,
+  'namespaces: {"ci-*": {registries: {harbor.corp.example: {network: private}}}}',
+  /namespaces\["ci-\*"\]: unknown key "registries"/,
+);
+test(rejects, 'registries: [harbor.corp.example]', /registries: must be a map of registry/);
+test(
+  rejects,
+  'registries: {harbor.corp.example/proj: {network: private}}',
+  /registries\["harbor.corp.example\/proj"\]: must be a registry host/,
+);
+test(
+  rejects,
+  'registries: {harbor.corp.example: {network: internal}}',
+  /registries\["harbor.corp.example"\]\.network: must be one of public, private/,
+);
+test(
+  rejects,
+  'registries: {harbor.corp.example: {authHosts: ["https://sso.example.com"]}}',
+  /authHosts\[0\]: "https:\/\/sso.example.com" is not a host/,
+);
+test(
+  rejects,
+  'registries: {harbor.corp.example: {privateNetwork: true}}',
+  /unknown key "privateNetwork" \(known: network, authHosts\)/,
+);
+
+test('maxLookups per namespace; registries at the top level', (t) => {
+  const config = parseConfig(
+    `maxLookups: 64
+namespaces: {"ci-*": {maxLookups: 8}}
+registries:
+  harbor.corp.example: {network: private, authHosts: [sso.corp.example, "auth.corp.example:8443"]}
+  registry.registry.svc.cluster.local:5000: {network: private}
+`,
+    'c.yaml',
+  );
+  t.is(config.maxLookups, 64);
+  t.deepEqual(config.registries, {
+    'harbor.corp.example': {
+      network: 'private',
+      authHosts: ['sso.corp.example', 'auth.corp.example:8443'],
+    },
+    'registry.registry.svc.cluster.local:5000': { network: 'private' },
+  });
+});
+
 test('pinDigests and signatures parse as SPEC writes them, overrides included', (t) => {
   const config = parseConfig(
     `pinDigests: pods

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { ConfigError } from '../../src/policy/config-error.ts';
 import { loadPolicy } from '../../src/policy/loader.ts';
-import { registryNames } from '../../src/policy/registry-names.ts';
+import { registryNames, registrySettings } from '../../src/policy/registry-names.ts';
 import { defaultBundlePath } from '../../src/shared/paths.ts';
 import { tempDir, writeConfig } from '../helpers/gateway.ts';
 
@@ -77,4 +77,25 @@ test("the registries contacted are the configuration's sources, and none when no
     namespaces: { prod: { signatures: [{ images: ['sig.example.com/prod'], keys: ['/k.pub'] }] } },
   });
   t.deepEqual([...override].sort(), ['registry.example.com', 'sig.example.com']);
+});
+
+test('what `registries` says of each registry, keyed as references name it', async (t) => {
+  const settings = registrySettings({
+    registries: {
+      'Harbor.Corp.example': { network: 'private', authHosts: ['sso.corp.example'] },
+      'index.docker.io': { authHosts: ['auth.docker.io'] },
+    },
+  });
+  t.deepEqual(Object.fromEntries(settings), {
+    'harbor.corp.example': { network: 'private', authHosts: ['sso.corp.example'] },
+    'docker.io': { network: 'public', authHosts: ['auth.docker.io'] },
+  });
+  // The engine carries them beside the names, for the address policy.
+  const config = await writeConfig(
+    t,
+    'pinDigests: pods\ntrustedRegistries: [harbor.corp.example]\nregistries: {harbor.corp.example: {network: private}}\n',
+  );
+  const { engine } = await loadPolicy({ bundle: defaultBundlePath(), config });
+  t.deepEqual([...engine.registries], ['harbor.corp.example']);
+  t.is(engine.registrySettings.get('harbor.corp.example')?.network, 'private');
 });

@@ -6,99 +6,12 @@
  * here, because a real registry does none of these things on purpose; each counts the
  * connections it gets, so "no network call" is observed, not assumed.
  */
-import { createHash } from 'node:crypto';
-import type { LookupAddress } from 'node:dns';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import test, { type ExecutionContext } from 'ava';
-import { type AddressPolicy, addressPolicy } from '../../src/registry/addresses.ts';
+import test from 'ava';
+import { addressPolicy } from '../../src/registry/addresses.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
-import { DEFAULT_TTLS, type FactRequest, FactSource } from '../../src/registry/facts.ts';
+import type { FactRequest, FactSource } from '../../src/registry/facts.ts';
 import { RegistryHttp } from '../../src/registry/http.ts';
-import { createCa, issueCertificate } from '../../src/tls/certs.ts';
-
-const ca = createCa('imagegate boundaries test CA');
-const serving = issueCertificate(ca, {
-  commonName: '127.0.0.1',
-  usage: 'server',
-  altNames: ['127.0.0.1', 'localhost', 'registry.example.com'],
-});
-
-interface Seen {
-  readonly method: string;
-  readonly url: string;
-  readonly authorization: string | undefined;
-}
-
-interface Fake {
-  readonly host: string;
-  readonly port: number;
-  readonly seen: Seen[];
-  connections: number;
-}
-
-type Handler = (
-  req: { method: string; url: string; headers: Record<string, unknown> },
-  fake: Fake,
-) => { status: number; headers?: Record<string, string>; body?: Buffer | string } | 'hang';
-
-async function fake(t: ExecutionContext, handler: Handler): Promise<Fake> {
-  const state: Fake = { host: '', port: 0, seen: [], connections: 0 };
-  const server: Server = createServer({ cert: serving.cert, key: serving.key }, (req, res) => {
-    const answer = handler(
-      { method: req.method ?? '', url: req.url ?? '', headers: req.headers },
-      state,
-    );
-    state.seen.push({
-      method: req.method ?? '',
-      url: req.url ?? '',
-      authorization: req.headers.authorization,
-    });
-    if (answer === 'hang') return;
-    res.writeHead(answer.status, answer.headers ?? {});
-    res.end(req.method === 'HEAD' ? undefined : answer.body);
-  });
-  server.on('secureConnection', () => state.connections++);
-  server.on('connection', () => state.connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  Object.assign(state, { host: `127.0.0.1:${port}`, port });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return state;
-}
-
-function client(policy: AddressPolicy, lookup?: (host: string) => string): RegistryClient {
-  const http = new RegistryHttp({
-    policy: () => policy,
-    ca: [ca.cert],
-    requestTimeoutMs: 1000,
-    ...(lookup === undefined
-      ? {}
-      : {
-          lookup: ((
-            hostname: string,
-            _options: unknown,
-            callback: (e: Error | null, a: LookupAddress[]) => void,
-          ) => callback(null, [{ address: lookup(hostname), family: 4 }])) as never,
-        }),
-  });
-  return new RegistryClient({ http, credentials: () => new Map() });
-}
-
-function facts(policy: AddressPolicy, c = client(policy)): FactSource {
-  return new FactSource({
-    client: c,
-    policy: () => policy,
-    keys: async () => [],
-    ttls: DEFAULT_TTLS,
-  });
-}
+import { ca, client, digest, facts, fake, MANIFEST, resolver } from '../helpers/fake-registry.ts';
 
 const tagOf = (registry: string, tag = 'v1'): FactRequest => ({
   index: 0,
@@ -112,13 +25,6 @@ const tagOf = (registry: string, tag = 'v1'): FactRequest => ({
 async function one(source: FactSource, request: FactRequest, budgetMs = 3000) {
   return (await source.gather([request], budgetMs)).get(0) ?? {};
 }
-
-const digest = (body: Buffer | string) =>
-  `sha256:${createHash('sha256').update(body).digest('hex')}`;
-const MANIFEST = JSON.stringify({
-  schemaVersion: 2,
-  mediaType: 'application/vnd.oci.image.manifest.v1+json',
-});
 
 test('an image on a host the configuration does not name makes no network call', async (t) => {
   const listening = await fake(t, () => ({ status: 200, body: MANIFEST }));
@@ -145,10 +51,7 @@ test('a named registry whose name resolves to loopback or link-local is not conn
   const listening = await fake(t, () => ({ status: 200, body: MANIFEST }));
   const policy = addressPolicy(['registry.example.com']);
   for (const address of ['127.0.0.1', '169.254.169.254', '10.1.2.3']) {
-    const source = facts(
-      policy,
-      client(policy, () => address),
-    );
+    const source = facts(policy, client(policy, { lookup: resolver(() => address) }));
     const answer = await one(source, tagOf('registry.example.com'));
     t.is(
       answer.error,

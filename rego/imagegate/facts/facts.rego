@@ -10,6 +10,7 @@
 package imagegate.facts
 
 import data.imagegate.mutate
+import data.imagegate.settings
 import data.imagegate.validate
 
 # METADATA
@@ -18,6 +19,7 @@ import data.imagegate.validate
 needed := {
 	"mutate": [_request(lookup) | some lookup in mutate.lookups],
 	"validate": [_request(lookup) | some lookup in validate.lookups],
+	"maxLookups": settings.config.maxLookups,
 }
 
 _request(lookup) := {

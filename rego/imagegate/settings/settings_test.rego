@@ -30,6 +30,7 @@ test_bundle_defaults if {
 		"enforcement": "deny",
 		"breakGlass": false,
 		"maxImages": 32768,
+		"maxLookups": 256,
 		"disallowedTags": [],
 		"requireDigest": false,
 		"exemptImages": [],
@@ -54,6 +55,7 @@ test_missing_configuration_is_safe if {
 		"enforcement": "deny",
 		"breakGlass": false,
 		"maxImages": 32768,
+		"maxLookups": 256,
 		"disallowedTags": [],
 		"requireDigest": false,
 		"exemptImages": [],
@@ -76,6 +78,7 @@ test_malformed_values_fall_back_to_safe_defaults if {
 		"excludeNamespaces": {"kube-system": true},
 		"enforcement": "Warn",
 		"breakGlass": "true",
+		"maxLookups": 0.5,
 		"namespaces": ["not", "an", "object"],
 	}
 	c := settings.config with input as {"namespace": "default"} with data.imagegate.config as malformed
@@ -91,6 +94,7 @@ test_malformed_values_fall_back_to_safe_defaults if {
 	c.excludeNamespaces == []
 	c.enforcement == "deny"
 	c.breakGlass == false
+	c.maxLookups == 256
 }
 
 test_config_that_is_not_an_object_is_ignored if {
