@@ -2,6 +2,7 @@
 # signature of the digest pulled; a registry failure is a denial with its reason.
 package imagegate.validate_test
 
+import data.imagegate.facts
 import data.imagegate.fixtures_test as fixtures
 import data.imagegate.validate
 
@@ -127,4 +128,73 @@ test_check_offline_leaves_facts_unjudged_and_nothing_else if {
 		with data.imagegate.config.pinDigests as "pods"
 		with data.imagegate.config.requireDigest as true
 	rules_of(d) == ["latest-tag"]
+}
+
+# A signature requirement on a source follows its images onto a mirror, whether the mutating
+# webhook rewrote them or a pod spec wrote the mirror's path itself: judged where pulled.
+hub_mirror := {"docker.io": "harbor.example.com/dockerhub-proxy"}
+
+signed_acme := [{"images": ["docker.io/acme"], "keys": ["/keys/acme.pub"]}]
+
+mirrored_acme := "harbor.example.com/dockerhub-proxy/acme/app:1.0"
+
+test_a_source_signature_requirement_holds_on_its_mirror if {
+	unsigned := with_facts(mirrored_acme, no_signature)
+	d := validate.decision with input as fixtures.pod([unsigned])
+		with data.imagegate.config.trustedRegistries as ["harbor.example.com"]
+		with data.imagegate.config.mirrors as hub_mirror
+		with data.imagegate.config.signatures as signed_acme
+	d.reasons == [concat("", [
+		`container "c0" (containers[0]) image "harbor.example.com/dockerhub-proxy/acme/app:1.0": `,
+		"signature required (docker.io/acme): no signature",
+	])]
+	signed := with_facts(mirrored_acme, verified_by("acme.pub"))
+	validate.decision.allowed with input as fixtures.pod([signed])
+		with data.imagegate.config.trustedRegistries as ["harbor.example.com"]
+		with data.imagegate.config.mirrors as hub_mirror
+		with data.imagegate.config.signatures as signed_acme
+
+	# Other repositories on the mirror are not covered by the entry.
+	validate.decision.allowed with input as fixtures.pod([good("c0", "harbor.example.com/dockerhub-proxy/other/app:1")])
+		with data.imagegate.config.trustedRegistries as ["harbor.example.com"]
+		with data.imagegate.config.mirrors as hub_mirror
+		with data.imagegate.config.signatures as signed_acme
+}
+
+test_the_signature_is_looked_up_where_the_image_is_pulled if {
+	needed := facts.needed with input as fixtures.pod([good("c0", mirrored_acme)])
+		with data.imagegate.config.mirrors as hub_mirror
+		with data.imagegate.config.signatures as signed_acme
+	[[r.registry, r.repository, r.keys] | some r in needed.validate] == [
+		["harbor.example.com", "dockerhub-proxy/acme/app", ["/keys/acme.pub"]],
+	]
+
+	# A template its controller owns keeps the written reference; its pods are pulled from
+	# the mirror, so that is where the signature is looked for.
+	owned := fixtures.build({
+		"kind": "ReplicaSet", "operation": "CREATE",
+		"containers": [good("web", "docker.io/acme/app:1.0")],
+		"controller": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+	})
+	from_template := facts.needed with input as owned
+		with data.imagegate.config.mirrors as hub_mirror
+		with data.imagegate.config.signatures as signed_acme
+	[[r.registry, r.repository] | some r in from_template.validate] == [["harbor.example.com", "dockerhub-proxy/acme/app"]]
+}
+
+test_a_catch_all_rewrite_keeps_the_requirements_of_what_it_replaced if {
+	signed_mirror_path := with_facts("mirror.example.com/prod/app:1", no_signature)
+	replaced := validate.decision with input as fixtures.pod([signed_mirror_path])
+		with data.imagegate.config.trustedRegistries as ["mirror.example.com"]
+		with data.imagegate.config.rewriteRegistry as "mirror.example.com"
+		with data.imagegate.config.signatures as signed_prod
+	contains(replaced.reasons[0], "signature required (registry.example.com/prod): no signature")
+
+	prepended := with_facts("mirror.example.com/registry.example.com/prod/app:1", no_signature)
+	p := validate.decision with input as fixtures.pod([prepended])
+		with data.imagegate.config.trustedRegistries as ["mirror.example.com"]
+		with data.imagegate.config.rewriteRegistry as "mirror.example.com"
+		with data.imagegate.config.rewriteMode as "prepend"
+		with data.imagegate.config.signatures as signed_prod
+	contains(p.reasons[0], "signature required (registry.example.com/prod): no signature")
 }

@@ -211,7 +211,7 @@ problem(image, "signature") := concat("", [
 	images.valid(image)
 	not _verified(image)
 	not _unchecked(image)
-	required := signatures.required(pulled_reference(image))
+	required := _signature_required(image)
 }
 
 problem(image, "pull-policy") := concat("", [
@@ -304,9 +304,13 @@ lookups := [{"index": index, "reference": reference, "keys": keys} |
 	not exemptions.exempt(image)
 	images.valid(image)
 	reference := pulled_reference(image)
-	keys := signatures.keys(reference)
+	keys := signatures.keys_any([reference, image.reference])
 	_looked_up(reference, keys)
 ]
+
+# The signature an image needs: an entry covering the reference pulled, the one written,
+# or a mirror's source either stands for; verified where the image is pulled.
+_signature_required(image) := signatures.required_any([pulled_reference(image), image.reference])
 
 _looked_up(_, keys) if count(keys) > 0
 
@@ -322,7 +326,7 @@ verified := [concat("", [images.text(image, "raw"), " by ", image.facts.signatur
 	some image in images.checked
 	not exemptions.exempt(image)
 	images.valid(image)
-	signatures.required(pulled_reference(image))
+	_signature_required(image)
 	_verified(image)
 ]
 

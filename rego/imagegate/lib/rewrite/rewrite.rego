@@ -88,3 +88,52 @@ _valid(reference) if {
 	}
 	count(concat("/", [reference.domain, reference.path])) <= 255
 }
+
+# METADATA
+# description: |
+#   What a rewrite would have turned into this reference: the source a mirror's target
+#   stands for (`harbor.example.com/dockerhub-proxy/acme/app` is `docker.io/acme/app`), and
+#   for the catch-all the registry it prepended, or in replace mode each of `hosts` (the
+#   registry it replaced is gone, so any may have been it). A reference on a target's path
+#   is judged as its origin too, whether the mutating webhook rewrote it or a pod spec
+#   wrote it so, and a requirement on the source is not lost on the way (signatures).
+origins(reference, hosts) := [origin |
+	some found in [_mirror_origins(reference), _replaced_origins(reference, hosts), _prepended_origins(reference)]
+	some origin in found
+]
+
+_mirror_origins(reference) := [object.union(reference, {
+	"domain": source.host,
+	"path": concat("/", array.concat(source.prefix, kept)),
+}) |
+	some mirror in _mirrors
+	kept := _below(_target_parts(mirror.target), reference)
+	source := sources.parse(mirror.source)
+]
+
+_replaced_origins(reference, hosts) := [object.union(reference, {"domain": host, "path": concat("/", kept)}) |
+	settings.config.rewriteRegistry != null
+	settings.config.rewriteMode == "replace"
+	kept := _below(_target_parts(settings.config.rewriteRegistry), reference)
+	some host in hosts
+]
+
+_prepended_origins(reference) := [object.union(reference, {
+	"domain": kept[0],
+	"path": concat("/", array.slice(kept, 1, count(kept))),
+}) |
+	settings.config.rewriteRegistry != null
+	settings.config.rewriteMode == "prepend"
+	kept := _below(_target_parts(settings.config.rewriteRegistry), reference)
+	count(kept) > 1
+]
+
+# The path components of the reference below a target (host and path prefix); undefined
+# unless the reference is on that target with at least one component of its own.
+_below(target_parts, reference) := array.slice(components, count(prefix), count(components)) if {
+	sources.host(target_parts[0]) == sources.host(reference.domain)
+	prefix := array.slice(target_parts, 1, count(target_parts))
+	components := split(reference.path, "/")
+	count(prefix) < count(components)
+	array.slice(components, 0, count(prefix)) == prefix
+}

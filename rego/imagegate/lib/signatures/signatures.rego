@@ -6,6 +6,7 @@
 #   registry.example.com/prod is not widened by a broader one for registry.example.com.
 package imagegate.lib.signatures
 
+import data.imagegate.lib.rewrite
 import data.imagegate.lib.sources
 import data.imagegate.settings
 
@@ -36,10 +37,19 @@ _covers(source, reference) := count(parts) - 1 if {
 
 # METADATA
 # description: |
-#   The keys a valid reference must be signed with (by one of them), and the sources of
-#   the entry that asks it; undefined when no entry covers the reference.
-required(reference) := {"keys": best.keys, "scope": best.scope} if {
+#   The keys an image must be signed with (by one of them), and the source of the entry
+#   that asks it; undefined when no entry covers it. An image is known by several
+#   references — the one pulled, the one written, and what a rewrite made either of
+#   (rewrite.origins: a mirror's source) — and an entry covering any of them applies
+#   (SPEC: a requirement covering the written or the rewritten reference applies); the
+#   most specific entry wins.
+required_any(references) := {"keys": best.keys, "scope": best.scope} if {
+	candidates := {candidate |
+		some reference in references
+		some candidate in array.concat([reference], rewrite.origins(reference, _hosts))
+	}
 	covering := [{"keys": entry.keys, "scope": source, "length": length} |
+		some reference in candidates
 		some entry in _entries
 		some source in entry.sources
 		length := _covers(source, reference)
@@ -51,8 +61,15 @@ required(reference) := {"keys": best.keys, "scope": best.scope} if {
 	best.scope == scope
 }
 
+# The registries `signatures` entries name: what a catch-all rewrite in replace mode may
+# have replaced.
+_hosts contains sources.host(split(trim_space(source), "/")[0]) if {
+	some entry in _entries
+	some source in entry.sources
+}
+
 # METADATA
-# description: The keys required of a reference; none when no entry covers it.
-keys(reference) := entry.keys if {
-	entry := required(reference)
+# description: The keys required of an image known by these references; none when no entry covers it.
+keys_any(references) := entry.keys if {
+	entry := required_any(references)
 } else := []
