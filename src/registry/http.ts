@@ -184,7 +184,9 @@ export class RegistryHttp {
       if (answer.statusCode >= 300 && answer.statusCode < 400 && location !== undefined) {
         await answer.body.dump();
         if (hop >= (options.redirects ?? 0)) {
-          throw new RegistryError(`too many redirects (last to ${new URL(location, target).host})`);
+          throw new RegistryError(
+            `${registry} redirected to ${new URL(location, target).host} beyond the ${options.redirects ?? 0} redirects imagegate follows for ${target.pathname}`,
+          );
         }
         const next = new URL(location, target);
         // Credentials are for the registry, never for storage it redirects to.
