@@ -54,7 +54,7 @@ export interface CheckOptions {
  */
 export function offlineFacts(unverified: Set<string>): FactsStep {
   return async (engine, input, decision) => {
-    const wanted = engine.factsNeeded(input)[decision];
+    const wanted = engine.factsNeeded(input, decision)[decision];
     if (wanted.length === 0) return input;
     const indexes = new Set(wanted.map((r) => r.index));
     for (const request of wanted) {

@@ -146,6 +146,25 @@ const signatureKey: Check = (v, at) => {
     );
   }
 };
+/** A trust root's name: what `signatures` entries call it by. */
+const trustRootName: Check = (v, at) => {
+  if (typeof v !== 'string' || !/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
+    fail(at, 'must be a trust root name (lower-case letters, digits and -)');
+  }
+};
+
+/** `trustRoots`: name → absolute path of a Sigstore trusted_root.json (read, and watched). */
+const trustRoots: Check = (v, at) => {
+  if (!isRecord(v)) fail(at, 'must be a map of name to the path of a trusted_root.json');
+  for (const [name, path] of Object.entries(v)) {
+    const where = `${at}[${JSON.stringify(name)}]`;
+    trustRootName(name, where);
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      fail(where, 'must be the absolute path of a trusted_root.json');
+    }
+  }
+};
+
 /** What keyless (Fulcio certificates, Rekor entries) would be configured with. */
 const KEYLESS = new Set([
   'keyless',
@@ -163,7 +182,6 @@ const KEYLESS = new Set([
   'tlog',
   'roots',
   'attestors',
-  'trustRoot',
 ]);
 const signatureEntry: Check = (v, at) => {
   if (!isRecord(v)) fail(at, 'must be a map with images and keys');
@@ -174,9 +192,10 @@ const signatureEntry: Check = (v, at) => {
         `${JSON.stringify(key)}: keyless verification (Fulcio certificates, Rekor) is not supported yet; sign with a key (cosign sign --key) and list its public key under keys`,
       );
     }
-    if (key !== 'images' && key !== 'keys')
-      fail(at, `unknown key ${JSON.stringify(key)} (known: images, keys)`);
+    if (key !== 'images' && key !== 'keys' && key !== 'trustRoot')
+      fail(at, `unknown key ${JSON.stringify(key)} (known: images, keys, trustRoot)`);
   }
+  if (v.trustRoot !== undefined) trustRootName(v.trustRoot, `${at}.trustRoot`);
   for (const key of ['images', 'keys'] as const) {
     if (!Array.isArray(v[key]) || v[key].length === 0)
       fail(`${at}.${key}`, 'must be a non-empty list');
@@ -243,6 +262,7 @@ const registrySettings: Check = (v, at) => {
 const TOP_LEVEL: Record<string, Check> = {
   ...OVERRIDABLE,
   registries: registrySettings,
+  trustRoots,
   excludeNamespaces: listOf(namespacePattern),
   namespaces: (v, at) => {
     if (!isRecord(v)) fail(at, 'must be a map of namespace name or glob to overrides');

@@ -12,6 +12,7 @@ import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { RegistrySettings } from '../registry/addresses.ts';
 import type { FactRequest } from '../registry/facts.ts';
 import type { PublicKeyRef } from '../registry/keys.ts';
+import type { LoadedTrustRoot } from '../registry/trust-roots.ts';
 import {
   type MutateDecision,
   toMutateDecision,
@@ -137,6 +138,8 @@ export class PolicyEngine {
   readonly registrySettings: ReadonlyMap<string, RegistrySettings>;
   /** The public keys `signatures` entries name, by reference (path or inline PEM). */
   readonly keys: ReadonlyMap<string, PublicKeyRef>;
+  /** The Sigstore trust roots `trustRoots` names, by name. */
+  readonly trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
   readonly #policy: LoadedPolicy;
 
   private constructor(
@@ -148,12 +151,14 @@ export class PolicyEngine {
       registries: ReadonlySet<string>;
       registrySettings: ReadonlyMap<string, RegistrySettings>;
       keys: ReadonlyMap<string, PublicKeyRef>;
+      trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
     },
   ) {
     this.#policy = policy;
     this.registries = facts.registries;
     this.registrySettings = facts.registrySettings;
     this.keys = facts.keys;
+    this.trustRoots = facts.trustRoots;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
     this.config = config;
@@ -171,6 +176,7 @@ export class PolicyEngine {
     bundle: Bundle,
     config: PolicyConfig = {},
     keys: ReadonlyMap<string, PublicKeyRef> = new Map(),
+    trustRoots: ReadonlyMap<string, LoadedTrustRoot> = new Map(),
   ): Promise<PolicyEngine> {
     let policy: LoadedPolicy;
     try {
@@ -215,6 +221,7 @@ export class PolicyEngine {
       registries,
       registrySettings: registrySettings(merged),
       keys,
+      trustRoots,
     });
     try {
       engine.validate(SMOKE_INPUT);
@@ -239,10 +246,16 @@ export class PolicyEngine {
     return toMutateDecision(this.#evaluate(input, MUTATE_ENTRYPOINT));
   }
 
-  /** The registry lookups each decision needs for this input (none without the entrypoint). */
-  factsNeeded(input: PolicyInput): FactsNeeded {
+  /**
+   * The registry lookups each decision needs for this input (none without the
+   * entrypoint); with `decision`, only that one's are computed (the other's are empty).
+   */
+  factsNeeded(input: PolicyInput, decision?: 'mutate' | 'validate'): FactsNeeded {
     if (this.registries.size === 0) return NO_FACTS;
-    const result = this.#evaluate(input, FACTS_ENTRYPOINT);
+    const result = this.#evaluate(
+      decision === undefined ? input : { ...input, factsFor: decision },
+      FACTS_ENTRYPOINT,
+    );
     if (!isRecord(result)) throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: not an object`);
     const max = result.maxLookups;
     return {

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { loadKey, type PublicKeyRef } from '../registry/keys.ts';
+import { type LoadedTrustRoot, loadTrustRoot } from '../registry/trust-roots.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
@@ -46,7 +47,44 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
     signature = `verified (key id ${verified.keyId})`;
   }
   const keys = await loadSignatureKeys(config, source.config ?? 'configuration');
-  return { engine: await PolicyEngine.create(bundle, config, keys), signature };
+  const trustRoots = await loadTrustRoots(config, source.config ?? 'configuration');
+  return { engine: await PolicyEngine.create(bundle, config, keys, trustRoots), signature };
+}
+
+/** Every trust root `trustRoots` names, read now; each `signatures` entry's root must be one. */
+export async function loadTrustRoots(
+  config: PolicyConfig,
+  source: string,
+): Promise<ReadonlyMap<string, LoadedTrustRoot>> {
+  const roots = new Map<string, LoadedTrustRoot>();
+  if (isRecord(config.trustRoots)) {
+    for (const [name, file] of Object.entries(config.trustRoots)) {
+      if (typeof file !== 'string') continue;
+      try {
+        roots.set(name, await loadTrustRoot(name, file));
+      } catch (error) {
+        throw new ConfigError(`${source}: trustRoots: ${describeThrown(error)}`, { cause: error });
+      }
+    }
+  }
+  const check = (part: JsonObject, at: string) => {
+    if (!Array.isArray(part.signatures)) return;
+    for (const [i, entry] of part.signatures.entries()) {
+      const name = isRecord(entry) ? entry.trustRoot : undefined;
+      if (typeof name === 'string' && !roots.has(name)) {
+        throw new ConfigError(
+          `${source}: ${at}signatures[${i}].trustRoot: no trust root named ${JSON.stringify(name)} (trustRoots has: ${[...roots.keys()].join(', ') || 'none'})`,
+        );
+      }
+    }
+  };
+  check(config, '');
+  if (isRecord(config.namespaces)) {
+    for (const [pattern, part] of Object.entries(config.namespaces)) {
+      if (isRecord(part)) check(part, `namespaces[${JSON.stringify(pattern)}].`);
+    }
+  }
+  return roots;
 }
 
 /** Every key the `signatures` entries name (top level and overrides), read and parsed now. */

@@ -78,6 +78,8 @@ export interface PolicyInput {
   volumeClaims: PolicyVolumeClaim[];
   annotations: Record<string, string>;
   review: JsonObject;
+  /** For the facts entrypoint only: the one decision about to be made. */
+  factsFor?: 'mutate' | 'validate';
 }
 
 /** Annotations the ImagePolicyWebhook forwards, and the only ones the policy sees. */

@@ -36,6 +36,8 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
     ...(source.verification === undefined ? [] : [source.verification.keyFile]),
     // The signature keys the configuration in force names: a rotated key is reloaded.
     ...keyFiles([...(policy.engine?.keys.keys() ?? [])]),
+    // And the trust roots: a rotated trusted_root.json is reloaded the same way.
+    ...[...(policy.engine?.trustRoots.values() ?? [])].map((root) => root.file),
   ];
   // Fingerprinted before the first load reads them: a change that lands while it loads
   // (or before the first poll) differs from this and is picked up.

@@ -166,6 +166,11 @@ export async function startRegistryFacts(
         return key;
       });
     },
+    trustRoot: (name) => {
+      const root = deps.policy.engine?.trustRoots.get(name);
+      if (root === undefined) throw new RegistryError(`trust root ${name} is not loaded`);
+      return { name, fingerprint: root.fingerprint, tlogs: root.material.tlogs };
+    },
     observeCache: (kind, hit) =>
       deps.metrics.factsCache.inc({ kind, result: hit ? 'hit' : 'miss' }),
   });
@@ -178,7 +183,7 @@ export async function startRegistryFacts(
   return {
     budgetMs,
     async withFacts(engine, input, decision) {
-      const needed = engine.factsNeeded(input);
+      const needed = engine.factsNeeded(input, decision);
       const requests = needed[decision];
       if (requests.length === 0) return input;
       // A pod spec chooses how many lookups its review costs: bounded before any is made.

@@ -35,6 +35,7 @@ import { runProfile } from './profile.mjs';
 import { runRegistry } from './registry.mjs';
 import { runReload } from './reload.mjs';
 import { renderReport } from './report.mjs';
+import { runTenants } from './tenants.mjs';
 
 const run = promisify(execFile);
 
@@ -133,6 +134,7 @@ await benchMain('BENCHMARKS', renderReport, async (tmp, started) => {
     nodeArgs: ['--max-old-space-size=256'],
   });
   results.registry = await runRegistry({ tmp, tls, quick: QUICK });
+  results.tenants = await runTenants({ tmp, tls, quick: QUICK });
   results.audit = await runAudit({ tmp, quick: QUICK });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });
   return results;

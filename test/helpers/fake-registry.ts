@@ -118,7 +118,8 @@ export function client(policy: AddressPolicy, options: ClientOptions = {}): Regi
   const http = new RegistryHttp({
     policy: () => policy,
     ca: [ca.cert],
-    requestTimeoutMs: options.requestTimeoutMs ?? 1000,
+    // Generous: a loaded machine's TLS handshakes must not pass for the fault under test.
+    requestTimeoutMs: options.requestTimeoutMs ?? 5000,
     ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
   });
   return new RegistryClient({

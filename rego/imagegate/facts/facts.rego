@@ -17,10 +17,19 @@ import data.imagegate.validate
 # title: Facts needed
 # entrypoint: true
 needed := {
-	"mutate": [_request(lookup) | some lookup in mutate.lookups],
-	"validate": [_request(lookup) | some lookup in validate.lookups],
+	"mutate": _for("mutate"),
+	"validate": _for("validate"),
 	"maxLookups": settings.config.maxLookups,
 }
+
+# `input.factsFor` names the one decision the gateway is about to make: the other's
+# lookups are not computed (a review is mutated or validated, never both at once).
+_for(decision) := [] if {
+	is_string(input.factsFor)
+	input.factsFor != decision
+} else := [_request(lookup) | some lookup in mutate.lookups] if {
+	decision == "mutate"
+} else := [_request(lookup) | some lookup in validate.lookups]
 
 _request(lookup) := {
 	"index": lookup.index,
@@ -29,4 +38,5 @@ _request(lookup) := {
 	"tag": lookup.reference.tag,
 	"digest": lookup.reference.digest,
 	"keys": lookup.keys,
+	"trustRoot": lookup.trustRoot,
 }

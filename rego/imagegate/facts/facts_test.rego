@@ -15,7 +15,7 @@ signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/releas
 
 lookup(index, registry, repository, tag, keys) := {
 	"index": index, "registry": registry, "repository": repository,
-	"tag": tag, "digest": "", "keys": keys,
+	"tag": tag, "digest": "", "keys": keys, "trustRoot": "",
 }
 
 # The lookups alone, without the bound that comes with them.
@@ -151,4 +151,34 @@ test_a_signed_image_pinned_by_digest_is_checked_at_that_digest if {
 		lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"]),
 		{"digest": digest},
 	)]
+}
+
+test_the_entry_trust_root_comes_with_its_signature_lookup if {
+	entries := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "trustRoot": "bed"}]
+	needed := facts.needed with input as pod_of(["registry.example.com/prod/app:1", "registry.example.com/dev/x:1"])
+		with data.imagegate.config.signatures as entries
+		with data.imagegate.config.pinDigests as "pods"
+	[[r.index, r.keys, r.trustRoot] | some r in needed.validate] == [
+		[0, ["/keys/release.pub"], "bed"],
+		[1, [], ""],
+	]
+}
+
+test_only_the_decision_about_to_be_made_is_asked_about if {
+	review := pod_of(["registry.example.com/prod/app:1"])
+	both := facts.needed with input as review
+		with data.imagegate.config.signatures as signed_prod
+		with data.imagegate.config.pinDigests as "pods"
+	count(both.mutate) == 1
+	count(both.validate) == 1
+	mutating := facts.needed with input as object.union(review, {"factsFor": "mutate"})
+		with data.imagegate.config.signatures as signed_prod
+		with data.imagegate.config.pinDigests as "pods"
+	mutating.mutate == both.mutate
+	mutating.validate == []
+	validating := facts.needed with input as object.union(review, {"factsFor": "validate"})
+		with data.imagegate.config.signatures as signed_prod
+		with data.imagegate.config.pinDigests as "pods"
+	validating.mutate == []
+	validating.validate == both.validate
 }

@@ -156,14 +156,16 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 	is_string(value)
 } else := []
 
-# Entries with at least one source and one key; a malformed one is left out.
-_signature_entries(value) := [{"images": sources, "keys": keys} |
+# Entries with at least one source and one key; a malformed one is left out. trustRoot
+# ("" for none) names the root whose transparency logs judge a signature's log entry.
+_signature_entries(value) := [{"images": sources, "keys": keys, "trustRoot": root} |
 	some entry in value
 	is_object(entry)
 	sources := _strings(object.get(entry, "images", []))
 	keys := _strings(object.get(entry, "keys", []))
 	count(sources) > 0
 	count(keys) > 0
+	root := _text(object.get(entry, "trustRoot", ""))
 ] if {
 	is_array(value)
 } else := []
@@ -186,6 +188,10 @@ _positive(value, fallback) := value if {
 _one_of(value, allowed, _) := value if value in allowed
 
 _one_of(value, allowed, fallback) := fallback if not value in allowed
+
+_text(value) := value if is_string(value)
+
+_text(value) := "" if not is_string(value)
 
 _name(value) := trim_space(value) if {
 	is_string(value)

@@ -298,14 +298,14 @@ _unsigned_reason(image) := image.facts.signature.reason if {
 #   The registry facts this evaluation needs (imagegate.facts): a signature check where a
 #   `signatures` entry covers the reference pulled, and the tag's digest where pinDigests
 #   should have pinned it and did not (for the reason).
-lookups := [{"index": index, "reference": reference, "keys": keys} |
+lookups := [{"index": index, "reference": reference, "keys": verification.keys, "trustRoot": verification.trustRoot} |
 	not settings.excluded
 	some index, image in images.checked_indexed
 	not exemptions.exempt(image)
 	images.valid(image)
 	reference := pulled_reference(image)
-	keys := signatures.keys_any([reference, image.reference])
-	_looked_up(reference, keys)
+	verification := signatures.verification_any([reference, image.reference])
+	_looked_up(reference, verification.keys)
 ]
 
 # The signature an image needs: an entry covering the reference pulled, the one written,

@@ -11,7 +11,7 @@ import data.imagegate.lib.sources
 import data.imagegate.settings
 
 # The entries with their sources' specificity, once per evaluation.
-_entries := [{"sources": entry.images, "keys": entry.keys} |
+_entries := [{"sources": entry.images, "keys": entry.keys, "trustRoot": entry.trustRoot} |
 	some entry in settings.config.signatures
 ]
 
@@ -43,12 +43,12 @@ _covers(source, reference) := count(parts) - 1 if {
 #   (rewrite.origins: a mirror's source) — and an entry covering any of them applies
 #   (SPEC: a requirement covering the written or the rewritten reference applies); the
 #   most specific entry wins.
-required_any(references) := {"keys": best.keys, "scope": best.scope} if {
+required_any(references) := {"keys": best.keys, "scope": best.scope, "trustRoot": best.trustRoot} if {
 	candidates := {candidate |
 		some reference in references
 		some candidate in array.concat([reference], rewrite.origins(reference, _hosts))
 	}
-	covering := [{"keys": entry.keys, "scope": source, "length": length} |
+	covering := [{"keys": entry.keys, "trustRoot": entry.trustRoot, "scope": source, "length": length} |
 		some reference in candidates
 		some entry in _entries
 		some source in entry.sources
@@ -69,7 +69,9 @@ _hosts contains sources.host(split(trim_space(source), "/")[0]) if {
 }
 
 # METADATA
-# description: The keys required of an image known by these references; none when no entry covers it.
-keys_any(references) := entry.keys if {
+# description: |
+#   What an image known by these references must be verified with: the keys (none when no
+#   entry covers it) and the trust root ("" for none).
+verification_any(references) := {"keys": entry.keys, "trustRoot": entry.trustRoot} if {
 	entry := required_any(references)
-} else := []
+} else := {"keys": [], "trustRoot": ""}

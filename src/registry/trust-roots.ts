@@ -1,0 +1,52 @@
+/**
+ * Sigstore trust roots as data: `trustRoots` names `trusted_root.json` files (what
+ * `cosign trusted-root create` writes and Sigstore's TUF repository serves: Fulcio CAs,
+ * transparency logs, CT logs, timestamp authorities). Read when the configuration loads,
+ * and again whenever it or a root file changes; nothing is ever fetched. A `signatures`
+ * entry names the root its signatures' log entries are checked against.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { type TrustMaterial, toTrustMaterial } from '@sigstore/verify';
+import { describeThrown } from '../shared/describe-thrown.ts';
+import { RegistryError } from './registry-error.ts';
+
+export interface LoadedTrustRoot {
+  readonly name: string;
+  readonly file: string;
+  /** SHA-256 of the file: verified results are cached per root content. */
+  readonly fingerprint: string;
+  /** Everything but public keys, which a `signatures` entry brings itself. */
+  readonly material: Omit<TrustMaterial, 'publicKey'>;
+}
+
+export async function loadTrustRoot(name: string, file: string): Promise<LoadedTrustRoot> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new RegistryError(`trust root ${name}: cannot read ${file}: ${describeThrown(error)}`, {
+      cause: error,
+    });
+  }
+  let material: TrustMaterial;
+  try {
+    const root = TrustedRoot.fromJSON(JSON.parse(text));
+    material = toTrustMaterial(root, () => {
+      throw new RegistryError('no public keys in a trust root');
+    });
+  } catch (error) {
+    throw new RegistryError(
+      `trust root ${name}: ${file} is not a Sigstore trusted_root.json: ${describeThrown(error)}`,
+      { cause: error },
+    );
+  }
+  const { publicKey: _keys, ...rest } = material;
+  return {
+    name,
+    file,
+    fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    material: rest,
+  };
+}
