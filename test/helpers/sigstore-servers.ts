@@ -7,7 +7,7 @@
  *   must equal the host of the log URL in the trusted root (sigstore-go takes the origin
  *   from the URL's hostname), else signing fails with "note has no verifiable signatures".
  *   Checkpoints every 100 ms (Tessera's default is 10 s: each upload waits for the next).
- *   HTTP, gRPC and metrics each need a port; all three bind to 127.0.0.1.
+ *   HTTP, gRPC and metrics each need a port (service.ts picks them); all bind to 127.0.0.1.
  * - The timestamp authority (test/tools/timestamp-server, timestamp-authority 2.1.3): an
  *   in-memory signer (`--timestamp-signer memory`) whose chain it serves at
  *   /api/v1/timestamp/certchain; no NTP monitoring, no metrics listener.
@@ -28,7 +28,7 @@ import type { OidcIssuer } from './oidc-issuer.ts';
 import { httpGet, type Service, startService } from './service.ts';
 import { fulcioConfig } from './sigstore-fulcio-config.ts';
 import type { SigstoreTools } from './sigstore-tools.ts';
-import { freePort, type Teardown } from './teardown.ts';
+import type { Teardown } from './teardown.ts';
 
 export interface Rekor extends Service {
   /** `http://127.0.0.1:PORT`: the signing config's and the trusted root's URL. */
@@ -70,12 +70,11 @@ export async function startRekor(
     mode: 0o600,
   });
   await writeFile(publicKeyFile, publicKey);
-  const [http, grpc, metrics] = [await freePort(), await freePort(), await freePort()];
   const origin = '127.0.0.1';
-  const url = `http://${origin}:${http}`;
   const service = await startService(t, {
     name: 'rekor',
-    command: [
+    ports: 3,
+    command: ([http, grpc, metrics]) => [
       tools.rekor,
       'serve',
       `--http-address=${origin}`,
@@ -90,8 +89,10 @@ export async function startRekor(
       '--batch-max-age=50ms',
     ],
     env: env(dir),
-    ready: async () => (await httpGet(`${url}/healthz`))?.status === 200,
+    ready: async ([http]) =>
+      (await httpGet(`http://${origin}:${http}/healthz`))?.body.includes('SERVING') === true,
   });
+  const url = `http://${origin}:${service.ports[0]}`;
   return { ...service, url, origin, publicKey, publicKeyFile };
 }
 
@@ -100,11 +101,10 @@ export async function startTimestampAuthority(
   tools: Pick<SigstoreTools, 'tsa'>,
   dir: string,
 ): Promise<CertificateService> {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
   const service = await startService(t, {
     name: 'timestamp-authority',
-    command: [
+    ports: 1,
+    command: ([port]) => [
       tools.tsa,
       '--host=127.0.0.1',
       `--port=${port}`,
@@ -113,8 +113,9 @@ export async function startTimestampAuthority(
       '--log-type=prod',
     ],
     env: env(dir),
-    ready: async () => (await httpGet(`${base}/ping`))?.status === 200,
+    ready: async ([port]) => (await httpGet(`http://127.0.0.1:${port}/ping`))?.status === 200,
   });
+  const base = `http://127.0.0.1:${service.ports[0]}`;
   const chain = await fetchPem(`${base}/api/v1/timestamp/certchain`);
   const chainFile = join(dir, 'tsa-chain.pem');
   await writeFile(chainFile, chain);
@@ -127,13 +128,13 @@ export async function startFulcio(
   dir: string,
   oidc: OidcIssuer,
 ): Promise<CertificateService> {
-  const [port, grpc, metrics] = [await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'fulcio-config.yaml');
   await writeFile(config, stringify(fulcioConfig(oidc)));
-  const url = `http://127.0.0.1:${port}`;
+  const rootCert = (port: number | undefined) => `http://127.0.0.1:${port}/api/v1/rootCert`;
   const service = await startService(t, {
     name: 'fulcio',
-    command: [
+    ports: 3,
+    command: ([port, grpc, metrics]) => [
       tools.fulcio,
       'serve',
       '--ca=ephemeralca',
@@ -144,12 +145,15 @@ export async function startFulcio(
       '--grpc-host=127.0.0.1',
       `--grpc-port=${grpc}`,
       `--metrics-port=${metrics}`,
-      `--legacy-unix-domain-socket=${join(dir, 'fulcio-legacy.sock')}`,
+      // One per attempt: a socket file left by a failed start would fail the next one.
+      `--legacy-unix-domain-socket=${join(dir, `fulcio-legacy-${port}.sock`)}`,
       '--log_type=prod',
     ],
     env: env(dir),
-    ready: async () => (await httpGet(`${url}/api/v1/rootCert`))?.status === 200,
+    ready: async ([port]) =>
+      (await httpGet(rootCert(port)))?.body.includes('-----BEGIN CERTIFICATE-----') === true,
   });
+  const url = `http://127.0.0.1:${service.ports[0]}`;
   const chain = await fetchPem(`${url}/api/v1/rootCert`);
   const chainFile = join(dir, 'fulcio-chain.pem');
   await writeFile(chainFile, chain);
