@@ -135,7 +135,7 @@ test('cosign attest keyless: the provenance bound to the workflow identity that 
   );
 });
 
-test('cosign 2 keyless, offline: the legacy .sig tag with a Fulcio certificate and an RFC 3161 timestamp', async (t) => {
+test('cosign 2 offline: the legacy .sig tag, keyless (Fulcio certificate, RFC 3161 timestamp) and keyed beside it', async (t) => {
   const bed = await startSigstoreBed(t, { fulcio: true });
   if (bed.oidc === undefined) return t.fail();
   const registry = await startRegistry(t, { auth: 'htpasswd' });
@@ -168,4 +168,16 @@ test('cosign 2 keyless, offline: the legacy .sig tag with a Fulcio certificate a
   offline(t, (await cosignVerify(bed, registry, image.reference, who, noTlog)).stderr);
   const stranger = { ...who, identity: githubActionsIdentity({ repository: 'acme/other' }) };
   await t.throwsAsync(cosignVerify(bed, registry, image.reference, stranger, noTlog));
+
+  // A key signature of the same image joins the tag as a second layer, timestamped too.
+  const keys = await generateKeyPair(await tempDir(t, 'imagegate-keys-'));
+  offline(t, (await cosign2Sign(bed, registry, image.reference, { key: keys })).stderr);
+  const layers = await pull(registry, 'legacy', `manifests/${tag}`);
+  const both = object(layers.json, 'manifest').layers;
+  const [, second] = Array.isArray(both) ? both : [];
+  const secondAnnotations = object(object(second, 'layer').annotations, 'annotations');
+  t.is(secondAnnotations['dev.sigstore.cosign/certificate'], undefined);
+  t.is(typeof secondAnnotations['dev.sigstore.cosign/rfc3161timestamp'], 'string');
+  const keyed = { key: keys.publicKey };
+  offline(t, (await cosignVerify(bed, registry, image.reference, keyed, noTlog)).stderr);
 });
