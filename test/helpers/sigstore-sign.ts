@@ -26,7 +26,6 @@ import type { KeyPair } from './cosign.ts';
 import type { TestRegistry } from './registry.ts';
 import { type RunResult, runTool } from './registry-tools.ts';
 import type { SigstoreBed } from './sigstore.ts';
-import { type Teardown, tempDir } from './teardown.ts';
 
 type Registry = Pick<TestRegistry, 'env' | 'tools'>;
 type Bed = Pick<SigstoreBed, 'dir' | 'signingConfig' | 'trustedRoot' | 'fulcio' | 'tsa'>;
@@ -74,14 +73,13 @@ export interface Predicate {
 
 /** cosign 3 `attest`: the predicate in an in-toto statement about `reference`, as a bundle. */
 export async function cosignAttest(
-  t: Teardown,
   bed: Bed,
   registry: Registry,
   reference: string,
   signer: Signer,
   predicate: Predicate,
 ): Promise<RunResult> {
-  const file = join(await tempDir(t, 'imagegate-predicate-'), 'predicate.json');
+  const file = join(bed.dir, `predicate-${randomBytes(6).toString('hex')}.json`);
   await writeFile(file, JSON.stringify(predicate.predicate));
   const args = [
     'attest',

@@ -39,7 +39,7 @@ test('cosign attest --key: a SLSA provenance bundle beside the signature, each w
   const keys = await generateKeyPair(await tempDir(t, 'imagegate-keys-'));
   await cosignSign(bed, registry, image.reference, { key: keys });
   const provenance = slsaProvenance({ builderId: BUILDER, repository: 'acme/app' });
-  const attested = await cosignAttest(t, bed, registry, image.reference, { key: keys }, provenance);
+  const attested = await cosignAttest(bed, registry, image.reference, { key: keys }, provenance);
   offline(t, attested.stderr);
 
   const bundles = await attachedBundles(registry, 'built', image.digest);
@@ -100,7 +100,7 @@ test('cosign attest keyless: the provenance bound to the workflow identity that 
   const provenance = slsaProvenance({ builderId: BUILDER, repository: 'acme/app' });
   offline(
     t,
-    (await cosignAttest(t, bed, registry, image.reference, { identityToken: token }, provenance))
+    (await cosignAttest(bed, registry, image.reference, { identityToken: token }, provenance))
       .stderr,
   );
   const [attestation, ...more] = await attachedBundles(registry, 'acme/app', image.digest);
