@@ -10,7 +10,11 @@ import { readFile } from 'node:fs/promises';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { type TrustMaterial, toTrustMaterial } from '@sigstore/verify';
 import { describeThrown } from '../shared/describe-thrown.ts';
+import { isRecord } from '../shared/json.ts';
 import { RegistryError } from './registry-error.ts';
+
+const MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json';
+const LISTS = ['tlogs', 'certificateAuthorities', 'ctlogs', 'timestampAuthorities'] as const;
 
 export interface LoadedTrustRoot {
   readonly name: string;
@@ -32,7 +36,24 @@ export async function loadTrustRoot(name: string, file: string): Promise<LoadedT
   }
   let material: TrustMaterial;
   try {
-    const root = TrustedRoot.fromJSON(JSON.parse(text));
+    const json: unknown = JSON.parse(text);
+    // fromJSON takes anything and leaves out what it does not know: check the shape first.
+    if (
+      !isRecord(json) ||
+      typeof json.mediaType !== 'string' ||
+      !json.mediaType.startsWith(MEDIA_TYPE)
+    ) {
+      throw new RegistryError(`its mediaType is not ${MEDIA_TYPE}`);
+    }
+    for (const list of LISTS) {
+      if (json[list] !== undefined && !Array.isArray(json[list])) {
+        throw new RegistryError(`${list} is not a list`);
+      }
+    }
+    if (LISTS.every((list) => !Array.isArray(json[list]) || json[list].length === 0)) {
+      throw new RegistryError('it names no transparency log, certificate or timestamp authority');
+    }
+    const root = TrustedRoot.fromJSON(json);
     material = toTrustMaterial(root, () => {
       throw new RegistryError('no public keys in a trust root');
     });

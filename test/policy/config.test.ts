@@ -275,3 +275,20 @@ for (const keyless of ['issuer', 'subject', 'identities', 'keyless', 'rekor']) {
   );
 }
 test(rejects, 'signatures: [{images: [a.io/x], keys: [/k.pub], mode: x}]', /unknown key "mode"/);
+
+test(
+  rejects,
+  'trustRoots: {bed: relative/root.json}',
+  /trustRoots\["bed"\]: must be the absolute path/,
+);
+test(rejects, 'trustRoots: {Bed_1: /r.json}', /trustRoots\["Bed_1"\]: must be a trust root name/);
+test(
+  rejects,
+  'signatures: [{images: [a.io/x], keys: [/k.pub], trustRoot: 7}]',
+  /signatures\[0\]\.trustRoot: must be a trust root name/,
+);
+test(
+  rejects,
+  'namespaces: {prod: {trustRoots: {bed: /r.json}}}',
+  /namespaces\["prod"\]: unknown key "trustRoots"/,
+);

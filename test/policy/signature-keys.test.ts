@@ -99,3 +99,30 @@ test('what `registries` says of each registry, keyed as references name it', asy
   t.deepEqual([...engine.registries], ['harbor.corp.example']);
   t.is(engine.registrySettings.get('harbor.corp.example')?.network, 'private');
 });
+
+test('trust roots: read at load; an entry naming an unknown one, or a file that is no root, is refused', async (t) => {
+  const dir = await tempDir(t);
+  const key = join(dir, 'release.pub');
+  await writeFile(key, pem());
+  const notARoot = join(dir, 'not-a-root.json');
+  await writeFile(notARoot, '{"tlogs": "nope"}');
+  const unknown = await writeConfig(
+    t,
+    `signatures: [{images: [registry.example.com/prod], keys: [${key}], trustRoot: public-good}]\n`,
+  );
+  const refused = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config: unknown }));
+  t.true(refused instanceof ConfigError);
+  t.regex(
+    refused?.message ?? '',
+    /signatures\[0\]\.trustRoot: no trust root named "public-good" \(trustRoots has: none\)$/,
+  );
+  const malformed = await writeConfig(t, `trustRoots: {bed: ${notARoot}}\n`);
+  const bad = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config: malformed }));
+  t.regex(
+    bad?.message ?? '',
+    /trustRoots: trust root bed: .* is not a Sigstore trusted_root\.json/,
+  );
+  const missing = await writeConfig(t, `trustRoots: {bed: ${join(dir, 'gone.json')}}\n`);
+  const gone = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config: missing }));
+  t.regex(gone?.message ?? '', /trustRoots: trust root bed: cannot read .*gone\.json/);
+});
