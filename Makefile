@@ -162,7 +162,7 @@ registry-tools: ## build or reuse the registry tests' tools: distribution, oci-r
 sigstore-tools: ## build or reuse the Sigstore test bed's servers: Rekor v2, the timestamp authority, Fulcio (cached outside the repo)
 	test/e2e/build-sigstore-tools.sh
 
-e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
+e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools sigstore-tools ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) $(NODE_BIN)/ava --config test/e2e/ava.config.mjs
 
 e2e-all: ## make e2e on every supported Kubernetes version (what CI runs)

@@ -11,6 +11,7 @@ import test from 'ava';
 import { getPointer, type JsonObject } from '../../src/shared/json.ts';
 import { Teardowns } from '../helpers/gateway.ts';
 import {
+  authHostsYaml,
   generateKeyPair,
   type PushedImage,
   pushImage,
@@ -20,6 +21,8 @@ import {
   writeDockerConfigJson,
 } from '../helpers/registry.ts';
 import { runTool } from '../helpers/registry-tools.ts';
+import { startSigstoreBed } from '../helpers/sigstore.ts';
+import { cosignSign } from '../helpers/sigstore-sign.ts';
 import { pod } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import {
@@ -33,6 +36,8 @@ import {
 
 const SIGNED_NS = 'e2e-signed';
 const TOKEN_NS = 'e2e-token';
+/** Signatures made by cosign 3 with its defaults: a Rekor v2 entry, checked against the root. */
+const LOGGED_NS = 'e2e-logged';
 const registries = new Teardowns();
 test.after.always(() => registries.run());
 
@@ -45,6 +50,8 @@ interface Images {
   stranger: PushedImage;
   copied: PushedImage;
   private: PushedImage;
+  logged: PushedImage;
+  loggedStranger: PushedImage;
 }
 let images: Images | undefined;
 const the = (): Images => {
@@ -75,6 +82,12 @@ const e2e = useE2e(test, {
       `${image.repository}:${image.digest.replace(':', '-')}.sig`;
     await signImage(registry, signed.reference, release, { cosign: 'v2' });
     await runTool(registry.tools.crane, ['copy', sigTag(signed), sigTag(copied)], registry.env);
+    // cosign 3 as people use it: `sign --key` with a signing config, uploading to Rekor v2.
+    const sigstore = await startSigstoreBed(registries);
+    const logged = await push('logged/app');
+    await cosignSign(sigstore, registry, logged.reference, { key: release });
+    const loggedStranger = await push('logged/stranger');
+    await cosignSign(sigstore, registry, loggedStranger.reference, { key: strangerKey });
     images = {
       registry,
       token,
@@ -84,6 +97,8 @@ const e2e = useE2e(test, {
       stranger,
       copied,
       private: await pushImage(token, 'team/app', 'v1'),
+      logged,
+      loggedStranger,
     };
     const ca = join(work, 'registry-ca.crt');
     await writeFile(ca, registry.ca);
@@ -91,7 +106,8 @@ const e2e = useE2e(test, {
     await writeFile(tokenCa, token.ca);
     const credentials = await writeDockerConfigJson(registries, token);
     return {
-      namespaces: [SIGNED_NS, TOKEN_NS],
+      topLevel: `trustRoots: {bed: ${sigstore.trustedRoot}}\n${authHostsYaml([token])}`,
+      namespaces: [SIGNED_NS, TOKEN_NS, LOGGED_NS],
       args: [
         `--registry-ca=${ca}`,
         `--registry-ca=${tokenCa}`,
@@ -107,6 +123,11 @@ const e2e = useE2e(test, {
         `  ${TOKEN_NS}:`,
         `    trustedRegistries: ["${token.host}"]`,
         '    pinDigests: pods',
+        `  ${LOGGED_NS}:`,
+        `    trustedRegistries: ["${registry.host}"]`,
+        '    pinDigests: pods',
+        '    signatures:',
+        `      - {images: ["${registry.host}/logged"], keys: [${release.publicKey}], trustRoot: bed}`,
         '',
       ].join('\n'),
     };
@@ -181,6 +202,27 @@ test.serial(
     const { stored } = await createdAndStored(t, e2e(), probe);
     t.is(getPointer(stored, '/spec/containers/0/image'), `${signed.repository}:v2@${fresh.digest}`);
     t.is(e2e().gateway.running(), true);
+  },
+);
+
+test.serial(
+  'cosign 3 with its defaults: a Rekor v2 entry verified against the trust root',
+  async (t) => {
+    const { logged, loggedStranger, registry } = the();
+    const { stored } = await createdAndStored(t, e2e(), podOf(LOGGED_NS, 'logged', tagged(logged)));
+    t.is(getPointer(stored, '/spec/containers/0/image'), pinned(logged));
+    await refusedOnCreate(
+      t,
+      e2e(),
+      podOf(LOGGED_NS, 'logged-stranger', tagged(loggedStranger)),
+      WEBHOOK_DENIED +
+        inContainer(
+          'app',
+          'containers[0]',
+          pinned(loggedStranger),
+          `signature required (${registry.host}/logged): signed by another key`,
+        ),
+    );
   },
 );
 

@@ -248,3 +248,30 @@ export async function writeDockerConfigJson(
   await writeFile(path, dockerConfigJson(registry, credentials), { mode: 0o600 });
   return path;
 }
+
+/**
+ * What the configuration's `registries` must say of these test registries: a token-auth
+ * registry's realm is on another host (`localhost`, while the registry is 127.0.0.1), and
+ * the gateway sends a registry's credentials there only when it is named as an auth host.
+ */
+export function authHostsOf(
+  registries: readonly Pick<TestRegistry, 'host' | 'tokenServer'>[],
+): Map<string, { authHosts: string[] }> {
+  const settings = new Map<string, { authHosts: string[] }>();
+  for (const registry of registries) {
+    if (registry.tokenServer === undefined) continue;
+    settings.set(registry.host, { authHosts: [new URL(registry.tokenServer.realm).host] });
+  }
+  return settings;
+}
+
+/** authHostsOf as configuration YAML (a `registries:` block; empty when none is needed). */
+export function authHostsYaml(
+  registries: readonly Pick<TestRegistry, 'host' | 'tokenServer'>[],
+): string {
+  const entries = [...authHostsOf(registries)].map(
+    ([host, { authHosts }]) =>
+      `  "${host}": {authHosts: [${authHosts.map((h) => `"${h}"`).join(', ')}]}`,
+  );
+  return entries.length === 0 ? '' : `registries:\n${entries.join('\n')}\n`;
+}

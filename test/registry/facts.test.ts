@@ -22,6 +22,7 @@ import { RegistryHttp } from '../../src/registry/http.ts';
 import { loadKey, type PublicKeyRef } from '../../src/registry/keys.ts';
 import { tempDir } from '../helpers/gateway.ts';
 import {
+  authHostsOf,
   dockerConfigJson,
   generateKeyPair,
   type KeyPair,
@@ -48,7 +49,10 @@ function harness(
   keys: readonly PublicKeyRef[],
   options: { credentials?: Credentials; ttls?: Partial<FactTtls> } = {},
 ): Harness {
-  const policy = addressPolicy(registries.map((r) => r.host));
+  const policy = addressPolicy(
+    registries.map((r) => r.host),
+    authHostsOf(registries),
+  );
   const requests: string[] = [];
   const client = new RegistryClient({
     http: new RegistryHttp({

@@ -21,6 +21,7 @@ import {
   writeConfig,
 } from '../helpers/gateway.ts';
 import {
+  authHostsYaml,
   generateKeyPair,
   type PushedImage,
   pushImage,
@@ -212,7 +213,10 @@ test('token auth through --registry-credentials; the password appears in no log 
   const credentials = await writeDockerConfigJson(t, registry);
   const caFile = join(await tempDir(t), 'ca.crt');
   await writeFile(caFile, registry.ca);
-  const config = await writeConfig(t, `trustedRegistries: [${registry.host}]\npinDigests: pods\n`);
+  const config = await writeConfig(
+    t,
+    `trustedRegistries: [${registry.host}]\npinDigests: pods\n${authHostsYaml([registry])}`,
+  );
   const gateway = await startTestGateway(t, {
     config,
     logLevel: 'debug',

@@ -122,7 +122,7 @@ test.serial('one review sees one digest per tag, however often the tag moves', a
   // No tag cache at all: only the review's own memory keeps its digests together.
   const source = facts(policy, client(policy), { ttls: { tagMs: 1 } });
   const requests = [0, 1, 2].map((i) => tagOf(registry.host, 'v1', i));
-  const gathered = await source.gather(requests, 3000);
+  const gathered = await source.gather(requests, 20_000);
   t.is(new Set([...gathered.values()].map((f) => f.digest)).size, 1);
   t.is(registry.seen.length, 1);
 });
@@ -145,7 +145,7 @@ test('a 401 from storage the registry redirected to gets no credentials', async 
   const credentials = new Map([[registry.host, { username: 'robot', password: 's3cret' }]]);
   const c = client(addressPolicy([registry.host]), { credentials });
   await t.throwsAsync(
-    c.blob(registry.host, 'team/app', digest(blob), 1024, AbortSignal.timeout(3000)),
+    c.blob(registry.host, 'team/app', digest(blob), 1024, AbortSignal.timeout(20_000)),
     {
       message: `${registry.host} redirected to localhost:${storage.port}, which asked for credentials; imagegate sends them only to the registry`,
     },
@@ -179,9 +179,12 @@ test('credentials go to a token realm on another host only when the configuratio
   const credentials = new Map([[registry.host, { username: 'robot', password: 's3cret' }]]);
 
   const unnamed = client(addressPolicy([registry.host]), { credentials });
-  await t.throwsAsync(unnamed.resolve(registry.host, 'team/app', 'v1', AbortSignal.timeout(3000)), {
-    message: `${registry.host} named the token realm localhost:${auth.port}, which is not the registry's host nor an auth host the configuration names for it (registries.${registry.host}.authHosts); its credentials are not sent there`,
-  });
+  await t.throwsAsync(
+    unnamed.resolve(registry.host, 'team/app', 'v1', AbortSignal.timeout(20_000)),
+    {
+      message: `${registry.host} named the token realm localhost:${auth.port}, which is not the registry's host nor an auth host the configuration names for it (registries.${registry.host}.authHosts); its credentials are not sent there`,
+    },
+  );
   t.is(auth.seen.length, 0);
 
   const named = client(
@@ -191,7 +194,12 @@ test('credentials go to a token realm on another host only when the configuratio
     ),
     { credentials },
   );
-  const resolved = await named.resolve(registry.host, 'team/app', 'v1', AbortSignal.timeout(3000));
+  const resolved = await named.resolve(
+    registry.host,
+    'team/app',
+    'v1',
+    AbortSignal.timeout(20_000),
+  );
   t.is(resolved.digest, digest('image'));
   t.is(auth.seen[0]?.authorization, `Basic ${Buffer.from('robot:s3cret').toString('base64')}`);
 
@@ -201,7 +209,7 @@ test('credentials go to a token realm on another host only when the configuratio
     registry.host,
     'team/app',
     'v1',
-    AbortSignal.timeout(3000),
+    AbortSignal.timeout(20_000),
   );
   t.is(anonymousResolved.digest, digest('image'));
   t.is(auth.seen[1]?.authorization, undefined);
@@ -326,7 +334,7 @@ test('registry-supplied digests never reach a URL; a bad descriptor hides no val
         keys: ['release.pub'],
       },
     ],
-    3000,
+    20_000,
   );
   t.deepEqual(gathered.get(0)?.signature, { verified: true, key: 'release.pub', format: 'legacy' });
   t.deepEqual(
@@ -346,7 +354,7 @@ test('a digest header of the wrong length is not believed: the manifest is fetch
         },
   );
   const source = facts(addressPolicy([registry.host]));
-  const gathered = await source.gather([tagOf(registry.host, 'v1')], 3000);
+  const gathered = await source.gather([tagOf(registry.host, 'v1')], 20_000);
   t.is(gathered.get(0)?.digest, digest(MANIFEST));
 });
 
@@ -359,7 +367,7 @@ test('the token table is bounded: repositories beyond it push the least used out
   for (let i = 0; i < 60; i += 10) {
     await Promise.all(
       Array.from({ length: 10 }, (_, j) =>
-        c.resolve(registry.host, `tenant/repo-${i + j}`, 'v1', AbortSignal.timeout(5000)),
+        c.resolve(registry.host, `tenant/repo-${i + j}`, 'v1', AbortSignal.timeout(20_000)),
       ),
     );
   }
@@ -422,7 +430,7 @@ test('per-registry tables are bounded: cooldowns, queues and connection pools', 
   });
   const c = new RegistryClient({ http, credentials: () => new Map(), maxRegistries: 10 });
   for (const name of names) {
-    await t.throwsAsync(c.resolve(name, 'team/app', 'v1', AbortSignal.timeout(3000)), {
+    await t.throwsAsync(c.resolve(name, 'team/app', 'v1', AbortSignal.timeout(20_000)), {
       message: `${name} is rate limiting (429): not asked again for 60 s`,
     });
   }

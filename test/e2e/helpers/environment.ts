@@ -39,6 +39,8 @@ export interface E2eOptions {
 }
 
 export interface GatewayExtras {
+  /** More top-level configuration keys (YAML, not indented), e.g. trustRoots. */
+  readonly topLevel?: string;
   readonly namespaceOverrides?: string;
   readonly args?: readonly string[];
   readonly namespaces?: readonly string[];
@@ -94,7 +96,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
 
   const extras = (await options.before?.(work)) ?? {};
   const config = join(work, 'config.yaml');
-  await writeFile(config, E2E_CONFIG + (extras.namespaceOverrides ?? ''));
+  await writeFile(config, (extras.topLevel ?? '') + E2E_CONFIG + (extras.namespaceOverrides ?? ''));
   const mount = await mountConfigMap(await committedBundleBytes());
   cleanup.teardown(() => rm(mount, { recursive: true, force: true }));
 
