@@ -71,9 +71,6 @@ function verdict(result: HttpResult) {
   };
 }
 
-const crane = (registry: TestRegistry, args: string[]) =>
-  runTool(registry.tools.crane, args, registry.env);
-
 async function caFiles(t: ExecutionContext, ...registries: TestRegistry[]): Promise<string[]> {
   const dir = await tempDir(t, 'imagegate-mirror-ca-');
   return Promise.all(
