@@ -8,7 +8,7 @@ import { type LoadedTrustRoot, loadTrustRoot } from '../registry/trust-roots.ts'
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
-import { readBundleFile } from './bundle.ts';
+import { type Bundle, readBundleFile } from './bundle.ts';
 import { type VerificationOptions, verifyBundleSignature } from './bundle-signature.ts';
 import { loadConfigFile, type PolicyConfig } from './config.ts';
 import { ConfigError } from './config-error.ts';
@@ -32,6 +32,14 @@ export interface LoadedPolicy {
   readonly engine: PolicyEngine;
   /** "verified (key id)", "signed, not verified" or "unsigned". */
   readonly signature: string;
+  /** What another thread needs to build the same engine (evaluation threads). */
+  readonly snapshot: PolicySnapshot;
+}
+
+/** The bundle as read and verified, and the configuration: plain data, for structured clone. */
+export interface PolicySnapshot {
+  readonly bundle: Omit<Bundle, 'files'>;
+  readonly config: PolicyConfig;
 }
 
 export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
@@ -48,7 +56,9 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
   }
   const keys = await loadSignatureKeys(config, source.config ?? 'configuration');
   const trustRoots = await loadTrustRoots(config, source.config ?? 'configuration');
-  return { engine: await PolicyEngine.create(bundle, config, keys, trustRoots), signature };
+  const engine = await PolicyEngine.create(bundle, config, keys, trustRoots);
+  const { files: _files, ...rest } = bundle;
+  return { engine, signature, snapshot: { bundle: rest, config } };
 }
 
 /** Every trust root `trustRoots` names, read now; each `signatures` entry's root must be one. */
