@@ -9,6 +9,7 @@
  *   replica holding the Lease audits.
  */
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -25,9 +26,71 @@ import { servePolicy } from '../server/policy-reload.ts';
 import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';
 import type { Watch } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
+import { createLogger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
+import { defaultBundlePath } from '../shared/paths.ts';
+import type { Command, CommandContext } from './command.ts';
+import {
+  parseFlags,
+  REGISTRY_FLAGS,
+  registryOptions,
+  VERIFICATION_FLAGS,
+  verificationSettings,
+} from './flags.ts';
 
-export interface AuditOptions {
+const USAGE = `usage: imagegate audit [flags]
+
+Judges what the cluster already runs (Pods and every workload) with the bundle and
+configuration the gateways use, and publishes wgpolicyk8s.io/v1alpha2 PolicyReports (one
+per namespace, named imagegate) and a ClusterPolicyReport; or, with --once, prints them.
+
+flags:
+  --kubeconfig FILE     the cluster (default: in-cluster service account)
+  --bundle PATH         policy bundle (.tar.gz or a directory holding one), watched
+                        (default: the embedded bundles/imagegate.tar.gz)
+  --config FILE         policy configuration (YAML or JSON), watched
+  --verification-key FILE (and --verification-key-id, --verification-scope,
+                        --verification-alg) as for serve
+  --once                list, judge, print a table and exit (1 when anything fails);
+                        writes nothing to the cluster
+  -o, --output table|json   (with --once)
+  --health-port N       /healthz, /readyz, /metrics (default 8080)
+  --host ADDR           listen address of the health port (default 0.0.0.0)
+  --leader-elect        audit only while holding the Lease imagegate-audit
+  --lease-namespace NAME   where that Lease is (default: the pod's namespace)
+  --page-size N         objects per list page, 1 to 5000 (default 500)
+  --log-level LEVEL     fatal, error, warn, info, debug, trace, silent
+                        (default info; warn with --once)
+  --watch-interval-ms N how often watched files are compared (default 2000)
+  --registry-rate N     registry requests per second per registry, 1 to 1000 (default 5)
+  --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
+  --registry-budget-ms N   as for serve
+  -h, --help            this text
+
+Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_KUBECONFIG=...).
+Exit codes: 0 stopped by a signal (or --once: nothing fails); 1 --once found failures,
+or the audit could not recover from API errors (it releases its Lease first); 2 bad input.
+`;
+
+const FLAGS = {
+  kubeconfig: { type: 'string' },
+  bundle: { type: 'string' },
+  config: { type: 'string' },
+  once: { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
+  'health-port': { type: 'string' },
+  host: { type: 'string' },
+  'leader-elect': { type: 'boolean' },
+  'lease-namespace': { type: 'string' },
+  'page-size': { type: 'string' },
+  'registry-rate': { type: 'string' },
+  'log-level': { type: 'string' },
+  'watch-interval-ms': { type: 'string' },
+  ...VERIFICATION_FLAGS,
+  ...REGISTRY_FLAGS,
+} as const;
+
+interface AuditOptions {
   readonly source: PolicySource;
   readonly kubeconfig: string | undefined;
   readonly registry: RegistryOptions;
@@ -43,11 +106,11 @@ export interface AuditOptions {
 }
 
 /** Registry lookups per second per registry the audit may make, by default. */
-export const DEFAULT_AUDIT_REGISTRY_RATE = 5;
+const DEFAULT_AUDIT_REGISTRY_RATE = 5;
 /** One object's facts may take this long: no webhook waits on the audit. */
 const AUDIT_BUDGET_MS = 30_000;
 
-export interface Auditing {
+interface Auditing {
   readonly healthPort: number;
   stop(): Promise<void>;
 }
@@ -61,7 +124,7 @@ function registryFor(options: AuditOptions): RegistryOptions {
 }
 
 /** `--once`: the exit code (1 when anything fails or errs). */
-export async function auditOnce(options: AuditOptions, logger: Logger): Promise<number> {
+async function auditOnce(options: AuditOptions, logger: Logger): Promise<number> {
   const { engine } = await loadPolicy(options.source);
   const policy = new PolicyHolder();
   policy.swap(engine, options.source.bundle);
@@ -123,7 +186,7 @@ export function formatTable(
 }
 
 /** The audit service; resolves once it serves health (the first audit may still run). */
-export async function startAudit(options: AuditOptions, logger: Logger): Promise<Auditing> {
+async function startAudit(options: AuditOptions, logger: Logger): Promise<Auditing> {
   const metrics = createMetrics();
   const auditMetrics = createAuditMetrics({ processMetrics: false });
   const policy = new PolicyHolder();
@@ -218,3 +281,54 @@ export async function startAudit(options: AuditOptions, logger: Logger): Promise
     },
   };
 }
+
+/** The namespace this pod runs in (its service account's), else imagegate-system. */
+async function podNamespace(env: CommandContext['env']): Promise<string> {
+  const fromEnv = env.POD_NAMESPACE;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  try {
+    return (
+      await readFile('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8')
+    ).trim();
+  } catch {
+    return 'imagegate-system';
+  }
+}
+
+export const command: Command = {
+  usage: USAGE,
+  flags: FLAGS,
+  async run(args, context) {
+    const flags = parseFlags('audit', args, FLAGS, context.env);
+    const once = flags.boolean('once');
+    const output = flags.choice('output', ['table', 'json'], 'table');
+    const logger = createLogger(flags.logLevel(once ? 'warn' : 'info'));
+    const options: AuditOptions = {
+      source: {
+        bundle: flags.string('bundle') ?? defaultBundlePath(),
+        config: flags.string('config'),
+        verification: verificationSettings(flags),
+      },
+      kubeconfig: flags.string('kubeconfig'),
+      registry: {
+        ...registryOptions(flags),
+        ratePerSecond: flags.integer('registry-rate', DEFAULT_AUDIT_REGISTRY_RATE, 1, 1000),
+      },
+      once,
+      output,
+      healthPort: flags.port('health-port', 8080),
+      host: flags.string('host') ?? '0.0.0.0',
+      watchIntervalMs: flags.integer('watch-interval-ms', 2000, 10),
+      pageSize: flags.integer('page-size', 500, 1, 5000),
+      leaderElect: flags.boolean('leader-elect'),
+      leaseNamespace: flags.string('lease-namespace') ?? (await podNamespace(context.env)),
+      write: context.write,
+    };
+    if (options.once) return auditOnce(options, logger);
+    const auditing = await startAudit(options, logger);
+    const signal = await context.stopSignal();
+    logger.info({ signal }, 'audit shutting down');
+    await auditing.stop();
+    return 0;
+  },
+};

@@ -10,8 +10,54 @@ import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
+import { defaultBundlePath } from '../shared/paths.ts';
+import type { Command } from './command.ts';
+import {
+  parseFlags,
+  REGISTRY_FLAGS,
+  registryOptions,
+  VERIFICATION_FLAGS,
+  verificationSettings,
+} from './flags.ts';
 
-export interface CheckCommandOptions {
+const USAGE = `usage: imagegate check -f FILE|DIR|- [flags]
+
+Reviews Kubernetes manifests (multi-document YAML, JSON, kind: List) as the API server
+would on CREATE: the mutating policy first, its patch applied, then the validating one.
+
+flags:
+  -f, --file FILE|DIR|-   manifests: a file, every *.yaml, *.yml, *.json below a directory,
+                          or - for standard input (repeatable)
+  --bundle PATH           policy bundle (.tar.gz or a directory holding one)
+                          (default: the embedded bundles/imagegate.tar.gz)
+  --config FILE           policy configuration (YAML or JSON)
+  -o, --output human|json
+  -n, --namespace NAME    namespace for manifests that name none (default "default")
+  --verification-key FILE (and --verification-key-id, --verification-scope,
+                          --verification-alg) refuse a bundle serve would refuse
+  --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
+  --registry-budget-ms N  registry access for pinDigests and signatures, as for serve
+  --offline               ask no registry: images that pinDigests or signatures need
+                          facts about are listed as unverified
+  -h, --help              this text
+
+Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_CONFIG=...).
+Exit codes: 0 everything allowed; 1 something denied; 2 bad input (flags, manifests,
+bundle, configuration).
+`;
+
+const FLAGS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  bundle: { type: 'string' },
+  config: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  namespace: { type: 'string', short: 'n' },
+  offline: { type: 'boolean' },
+  ...VERIFICATION_FLAGS,
+  ...REGISTRY_FLAGS,
+} as const;
+
+interface CheckCommandOptions {
   readonly files: readonly string[];
   readonly bundle: string;
   readonly config: string | undefined;
@@ -70,7 +116,7 @@ async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> 
 }
 
 /** Returns the exit code; errors it cannot map (bad bundle, bad config) propagate. */
-export async function runCheck(options: CheckCommandOptions): Promise<number> {
+async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
   const { engine } = await loadPolicy(options);
   const manifests = await readManifests(options);
@@ -104,3 +150,23 @@ export async function runCheck(options: CheckCommandOptions): Promise<number> {
   }
   return summary.denied > 0 ? 1 : 0;
 }
+
+export const command: Command = {
+  usage: USAGE,
+  flags: FLAGS,
+  run(args, context) {
+    const flags = parseFlags('check', args, FLAGS, context.env);
+    return runCheck({
+      files: flags.list('file'),
+      bundle: flags.string('bundle') ?? defaultBundlePath(),
+      config: flags.string('config'),
+      verification: verificationSettings(flags),
+      output: flags.choice('output', ['human', 'json'], 'human'),
+      namespace: flags.string('namespace') ?? 'default',
+      registry: registryOptions(flags),
+      offline: flags.boolean('offline'),
+      stdin: context.stdin,
+      write: context.write,
+    });
+  },
+};
