@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { InputError } from '../shared/input-error.ts';
-import { createCa, issueCertificate } from '../tls/certs.ts';
+import { canonicalIp, createCa, issueCertificate } from '../tls/certs.ts';
 import {
   type ClusterNames,
   controlPlaneFiles,
@@ -28,7 +28,7 @@ flags:
   --service NAME        the gateway's Service (default imagegate)
   -n, --namespace NAME  its namespace (default imagegate-system)
   --secret-name NAME    the TLS Secret's name (default imagegate-tls)
-  --ip ADDR             an extra IP SAN (repeatable)
+  --ip ADDR             an extra IP SAN, IPv4 or IPv6 (repeatable)
   --days N              certificate validity, 1 to 3650 (default 365; the CA gets twice that)
   --control-plane-dir DIR   where kube-apiserver reads the kubeconfigs
                         (default /etc/kubernetes/imagegate)
@@ -64,6 +64,22 @@ interface CertsOptions extends ClusterNames {
 
 const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 
+/** Why an --ip value cannot be a certificate's IP SAN; undefined when it can. */
+function ipProblem(ip: string): string | undefined {
+  if (ip.includes('%')) {
+    return `--ip ${JSON.stringify(ip)} has a zone (${ip.slice(ip.indexOf('%'))}), which a certificate cannot carry`;
+  }
+  if (isIP(ip) === 0) return `--ip ${JSON.stringify(ip)} is not an IP address`;
+  // Clients compare an IPv4 destination with 4-byte SANs: a mapped address (16 bytes)
+  // would not match it for most of them.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip) ?? /^::ffff:/i.exec(canonicalIp(ip));
+  if (mapped !== null) {
+    const v4 = mapped[1] ?? 'its IPv4 form';
+    return `--ip ${JSON.stringify(ip)} is an IPv4-mapped IPv6 address: write the IPv4 address (${v4}) instead`;
+  }
+  return undefined;
+}
+
 function checkCertsOptions(options: CertsOptions): void {
   for (const [flag, value] of [
     ['--service', options.service],
@@ -87,7 +103,8 @@ function checkCertsOptions(options: CertsOptions): void {
     }
   }
   for (const ip of options.ips) {
-    if (isIP(ip) === 0) throw new InputError(`--ip ${JSON.stringify(ip)} is not an IP address`);
+    const problem = ipProblem(ip);
+    if (problem !== undefined) throw new InputError(problem);
   }
   if (!Number.isInteger(options.days) || options.days < 1 || options.days > 3650) {
     throw new InputError('--days must be a whole number from 1 to 3650');
