@@ -1,4 +1,7 @@
-/** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
+/**
+ * `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied (or, with
+ * --offline, left unverified), 2 bad input.
+ */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { checkManifest, type FactsStep, formatResults, summarize } from '../check/check.ts';
@@ -38,12 +41,13 @@ flags:
   --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
   --registry-budget-ms N  registry access for pinDigests and signatures, as for serve
   --offline               ask no registry: images that pinDigests or signatures need
-                          facts about are listed as unverified
+                          facts about are listed as unverified, and make the exit code 1
+  --allow-unverified      with --offline: unverified images alone do not fail the check
   -h, --help              this text
 
 Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_CONFIG=...).
-Exit codes: 0 everything allowed; 1 something denied; 2 bad input (flags, manifests,
-bundle, configuration).
+Exit codes: 0 everything allowed; 1 something denied, or left unverified by --offline
+(unless --allow-unverified); 2 bad input (flags, manifests, bundle, configuration).
 `;
 
 const FLAGS = {
@@ -53,6 +57,7 @@ const FLAGS = {
   output: { type: 'string', short: 'o' },
   namespace: { type: 'string', short: 'n' },
   offline: { type: 'boolean' },
+  'allow-unverified': { type: 'boolean' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
 } as const;
@@ -67,6 +72,8 @@ interface CheckCommandOptions {
   /** Registry access; with `offline`, none (images needing facts are listed unverified). */
   readonly registry?: RegistryOptions | undefined;
   readonly offline?: boolean | undefined;
+  /** With offline: images left unverified do not make the exit code 1. */
+  readonly allowUnverified?: boolean | undefined;
   readonly stdin: () => Promise<string>;
   readonly write: (text: string) => void;
 }
@@ -143,12 +150,18 @@ async function runCheck(options: CheckCommandOptions): Promise<number> {
     await close();
   }
   const summary = summarize(results);
+  const unverifiedFails = summary.unverified > 0 && options.allowUnverified !== true;
   if (options.output === 'json') {
     options.write(`${JSON.stringify({ revision: engine.revision, summary, results }, null, 2)}\n`);
   } else {
     options.write(formatResults(results));
+    if (unverifiedFails) {
+      options.write(
+        `exit 1: ${summary.unverified} object(s) have images --offline could not verify (--allow-unverified accepts that)\n`,
+      );
+    }
   }
-  return summary.denied > 0 ? 1 : 0;
+  return summary.denied > 0 || unverifiedFails ? 1 : 0;
 }
 
 export const command: Command = {
@@ -156,6 +169,9 @@ export const command: Command = {
   flags: FLAGS,
   run(args, context) {
     const flags = parseFlags('check', args, FLAGS, context.env);
+    const allowUnverified = flags.boolean('allow-unverified');
+    const offline = flags.boolean('offline');
+    if (allowUnverified && !offline) throw new InputError('--allow-unverified needs --offline');
     return runCheck({
       files: flags.list('file'),
       bundle: flags.string('bundle') ?? defaultBundlePath(),
@@ -164,7 +180,8 @@ export const command: Command = {
       output: flags.choice('output', ['human', 'json'], 'human'),
       namespace: flags.string('namespace') ?? 'default',
       registry: registryOptions(flags),
-      offline: flags.boolean('offline'),
+      offline,
+      allowUnverified,
       stdin: context.stdin,
       write: context.write,
     });

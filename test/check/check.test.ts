@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,13 @@ const manifests = (name: string) => join('test', 'fixtures', 'manifests', name);
 
 interface JsonReport {
   revision: string;
-  summary: { objects: number; allowed: number; denied: number; skipped: number };
+  summary: {
+    objects: number;
+    allowed: number;
+    denied: number;
+    skipped: number;
+    unverified: number;
+  };
   results: {
     origin: string;
     kind: string;
@@ -162,6 +169,63 @@ test('warn enforcement allows with warnings, exit 0', async (t) => {
   t.is(result.stdout.split('\n').filter((l) => l.trimStart().startsWith('warning:')).length, 2);
 });
 
+test('--offline: an image that needed a signature and was not verified fails (exit 1)', async (t) => {
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({
+    type: 'spki',
+    format: 'pem',
+  });
+  const keyFile = await tempFile('release.pub', String(key));
+  const config = await tempFile(
+    'c.yaml',
+    `trustedRegistries: [registry.example.com]\nsignatures: [{images: [registry.example.com/prod], keys: [${keyFile}]}]\n`,
+  );
+  const pod = (name: string, image: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec: {containers: [{name: c, image: "${image}", imagePullPolicy: Always}]}\n`;
+  const manifests = await tempFile(
+    'pods.yaml',
+    [
+      pod('signed', 'registry.example.com/prod/api:1'),
+      pod('other', 'registry.example.com/dev/api:1'),
+    ].join('---\n'),
+  );
+  const offline = await imagegate(['check', '-f', manifests, '--config', config, '--offline']);
+  t.is(offline.code, 1, offline.stdout + offline.stderr);
+  t.regex(
+    offline.stdout,
+    /unverified: registry\.example\.com\/prod\/api:1: signature not verified/,
+  );
+  t.regex(
+    offline.stdout,
+    /2 object\(s\): 0 denied, 2 allowed, 0 skipped, 1 with unverified images/,
+  );
+  t.regex(offline.stdout, /--allow-unverified accepts that/);
+  const json = await imagegate([
+    'check',
+    '-f',
+    manifests,
+    '--config',
+    config,
+    '--offline',
+    '-o',
+    'json',
+  ]);
+  t.is(json.code, 1);
+  t.like(report(json).summary, { denied: 0, unverified: 1 });
+  const accepted = await imagegate([
+    'check',
+    '-f',
+    manifests,
+    '--config',
+    config,
+    '--offline',
+    '--allow-unverified',
+  ]);
+  t.is(accepted.code, 0, accepted.stdout + accepted.stderr);
+  // Nothing here needs a registry: --offline alone passes.
+  const plain = await imagegate(['check', '-f', 'docs/examples/pod-fixed.yaml', '--offline']);
+  t.is(plain.code, 0, plain.stdout);
+});
+
 const badInput = test.macro<[string[], RegExp]>({
   async exec(t, args, message) {
     const result = await imagegate(args);
@@ -200,6 +264,11 @@ test(
   /Unknown option '--frobnicate'/,
 );
 test(badInput, ['frobnicate'], /unknown command "frobnicate"/);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--allow-unverified'],
+  /--allow-unverified needs --offline/,
+);
 
 test('image volumes are checked and mutated like containers', async (t) => {
   const result = await imagegate(['check', '-f', manifests('pod-image-volume.yaml'), '-o', 'json']);
