@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The entry point, and the only module with process-wide side effects: the
- * environment, standard streams, signals, exit codes. Each command lives in commands/
- * with its own flags and usage text, imported only when it runs.
+ * The entry point, and the only module with process-wide side effects: the Node.js
+ * version check, the environment, standard streams, signals, exit codes. Each command
+ * lives in commands/ with its own flags and usage text, imported only when it runs, so
+ * an unsupported Node.js is told so before any dependency loads.
  */
 import { text } from 'node:stream/consumers';
 import type { Command, CommandContext } from './commands/command.ts';
@@ -10,6 +11,7 @@ import { BundleError } from './policy/bundle-error.ts';
 import { ConfigError } from './policy/config-error.ts';
 import { describeThrown } from './shared/describe-thrown.ts';
 import { InputError } from './shared/input-error.ts';
+import { nodeVersionProblem } from './shared/node-version.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   serve: {
@@ -90,17 +92,22 @@ function exitCodeFor(error: unknown): number {
   return known ? 2 : 3;
 }
 
-// `imagegate ... | head` closes the pipe early: that is the reader's choice, not an error.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw error;
-});
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.exitCode = exitCodeFor(error);
-  },
-);
+const unsupported = nodeVersionProblem(process.version);
+if (unsupported !== undefined) {
+  process.stderr.write(`${unsupported}\n`);
+  process.exitCode = 2;
+} else {
+  // `imagegate ... | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.exitCode = exitCodeFor(error);
+    },
+  );
+}
