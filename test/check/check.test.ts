@@ -328,6 +328,37 @@ test('README mirrors example: every image rewritten to a valid reference, then j
 
 // Prepend mode cannot write a port or an IPv6 address as a path component: such an image
 // is left as it is and judged as it is, never turned into an invalid reference.
+test('a namespace’s mirrors replace the global ones; mirrors: {} turns them off', async (t) => {
+  const config = await tempFile(
+    'c.yaml',
+    [
+      'trustedRegistries: [harbor.example.com, harbor-eu.example.com]',
+      'mirrors: {docker.io: harbor.example.com/hub, ghcr.io: harbor.example.com/ghcr}',
+      'namespaces:',
+      '  "eu-*": {mirrors: {docker.io: harbor-eu.example.com/hub}}',
+      '  lab: {mirrors: {}}',
+      '',
+    ].join('\n'),
+  );
+  const pod = (namespace: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ${namespace}}\nspec: {containers: [{name: hub, image: "nginx:1.27", imagePullPolicy: Always}, {name: gh, image: "ghcr.io/acme/api:1", imagePullPolicy: Always}]}\n`;
+  const result = await imagegate(['check', '--config', config, '-f', '-', '-o', 'json'], {
+    stdin: ['us', 'eu-1', 'lab'].map(pod).join('---\n'),
+  });
+  const images = report(result).results.map((r) => {
+    const spec = (r.mutated?.spec ?? {}) as { containers?: { image: string }[] };
+    return [r.verdict, ...(spec.containers ?? []).map((c) => c.image)];
+  });
+  t.deepEqual(images, [
+    ['allowed', 'harbor.example.com/hub/library/nginx:1.27', 'harbor.example.com/ghcr/acme/api:1'],
+    // The override names docker.io only: ghcr.io is not rewritten into a trusted registry.
+    ['denied', 'harbor-eu.example.com/hub/library/nginx:1.27', 'ghcr.io/acme/api:1'],
+    // Nothing rewritten, nothing mutated.
+    ['denied'],
+  ]);
+  t.is(result.code, 1);
+});
+
 test('prepend mode leaves ported and IPv6 registries as they are', async (t) => {
   const config = await tempFile(
     'prepend.yaml',
