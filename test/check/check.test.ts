@@ -328,6 +328,36 @@ test('README mirrors example: every image rewritten to a valid reference, then j
 
 // Prepend mode cannot write a port or an IPv6 address as a path component: such an image
 // is left as it is and judged as it is, never turned into an invalid reference.
+test('requireDigest: a digest with an algorithm nobody registered is refused, not counted', async (t) => {
+  const config = await tempFile(
+    'c.yaml',
+    'trustedRegistries: [registry.example.com]\nrequireDigest: true\n',
+  );
+  const hex = (n: number) => '0123456789abcdef'.repeat(8).slice(0, n);
+  const images = [`md5:${hex(32)}`, `sha1:${hex(40)}`, `foo:${hex(64)}`, `sha256:${hex(64)}`];
+  const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n${images
+    .map(
+      (d, i) =>
+        `  - {name: c${i}, image: "registry.example.com/app@${d}", imagePullPolicy: Always}\n`,
+    )
+    .join('')}`;
+  const result = await imagegate(['check', '--config', config, '-f', '-', '-o', 'json'], {
+    stdin: pod,
+  });
+  t.is(result.code, 1);
+  const [checked] = report(result).results;
+  t.deepEqual(
+    checked?.reasons.map((r) =>
+      /^container "(c\d)".*algorithm "(\w+)" is not registered/.exec(r)?.slice(1),
+    ),
+    [
+      ['c0', 'md5'],
+      ['c1', 'sha1'],
+      ['c2', 'foo'],
+    ],
+  );
+});
+
 test('a namespace’s mirrors replace the global ones; mirrors: {} turns them off', async (t) => {
   const config = await tempFile(
     'c.yaml',
