@@ -126,6 +126,7 @@ function registryFor(options: AuditOptions): RegistryOptions {
 /** `--once`: the exit code (1 when anything fails or errs). */
 async function auditOnce(options: AuditOptions, logger: Logger): Promise<number> {
   const { engine } = await loadPolicy(options.source);
+  for (const warning of engine.config.warnings) logger.warn({ warning }, 'configuration warning');
   const policy = new PolicyHolder();
   policy.swap(engine, options.source.bundle);
   const metrics = createMetrics({ processMetrics: false });
@@ -223,6 +224,7 @@ async function startAudit(options: AuditOptions, logger: Logger): Promise<Auditi
         revision: policy.engine?.revision ?? null,
         objects: auditor?.store.size ?? 0,
         lastLoad: policy.lastLoad ?? null,
+        configWarnings: policy.engine?.config.warnings ?? [],
       }),
       metrics: async () => ({ contentType: merged.contentType, text: await merged.metrics() }),
     }).callback(),

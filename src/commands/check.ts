@@ -76,6 +76,7 @@ interface CheckCommandOptions {
   readonly allowUnverified?: boolean | undefined;
   readonly stdin: () => Promise<string>;
   readonly write: (text: string) => void;
+  readonly tell: (text: string) => void;
 }
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -126,6 +127,7 @@ async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> 
 async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
   const { engine } = await loadPolicy(options);
+  for (const warning of engine.config.warnings) options.tell(`imagegate: warning: ${warning}\n`);
   const manifests = await readManifests(options);
   let facts: FactsStep | undefined;
   let close = async () => {};
@@ -184,6 +186,7 @@ export const command: Command = {
       allowUnverified,
       stdin: context.stdin,
       write: context.write,
+      tell: context.tell,
     });
   },
 };
