@@ -94,6 +94,83 @@ test(
   ['-f', join(CHART, 'ci', 'audit-values.yaml')],
 );
 
+test(
+  'the chart with excludedNamespaces renders what deploy/overlays/excluded-namespaces does',
+  same,
+  'deploy/overlays/excluded-namespaces',
+  ['-f', join(CHART, 'ci', 'excluded-namespaces-values.yaml')],
+);
+
+test(
+  'the chart with defaultStorageClass renders what deploy/overlays/default-storage-class does',
+  same,
+  'deploy/overlays/default-storage-class',
+  ['-f', join(CHART, 'ci', 'default-storage-class-values.yaml')],
+);
+
+/** What each webhook configuration sends: its rules' resources, flattened. */
+const sent = (objects: Map<string, JsonObject>) =>
+  Object.fromEntries(
+    ['Validating', 'Mutating'].map((kind) => {
+      const config = objects.get(`${kind}WebhookConfiguration//imagegate`);
+      const webhook = JSON.parse(JSON.stringify(config)).webhooks[0];
+      return [
+        kind,
+        {
+          resources: (webhook.rules as { resources: string[] }[]).flatMap((r) => r.resources),
+          excluded: webhook.namespaceSelector.matchExpressions[0].values as string[],
+        },
+      ];
+    }),
+  );
+
+test('claims go to the mutating webhook only where defaultStorageClass is set', async (t) => {
+  for (const objects of [await chart(), await kustomize('deploy/base')]) {
+    const { Validating, Mutating } = sent(objects);
+    t.false(Validating?.resources.includes('persistentvolumeclaims'));
+    t.false(Mutating?.resources.includes('persistentvolumeclaims'));
+  }
+  // At the top, or in one namespace's override: claims are sent, to the mutating webhook.
+  for (const args of [
+    ['--set', 'config.defaultStorageClass=standard'],
+    ['--set', 'config.namespaces.data.defaultStorageClass=fast'],
+  ]) {
+    const { Validating, Mutating } = sent(await chart(...args));
+    t.false(Validating?.resources.includes('persistentvolumeclaims'), args.join(' '));
+    t.true(Mutating?.resources.includes('persistentvolumeclaims'), args.join(' '));
+  }
+});
+
+test('the namespaces the webhooks never see: the defaults, and always the release’s own', async (t) => {
+  const defaults = [
+    'imagegate-system',
+    'kube-system',
+    'calico-system',
+    'tigera-operator',
+    'kube-flannel',
+    'cilium',
+  ];
+  for (const objects of [await chart(), await kustomize('deploy/base')]) {
+    const { Validating, Mutating } = sent(objects);
+    t.deepEqual(Validating?.excluded, defaults);
+    t.deepEqual(Mutating?.excluded, defaults);
+  }
+  const other = await objects(
+    await tool('helm', [
+      'template',
+      'imagegate',
+      CHART,
+      '-n',
+      'gate',
+      '--set',
+      'namespace.name=gate',
+      '--set',
+      'webhooks.excludedNamespaces={kube-system,gate,longhorn-system}',
+    ]),
+  );
+  t.deepEqual(sent(other).Validating?.excluded, ['gate', 'kube-system', 'longhorn-system']);
+});
+
 test('registry egress opens only when pinDigests or signatures are on', async (t) => {
   const egress = 'NetworkPolicy/imagegate-system/imagegate-registry-egress';
   t.false((await chart('--set', 'networkPolicy.enabled=true')).has(egress));

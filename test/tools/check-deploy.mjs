@@ -9,18 +9,19 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const GATEWAY_NAMESPACE = 'imagegate-system';
 const EXCLUDED = [GATEWAY_NAMESPACE, 'kube-system'];
 const PLACEHOLDER = 'imagegate placeholder';
 // What the webhooks must send: [apiGroup, resource]. Keep in step with src/review/workloads.ts
-// (its resources are cross-checked below).
+// (its resources are cross-checked below). PersistentVolumeClaims are checked apart: the
+// mutating webhook gets them exactly when the configuration sets defaultStorageClass.
+const CLAIMS = 'persistentvolumeclaims';
 const REQUIRED_RULES = [
   ['', 'pods'],
   ['', 'pods/ephemeralcontainers'],
   ['', 'replicationcontrollers'],
-  ['', 'persistentvolumeclaims'],
   ['apps', 'deployments'],
   ['apps', 'replicasets'],
   ['apps', 'statefulsets'],
@@ -212,6 +213,23 @@ function checkNetworkPolicies(name, objects) {
   }
 }
 
+/** The policy configuration the render ships (ConfigMap imagegate-config), parsed. */
+function shippedConfig(objects) {
+  const text = find(objects, 'ConfigMap', 'imagegate-config')?.data?.['config.yaml'];
+  const config = typeof text === 'string' ? parse(text) : undefined;
+  return isObject(config) ? config : {};
+}
+
+/** The configuration sets `key` (truthy), at the top or in a namespace's override. */
+function configSets(objects, key) {
+  const config = shippedConfig(objects);
+  const parts = [config, ...Object.values(isObject(config.namespaces) ? config.namespaces : {})];
+  return parts.some((part) => {
+    const value = isObject(part) ? part[key] : undefined;
+    return Array.isArray(value) ? value.length > 0 : Boolean(value);
+  });
+}
+
 function checkTls(name, objects, svc, ci) {
   const host = `${svc?.metadata?.name}.${svc?.metadata?.namespace}.svc`;
   const secret = find(objects, 'Secret', 'imagegate-tls');
@@ -313,7 +331,18 @@ function checkWebhooks(name, objects, svc, tls) {
       for (const [group, resource] of REQUIRED_RULES) {
         if (!sends(group, resource)) fail(where, `rules miss ${group || 'core'}/${resource}`);
       }
+      const claims = rules.some((r) => list(r.resources).includes(CLAIMS));
+      const wantsClaims = kind.startsWith('Mutating') && configSets(objects, 'defaultStorageClass');
+      if (claims !== wantsClaims) {
+        fail(
+          where,
+          wantsClaims
+            ? `rules miss ${CLAIMS}: the configuration sets defaultStorageClass`
+            : `${CLAIMS} sent, but ${kind.startsWith('Mutating') ? 'the configuration sets no defaultStorageClass' : 'only the mutating webhook has anything to do with them'}`,
+        );
+      }
       for (const resource of covered) {
+        if (resource === CLAIMS) continue;
         if (!rules.some((r) => list(r.resources).includes(resource))) {
           fail(where, `rules miss ${resource}, which src/review/workloads.ts covers`);
         }
