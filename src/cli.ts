@@ -102,12 +102,15 @@ if (unsupported !== undefined) {
     if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw error;
   });
-  main(process.argv.slice(2)).then(
-    (code) => {
+  main(process.argv.slice(2))
+    .then(
+      (code) => code,
+      (error: unknown) => exitCodeFor(error),
+    )
+    .then((code) => {
       process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.exitCode = exitCodeFor(error);
-    },
-  );
+      // A command that returned has closed what it opened; should anything still hold the
+      // event loop, the process exits all the same (an audit that gave up must not linger).
+      setTimeout(() => process.exit(code), 10_000).unref();
+    });
 }

@@ -1,13 +1,9 @@
 /** The audit's results and the PolicyReports made of them (wgpolicyk8s.io/v1alpha2). */
 import test from 'ava';
 import type { AuditedObject } from '../../src/audit/evaluate.ts';
-import {
-  AuditStore,
-  clusterPolicyReport,
-  MAX_RESULTS,
-  policyReport,
-} from '../../src/audit/reports.ts';
-import { formatTable } from '../../src/commands/audit.ts';
+import { clusterPolicyReport, MAX_RESULTS, policyReport } from '../../src/audit/reports.ts';
+import { AuditStore } from '../../src/audit/store.ts';
+import { formatTable } from '../../src/commands/audit-service.ts';
 
 const object = (name: string, result: 'pass' | 'fail', namespace = 'shop'): AuditedObject => ({
   uid: `uid-${name}`,

@@ -4,7 +4,6 @@
  * kubeconfig and a watched bundle directory; pods created through the webhooks, then
  * read back from the PolicyReports the audit publishes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,8 +11,8 @@ import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { imagegate, ROOT } from '../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
+import { type AuditProcess, auditAccess, startAuditProcess } from './helpers/audit-process.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
-import { collectJsonLines } from './helpers/gateway-process.ts';
 import { podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { createdAndStored, useE2e } from './helpers/scenario.ts';
@@ -57,12 +56,6 @@ const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
   );
 });
 
-interface AuditProcess {
-  readonly child: ChildProcess;
-  readonly healthPort: number;
-  lines: JsonObject[];
-}
-
 let audit: AuditProcess | undefined;
 let mount = '';
 
@@ -71,31 +64,17 @@ async function startAudit(): Promise<AuditProcess> {
   cleanup.teardown(() => rm(mount, { recursive: true, force: true }));
   const config = join(e2e().work, 'audit-config.yaml');
   await writeFile(config, AUDIT_CONFIG);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import=tsx/esm',
-      join(ROOT, 'src', 'cli.ts'),
-      'audit',
-      `--kubeconfig=${e2e().kubeconfig}`,
-      `--bundle=${mount}`,
-      `--config=${config}`,
-      '--host=127.0.0.1',
-      '--health-port=0',
-      '--watch-interval-ms=200',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  // As deploy/components/audit runs it: its ServiceAccount and RBAC, nothing more.
+  const { direct } = await auditAccess(e2e(), { direct: e2e().controlPlane.apiserver });
+  const started = await startAuditProcess(
+    'main',
+    [`--kubeconfig=${direct}`, `--bundle=${mount}`, `--config=${config}`],
+    e2e().work,
   );
-  cleanup.teardown(() => {
-    child.kill('SIGTERM');
+  cleanup.teardown(async () => {
+    await started.stop();
   });
-  const started: AuditProcess = { child, healthPort: 0, lines: [] };
-  collectJsonLines(child.stdout, started.lines);
-  await eventually('the audit to serve health', async () =>
-    started.lines.some((l) => l.msg === 'imagegate audit serving health'),
-  );
-  const port = started.lines.find((l) => l.msg === 'imagegate audit serving health')?.healthPort;
-  return { ...started, healthPort: typeof port === 'number' ? port : 0, lines: started.lines };
+  return started;
 }
 
 async function report(namespace: string): Promise<JsonObject | undefined> {

@@ -24,7 +24,7 @@ export interface GatewayProcess {
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -35,7 +35,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
-function ownerWatchdog(gatewayPid: number): ChildProcess {
+export function ownerWatchdog(gatewayPid: number): ChildProcess {
   const watchdog = spawn(
     'bash',
     [
