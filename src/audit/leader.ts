@@ -45,6 +45,8 @@ export class LeaderElection {
   #last: LeaseAttempt | undefined;
   /** Set by stop(): a renewal already in flight then schedules no other. */
   #stopped = false;
+  /** The renewal in flight, which release() lets finish before it writes. */
+  #renewing: Promise<boolean> | undefined;
 
   constructor(kube: Kube, options: LeaderOptions) {
     this.#kube = kube;
@@ -167,7 +169,9 @@ export class LeaderElection {
     }
     this.#leading = true;
     const renew = async () => {
-      const ok = await this.#attempt();
+      const attempt = this.#attempt();
+      this.#renewing = attempt;
+      const ok = await attempt;
       if (this.#stopped) return;
       if (!ok && this.#o.now() - this.#lastRenew > this.#o.leaseMs) {
         this.stop();
@@ -198,22 +202,29 @@ export class LeaderElection {
     this.#leading = false;
     if (!leading) return;
     try {
-      const current = await this.#kube.get(this.#path);
-      const held = isRecord(current?.spec) ? current.spec : {};
-      if (current === undefined || held.holderIdentity !== this.#o.identity) return;
-      const { status, json } = await this.#kube.request('PUT', this.#path, {
-        body: {
-          ...current,
-          spec: {
-            ...held,
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            renewTime: microTime(this.#o.now()),
+      await this.#renewing;
+      // A write that raced ours (409) is read again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const current = await this.#kube.get(this.#path);
+        const held = isRecord(current?.spec) ? current.spec : {};
+        if (current === undefined || held.holderIdentity !== this.#o.identity) return;
+        const { status, json } = await this.#kube.request('PUT', this.#path, {
+          body: {
+            ...current,
+            spec: {
+              ...held,
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              renewTime: microTime(this.#o.now()),
+            },
           },
-        },
-      });
-      if (status !== 200) throw new KubeError(`HTTP ${status}: ${JSON.stringify(json)}`, status);
-      this.#logger?.info({ lease: this.#o.name }, 'audit lease released');
+        });
+        if (status === 409) continue;
+        if (status !== 200) throw new KubeError(`HTTP ${status}: ${JSON.stringify(json)}`, status);
+        this.#logger?.info({ lease: this.#o.name }, 'audit lease released');
+        return;
+      }
+      throw new KubeError('another write kept racing the release', 409);
     } catch (error) {
       this.#logger?.warn(
         { lease: this.#o.name, error: describeThrown(error) },
