@@ -1,13 +1,14 @@
 /**
  * PolicyReports published from the audit's results: per namespace whose results changed,
- * at most every publishIntervalMs. A write the API server refuses is retried with backoff
- * (retry.ts) until it succeeds or the audit gives up.
+ * at most every publishIntervalMs, each namespace's results in as many reports as their
+ * size needs (reports.ts), the parts a namespace no longer needs deleted. A write the API
+ * server refuses is retried with backoff (retry.ts) until it succeeds or the audit gives up.
  */
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Kube } from './kube.ts';
-import { clusterPolicyReport, policyReport, REPORT_NAME } from './reports.ts';
+import { clusterPolicyReport, policyReports, REPORT_NAME, REPORT_NAMES } from './reports.ts';
 import { AuditStopped, type Retrier } from './retry.ts';
 import type { AuditStore } from './store.ts';
 
@@ -36,6 +37,8 @@ export class Publisher {
   #timer: NodeJS.Timeout | undefined;
   #publishing: Promise<void> = Promise.resolve();
   #clusterDirty = true;
+  /** How many reports each namespace has in the cluster, as far as this replica knows. */
+  readonly #parts = new Map<string, number>();
   #stopped = false;
 
   constructor(deps: PublisherDeps) {
@@ -66,16 +69,21 @@ export class Publisher {
 
   async #publishNamespace(namespace: string, now: Date): Promise<void> {
     const objects = this.#d.store.objects(namespace);
-    const path = reportPath(namespace, REPORT_NAME);
     // A namespace with nothing audited left has no report: stale results go away.
-    if (objects.length === 0) await this.#d.kube.delete(path);
-    else {
+    const reports = policyReports(namespace, objects, now, this.#d.revision());
+    for (const report of reports) {
       await this.#d.kube.apply(
-        path,
-        policyReport(namespace, objects, now, this.#d.revision()) as unknown as JsonObject,
+        reportPath(namespace, report.metadata.name),
+        report as unknown as JsonObject,
         FIELD_MANAGER,
       );
     }
+    const before = this.#parts.get(namespace) ?? 1;
+    for (const name of REPORT_NAMES.slice(reports.length, Math.max(before, reports.length))) {
+      await this.#d.kube.delete(reportPath(namespace, name));
+    }
+    if (reports.length === 0) this.#parts.delete(namespace);
+    else this.#parts.set(namespace, reports.length);
   }
 
   async #publish(): Promise<void> {
@@ -118,7 +126,10 @@ export class Publisher {
     this.schedule(0);
   }
 
-  /** Reports an earlier run left in namespaces that now have no results are marked. */
+  /**
+   * Reports an earlier run left: their parts are remembered, and namespaces that now have
+   * no results are marked, so their reports are deleted.
+   */
   async adoptExisting(): Promise<void> {
     const { status, json } = await this.#d.retrier.retry('list PolicyReports', async () => {
       const answer = await this.#d.kube.request('GET', `${REPORTS}/policyreports`, {
@@ -135,7 +146,10 @@ export class Publisher {
     for (const item of items) {
       const metadata = isRecord(item.metadata) ? item.metadata : {};
       const namespace = String(metadata.namespace ?? '');
-      if (metadata.name === REPORT_NAME && !live.has(namespace)) this.#d.store.markDirty(namespace);
+      const part = REPORT_NAMES.indexOf(String(metadata.name ?? ''));
+      if (part === -1) continue;
+      this.#parts.set(namespace, Math.max(this.#parts.get(namespace) ?? 1, part + 1));
+      if (!live.has(namespace) || part > 0) this.#d.store.markDirty(namespace);
     }
   }
 

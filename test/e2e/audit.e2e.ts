@@ -13,7 +13,7 @@ import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
 import { type AuditProcess, auditAccess, startAuditProcess } from './helpers/audit-process.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
-import { podWith } from './helpers/kubectl.ts';
+import { pod, podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { createdAndStored, useE2e } from './helpers/scenario.ts';
 
@@ -236,5 +236,101 @@ test.serial(
     );
     t.like(lease, { spec: { holderIdentity: 'replica-b', leaseTransitions: 1 } });
     t.false(lost);
+  },
+);
+
+/** A pod whose 200-character image fails one rule (its registry), and only that one. */
+const bigPod = (i: number): JsonObject => {
+  const suffix = `${String(i).padStart(5, '0')}:1`;
+  const image = `quay.io/evil/${'m'.repeat(200 - 'quay.io/evil/'.length - suffix.length)}${suffix}`;
+  return pod('e2e-big', `big-${String(i).padStart(5, '0')}`, {
+    containers: [{ name: 'web', image, imagePullPolicy: 'Always' }],
+  });
+};
+
+test.serial(
+  '10,000 failing pods with 200-character images: reports within what etcd stores',
+  async (t) => {
+    // About 100 pods a second on two shared cores, the audit publishing as they come.
+    t.timeout(900_000);
+    const { Kube, loadKubeConfig } = await import('../../src/audit/kube.ts');
+    const { REPORT_NAMES } = await import('../../src/audit/reports.ts');
+    const kube = new Kube(loadKubeConfig(e2e().kubeconfig));
+    t.is(
+      String((bigPod(0).spec as { containers: { image: string }[] }).containers[0]?.image).length,
+      200,
+    );
+    // Created past the webhooks (the policy would refuse them); what the audit then finds.
+    await e2e().kubectl.must(['create', 'namespace', 'e2e-big']);
+    await e2e().unregisterWebhooks();
+    try {
+      let next = 0;
+      const create = async () => {
+        for (let i = next++; i < 10_000; i = next++) {
+          const { status, json } = await kube.request('POST', '/api/v1/namespaces/e2e-big/pods', {
+            body: bigPod(i),
+          });
+          if (status !== 201) throw new Error(`pod ${i}: HTTP ${status} ${JSON.stringify(json)}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, create));
+    } finally {
+      await e2e().registerWebhooks();
+    }
+    const reports = async () => {
+      const listed = await e2e().kubectl.run([
+        'get',
+        'policyreport',
+        '-n',
+        'e2e-big',
+        '-o',
+        'json',
+      ]);
+      return listed.code === 0
+        ? ((JSON.parse(listed.stdout) as JsonObject).items as JsonObject[])
+        : [];
+    };
+    const fails = (items: JsonObject[]) =>
+      items.reduce((n, r) => n + Number(((r.summary ?? {}) as JsonObject).fail ?? 0), 0);
+    await eventually(
+      'the e2e-big reports to count 10,000 failures',
+      async () => fails(await reports()) === 10_000,
+      {
+        timeoutMs: 240_000,
+        everyMs: 2000,
+      },
+    );
+    const items = await reports();
+    const names = items.map((r) => String((r.metadata as JsonObject).name)).sort();
+    t.true(items.length > 1, `${items.length} report(s)`);
+    t.true(
+      names.every((n) => REPORT_NAMES.includes(n)),
+      names.join(', '),
+    );
+    // As the API server stores them (metadata and managedFields included): under etcd's 1.5 MiB.
+    for (const report of items) {
+      const bytes = Buffer.byteLength(JSON.stringify(report));
+      t.true(bytes < 1.5 * 1024 * 1024, `${(report.metadata as JsonObject).name}: ${bytes} bytes`);
+    }
+    const listed = items.flatMap((r) => (r.results ?? []) as JsonObject[]);
+    const overflow = listed.filter((r) => r.rule === 'overflow');
+    const named = listed.filter((r) => r.rule !== 'overflow').length;
+    t.log(`${items.length} reports, ${named} results listed, ${overflow.length} overflow line(s)`);
+    if (named < 10_000) {
+      t.is(overflow.length, 1);
+      t.regex(
+        String(overflow[0]?.message),
+        new RegExp(`^${10_000 - named} more result\\(s\\) not listed`),
+      );
+    }
+    t.is(audit?.messages('PolicyReport not published').length, 0);
+    const cluster = await e2e().kubectl.run([
+      'get',
+      'clusterpolicyreport',
+      'imagegate',
+      '-o',
+      'json',
+    ]);
+    t.regex(cluster.stdout, /namespace e2e-big: 10000 failing/);
   },
 );
