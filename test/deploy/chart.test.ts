@@ -108,6 +108,13 @@ test(
   ['-f', join(CHART, 'ci', 'default-storage-class-values.yaml')],
 );
 
+test(
+  'the chart with audit and networkPolicy renders what deploy/overlays/audit-network-policy does',
+  same,
+  'deploy/overlays/audit-network-policy',
+  ['-f', join(CHART, 'ci', 'audit-network-policy-values.yaml')],
+);
+
 /** What each webhook configuration sends: its rules' resources, flattened. */
 const sent = (objects: Map<string, JsonObject>) =>
   Object.fromEntries(
@@ -169,6 +176,28 @@ test('the namespaces the webhooks never see: the defaults, and always the releas
     ]),
   );
   t.deepEqual(sent(other).Validating?.excluded, ['gate', 'kube-system', 'longhorn-system']);
+});
+
+test('the audit’s own egress is the API server; registries only with registry facts', async (t) => {
+  const policy = (objects: Map<string, JsonObject>, name: string) =>
+    JSON.parse(JSON.stringify(objects.get(`NetworkPolicy/imagegate-system/${name}`) ?? null));
+  const on = ['--set', 'audit.enabled=true', '--set', 'networkPolicy.enabled=true'];
+  const plain = await chart(...on);
+  const audit = policy(plain, 'imagegate-audit');
+  t.deepEqual(audit.spec.podSelector.matchLabels, {
+    'app.kubernetes.io/name': 'imagegate',
+    'app.kubernetes.io/component': 'audit',
+  });
+  t.deepEqual(
+    audit.spec.egress.flatMap((r: { ports: { port: number }[] }) => r.ports.map((p) => p.port)),
+    [443, 6443],
+  );
+  t.is(policy(plain, 'imagegate-registry-egress'), null);
+  t.is(policy(await chart('--set', 'audit.enabled=true'), 'imagegate-audit'), null);
+  const facts = await chart(...on, '--set', 'config.pinDigests=pods');
+  t.deepEqual(policy(facts, 'imagegate-registry-egress').spec.podSelector.matchExpressions, [
+    { key: 'app.kubernetes.io/component', operator: 'In', values: ['gateway', 'audit'] },
+  ]);
 });
 
 test('registry egress opens only when pinDigests or signatures are on', async (t) => {

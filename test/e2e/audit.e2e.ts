@@ -239,6 +239,34 @@ test.serial(
   },
 );
 
+test.serial(
+  'the audit may write its own reports and nothing else (RBAC as deployed)',
+  async (t) => {
+    const can = async (...args: string[]) =>
+      (
+        await e2e().kubectl.run([
+          'auth',
+          'can-i',
+          ...args,
+          '--as=system:serviceaccount:imagegate-system:imagegate-audit',
+        ])
+      ).stdout.trim();
+    t.is(await can('patch', 'policyreports/imagegate', '-n', 'e2e'), 'yes');
+    t.is(await can('delete', 'policyreports/imagegate-10', '-n', 'shop'), 'yes');
+    t.is(await can('patch', 'clusterpolicyreports/imagegate'), 'yes');
+    t.is(await can('patch', 'policyreports/kyverno-report', '-n', 'e2e'), 'no');
+    t.is(await can('create', 'policyreports/imagegate-3', '-n', 'shop'), 'yes');
+    t.is(await can('create', 'policyreports/kyverno-report', '-n', 'e2e'), 'no');
+    t.is(await can('delete', 'policyreports/imagegate-11', '-n', 'e2e'), 'no');
+    t.is(await can('update', 'policyreports/imagegate', '-n', 'e2e'), 'no');
+    t.is(await can('delete', 'clusterpolicyreports/imagegate'), 'no');
+    t.is(await can('patch', 'clusterpolicyreports/other'), 'no');
+    t.is(await can('get', 'secrets', '-n', 'e2e'), 'no');
+    t.is(await can('update', 'leases/imagegate-audit', '-n', 'imagegate-system'), 'yes');
+    t.is(await can('update', 'leases/other', '-n', 'imagegate-system'), 'no');
+  },
+);
+
 /** A pod whose 200-character image fails one rule (its registry), and only that one. */
 const bigPod = (i: number): JsonObject => {
   const suffix = `${String(i).padStart(5, '0')}:1`;

@@ -230,6 +230,55 @@ function configSets(objects, key) {
   });
 }
 
+/**
+ * The audit's pods, when a NetworkPolicy restricts them: egress to the API server (443 or
+ * 6443), never to the link-local range; registry egress only when registry facts are on.
+ */
+function checkAuditNetworkPolicies(name, objects) {
+  const audit = find(objects, 'Deployment', 'imagegate-audit');
+  if (audit === undefined) return;
+  const labels = audit.spec?.template?.metadata?.labels ?? {};
+  const selects = (np) => {
+    const sel = np.spec?.podSelector ?? {};
+    const byLabel = Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+    const byExpression = list(sel.matchExpressions).every(
+      (e) => e.operator === 'In' && list(e.values).includes(labels[e.key]),
+    );
+    return byLabel && byExpression;
+  };
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy' && selects(o));
+  const egress = policies.filter((np) => list(np.spec?.policyTypes).includes('Egress'));
+  if (egress.length === 0) return;
+  const rules = egress.flatMap((np) => list(np.spec?.egress));
+  const toPort = (port) =>
+    rules.some((r) => list(r.ports).length === 0 || list(r.ports).some((p) => p.port === port));
+  if (!toPort(443) && !toPort(6443)) {
+    fail(`${name}: audit`, 'its NetworkPolicies let it reach no API server (443 or 6443)');
+  }
+  for (const block of rules.flatMap((r) => list(r.to).map((t) => t.ipBlock))) {
+    if (
+      isObject(block) &&
+      block.cidr === '0.0.0.0/0' &&
+      !list(block.except).includes('169.254.0.0/16')
+    ) {
+      fail(`${name}: audit`, 'egress to 0.0.0.0/0 must except 169.254.0.0/16 (metadata)');
+    }
+  }
+  const registries = configSets(objects, 'pinDigests') || configSets(objects, 'signatures');
+  const dns = rules.some((r) => list(r.ports).some((p) => p.port === 53));
+  if (dns !== registries) {
+    fail(
+      `${name}: audit`,
+      registries
+        ? 'registry facts are on, but no NetworkPolicy lets the audit reach registries'
+        : 'registry egress (DNS) opened for the audit, but registry facts are off',
+    );
+  }
+  notes.push(
+    `${name}: audit NetworkPolicies: ${policies.map((np) => np.metadata?.name).join(', ')}`,
+  );
+}
+
 function checkTls(name, objects, svc, ci) {
   const host = `${svc?.metadata?.name}.${svc?.metadata?.namespace}.svc`;
   const secret = find(objects, 'Secret', 'imagegate-tls');
@@ -430,6 +479,7 @@ for (const arg of rendered) {
   checkWellFormed(name, objects);
   const svc = checkDeployment(name, objects);
   checkNetworkPolicies(name, objects);
+  checkAuditNetworkPolicies(name, objects);
   baseService ??= svc;
   checkWebhooks(name, objects, svc, checkTls(name, objects, svc, ci));
   notes.push(`${name}: ${objects.length} objects`);
