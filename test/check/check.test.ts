@@ -188,7 +188,9 @@ test('--offline: an image that needed a signature and was not verified fails (ex
       pod('other', 'registry.example.com/dev/api:1'),
     ].join('---\n'),
   );
-  const offline = await imagegate(['check', '-f', manifests, '--config', config, '--offline']);
+  const checkOffline = (...more: string[]) =>
+    imagegate(['check', '-f', manifests, '--config', config, '--offline', ...more]);
+  const offline = await checkOffline();
   t.is(offline.code, 1, offline.stdout + offline.stderr);
   t.regex(
     offline.stdout,
@@ -199,27 +201,10 @@ test('--offline: an image that needed a signature and was not verified fails (ex
     /2 object\(s\): 0 denied, 2 allowed, 0 skipped, 1 with unverified images/,
   );
   t.regex(offline.stdout, /--allow-unverified accepts that/);
-  const json = await imagegate([
-    'check',
-    '-f',
-    manifests,
-    '--config',
-    config,
-    '--offline',
-    '-o',
-    'json',
-  ]);
+  const json = await checkOffline('-o', 'json');
   t.is(json.code, 1);
   t.like(report(json).summary, { denied: 0, unverified: 1 });
-  const accepted = await imagegate([
-    'check',
-    '-f',
-    manifests,
-    '--config',
-    config,
-    '--offline',
-    '--allow-unverified',
-  ]);
+  const accepted = await checkOffline('--allow-unverified');
   t.is(accepted.code, 0, accepted.stdout + accepted.stderr);
   // Nothing here needs a registry: --offline alone passes.
   const plain = await imagegate(['check', '-f', 'docs/examples/pod-fixed.yaml', '--offline']);

@@ -9,10 +9,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { ROOT } from '../helpers/cli.ts';
 import { Teardowns } from '../helpers/gateway.ts';
 import { type ApiProxy, startApiProxy } from './helpers/api-proxy.ts';
-import { type AuditProcess, auditAccess, startAuditProcess } from './helpers/audit-process.ts';
+import {
+  type AuditProcess,
+  auditAccess,
+  installPolicyReportCrds,
+  startAuditProcess,
+} from './helpers/audit-process.ts';
 import { podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { useE2e } from './helpers/scenario.ts';
@@ -29,19 +33,7 @@ let kubeconfigs: Record<string, string> = {};
 let config = '';
 
 const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
-  await env.kubectl.must([
-    'apply',
-    '--server-side',
-    '-k',
-    join(ROOT, 'deploy', 'crds', 'policy-reports'),
-  ]);
-  await env.kubectl.must([
-    'wait',
-    '--for=condition=Established',
-    'crd/policyreports.wgpolicyk8s.io',
-    'crd/clusterpolicyreports.wgpolicyk8s.io',
-    '--timeout=30s',
-  ]);
+  await installPolicyReportCrds(env);
   proxy = await startApiProxy({
     upstream: env.controlPlane.apiserver,
     ca: env.controlPlane.ca,

@@ -8,10 +8,15 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { imagegate, ROOT } from '../helpers/cli.ts';
+import { imagegate } from '../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
-import { type AuditProcess, auditAccess, startAuditProcess } from './helpers/audit-process.ts';
+import {
+  type AuditProcess,
+  auditAccess,
+  installPolicyReportCrds,
+  startAuditProcess,
+} from './helpers/audit-process.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
 import { pod, podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
@@ -31,19 +36,7 @@ const cleanup = new Teardowns();
 test.after.always(() => cleanup.run());
 
 const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
-  await env.kubectl.must([
-    'apply',
-    '--server-side',
-    '-k',
-    join(ROOT, 'deploy', 'crds', 'policy-reports'),
-  ]);
-  await env.kubectl.must([
-    'wait',
-    '--for=condition=Established',
-    'crd/policyreports.wgpolicyk8s.io',
-    'crd/clusterpolicyreports.wgpolicyk8s.io',
-    '--timeout=30s',
-  ]);
+  await installPolicyReportCrds(env);
   // Running before the audit starts: the first audit finds them.
   await env.kubectl.must(
     ['create', '-f', '-'],
@@ -75,6 +68,17 @@ async function startAudit(): Promise<AuditProcess> {
     await started.stop();
   });
   return started;
+}
+
+async function clusterReport(): Promise<JsonObject> {
+  const { stdout } = await e2e().kubectl.must([
+    'get',
+    'clusterpolicyreport',
+    'imagegate',
+    '-o',
+    'json',
+  ]);
+  return JSON.parse(stdout) as JsonObject;
 }
 
 async function report(namespace: string): Promise<JsonObject | undefined> {
@@ -126,15 +130,7 @@ test.serial(
     // A pod created while the audit watches is judged without a re-list.
     await createdAndStored(t, e2e(), podWith('e2e-warn', 'late-bad', EVIL));
     await reportShows('e2e-warn', 'late-bad', [['trusted-registry', 'fail']]);
-    const cluster = await e2e().kubectl.run([
-      'get',
-      'clusterpolicyreport',
-      'imagegate',
-      '-o',
-      'json',
-    ]);
-    t.is(cluster.code, 0, cluster.stderr);
-    t.true((JSON.parse(cluster.stdout).summary.fail as number) >= 2);
+    t.true((((await clusterReport()).summary as JsonObject).fail as number) >= 2);
   },
 );
 
@@ -352,13 +348,6 @@ test.serial(
       );
     }
     t.is(audit?.messages('PolicyReport not published').length, 0);
-    const cluster = await e2e().kubectl.run([
-      'get',
-      'clusterpolicyreport',
-      'imagegate',
-      '-o',
-      'json',
-    ]);
-    t.regex(cluster.stdout, /namespace e2e-big: 10000 failing/);
+    t.regex(JSON.stringify(await clusterReport()), /namespace e2e-big: 10000 failing/);
   },
 );

@@ -4,8 +4,7 @@
  * RBAC deploy/components/audit renders, through a token kubeconfig (to the API server, or
  * to a proxy in front of it).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +12,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { isRecord, type JsonObject } from '../../../src/shared/json.ts';
 import { ROOT } from '../../helpers/cli.ts';
 import type { E2e } from './environment.ts';
-import { collectJsonLines, exited, ownerWatchdog } from './gateway-process.ts';
+import { exited, spawnImagegate } from './gateway-process.ts';
 import { eventually } from './poll.ts';
 
 const run = promisify(execFile);
@@ -39,25 +38,11 @@ export async function startAuditProcess(
   logDir: string,
 ): Promise<AuditProcess> {
   const logFile = join(logDir, `audit-${name}.log`);
-  const log = createWriteStream(logFile);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import=tsx/esm',
-      join(ROOT, 'src', 'cli.ts'),
-      'audit',
-      '--host=127.0.0.1',
-      '--health-port=0',
-      '--watch-interval-ms=200',
-      ...args,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  const { child, watchdog, lines, log } = spawnImagegate(
+    'audit',
+    ['--health-port=0', '--watch-interval-ms=200', ...args],
+    logFile,
   );
-  if (child.pid === undefined) throw new Error('imagegate audit did not start');
-  const watchdog = ownerWatchdog(child.pid);
-  const lines: JsonObject[] = [];
-  collectJsonLines(child.stdout, lines, (chunk) => log.write(chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => log.write(chunk));
   const exit = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       if (watchdog.exitCode === null) watchdog.kill('SIGTERM');
@@ -154,4 +139,21 @@ export async function auditAccess(
     files[name] = file;
   }
   return files;
+}
+
+/** The PolicyReport CRDs deploy/crds vendors, installed and established. */
+export async function installPolicyReportCrds(e2e: E2e): Promise<void> {
+  await e2e.kubectl.must([
+    'apply',
+    '--server-side',
+    '-k',
+    join(ROOT, 'deploy', 'crds', 'policy-reports'),
+  ]);
+  await e2e.kubectl.must([
+    'wait',
+    '--for=condition=Established',
+    'crd/policyreports.wgpolicyk8s.io',
+    'crd/clusterpolicyreports.wgpolicyk8s.io',
+    '--timeout=30s',
+  ]);
 }
