@@ -159,6 +159,8 @@ export interface CheckSummary {
   readonly allowed: number;
   readonly denied: number;
   readonly skipped: number;
+  /** Objects with images whose registry facts were never asked for (--offline). */
+  readonly unverified: number;
 }
 
 export function summarize(results: readonly CheckResult[]): CheckSummary {
@@ -168,6 +170,7 @@ export function summarize(results: readonly CheckResult[]): CheckSummary {
     allowed: count('allowed'),
     denied: count('denied'),
     skipped: count('skipped'),
+    unverified: results.filter((r) => (r.unverified?.length ?? 0) > 0).length,
   };
 }
 
@@ -194,7 +197,7 @@ export function formatResults(results: readonly CheckResult[]): string {
   }
   const s = summarize(results);
   lines.push(
-    `${s.objects} object(s): ${s.denied} denied, ${s.allowed} allowed, ${s.skipped} skipped`,
+    `${s.objects} object(s): ${s.denied} denied, ${s.allowed} allowed, ${s.skipped} skipped${s.unverified > 0 ? `, ${s.unverified} with unverified images` : ''}`,
   );
   return `${lines.join('\n')}\n`;
 }

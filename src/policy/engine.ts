@@ -26,6 +26,7 @@ import { canonicalJson, isRecord, type JsonObject } from '../shared/json.ts';
 import type { Bundle } from './bundle.ts';
 import { BundleError } from './bundle-error.ts';
 import type { PolicyConfig } from './config.ts';
+import { configWarnings } from './image-globs.ts';
 import { registryNames, registrySettings } from './registry-names.ts';
 import { SMOKE_INPUT } from './smoke-input.ts';
 
@@ -85,6 +86,8 @@ export interface ConfigInForce {
   readonly breakGlass: boolean;
   /** The most images one review may carry before it is even translated (maxImages). */
   readonly maxImages: number;
+  /** What loads but is rarely meant (a `signatures` glob that leaves deeper repositories out). */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -108,6 +111,7 @@ function configInForce(data: JsonObject): ConfigInForce {
       typeof maxImages === 'number' && Number.isInteger(maxImages) && maxImages > 0
         ? maxImages
         : DEFAULT_MAX_IMAGES,
+    warnings: configWarnings(config),
   };
 }
 

@@ -65,6 +65,7 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
     },
     'policy loaded',
   );
+  warnAbout(logger, engine);
 
   return watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
     try {
@@ -86,6 +87,7 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
         },
         'policy reloaded',
       );
+      warnAbout(logger, next);
     } catch (error) {
       policy.refuse(source.bundle, describeThrown(error));
       deps.changed();
@@ -96,6 +98,11 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
       );
     }
   });
+}
+
+/** What loads but is rarely meant: logged at every load, shown in /readyz (`config.warnings`). */
+function warnAbout(logger: Logger, engine: PolicyEngine): void {
+  for (const warning of engine.config.warnings) logger.warn({ warning }, 'configuration warning');
 }
 
 /** The `*_info` gauges name exactly the bundle and configuration serving now. */

@@ -7,6 +7,8 @@
 #   test/e2e/control-plane.sh stop            stop it: TERM each process group, KILL after 10 s
 #   test/e2e/control-plane.sh env             print DIR/env (eval "$(test/e2e/control-plane.sh env)")
 #   test/e2e/control-plane.sh run -- CMD...   start, run CMD with DIR/env exported, stop (always)
+#   test/e2e/control-plane.sh apiserver-stop  stop kube-apiserver alone (etcd and the rest go on)
+#   test/e2e/control-plane.sh apiserver-start start it again, same port and flags; wait for /readyz
 #
 # Files in DIR (IMAGEGATE_E2E_DIR, default ${TMPDIR:-/tmp}/imagegate-e2e-<uid>):
 #   kubeconfig          admin (group system:masters), client cert and CA by path
@@ -269,21 +271,13 @@ start() {
 		((i < 200)) || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd not healthy after 20s"; }
 		sleep 0.1
 	done
+	# apiserver-start runs the same command again: its directory, binary and flags, NUL-separated.
+	printf '%s\0' "$api_cwd" "$KUBE_APISERVER" "${args[@]}" >"$DIR/kube-apiserver.cmd"
 	spawn kube-apiserver "$api_cwd" "$KUBE_APISERVER" "${args[@]}"
 	kubeconfig "$DIR/kubeconfig" "$api_port" admin
 	kubeconfig "$DIR/controller-manager.kubeconfig" "$api_port" controller-manager
 
-	local deadline=$((SECONDS + START_TIMEOUT))
-	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
-		ours kube-apiserver >/dev/null || { tail -n 30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
-		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
-		if ((SECONDS >= deadline)); then
-			tail -n 30 "$DIR/kube-apiserver.log" >&2
-			"$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw='/readyz?verbose' --request-timeout=5s >&2 || true
-			die "kube-apiserver not ready after ${START_TIMEOUT}s"
-		fi
-		sleep 0.25
-	done
+	apiserver_ready
 
 	local kcm_pid=null
 	if [[ ${IMAGEGATE_E2E_CONTROLLERS:-1} != 0 ]]; then
@@ -340,6 +334,46 @@ start() {
 	cat "$DIR/env"
 }
 
+apiserver_ready() {
+	local deadline=$((SECONDS + START_TIMEOUT))
+	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
+		ours kube-apiserver >/dev/null || { tail -n 30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
+		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+		if ((SECONDS >= deadline)); then
+			tail -n 30 "$DIR/kube-apiserver.log" >&2
+			"$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw='/readyz?verbose' --request-timeout=5s >&2 || true
+			die "kube-apiserver not ready after ${START_TIMEOUT}s"
+		fi
+		sleep 0.25
+	done
+}
+
+# The API server alone, as an outage the tests can make: stopped (TERM, KILL after
+# STOP_TIMEOUT), then started again with the command start() saved.
+apiserver_stop() {
+	local pid i
+	pid=$(ours kube-apiserver) || die "kube-apiserver is not running in $DIR"
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	rm -f "$DIR/kube-apiserver.pid"
+}
+
+apiserver_start() {
+	local cmd=()
+	ours kube-apiserver >/dev/null && die "kube-apiserver is already running in $DIR"
+	[[ -f $DIR/kube-apiserver.cmd ]] || die "no $DIR/kube-apiserver.cmd: start the control plane first"
+	mapfile -d '' cmd <"$DIR/kube-apiserver.cmd"
+	KUBECTL=$(sed -n 's/.*"kubectl": "\(.*\)",$/\1/p' "$DIR/control-plane.json")
+	mv -f "$DIR/kube-apiserver.log" "$DIR/kube-apiserver.log.$(date +%s%N)"
+	spawn kube-apiserver "${cmd[0]}" "${cmd[@]:1}"
+	apiserver_ready
+	log "kube-apiserver started again"
+}
+
 # Runs in the background (see spawn): stops the control plane when the owner process is gone
 # or the TTL has passed, so a crashed test runner never leaves etcd and an apiserver behind.
 watchdog() {
@@ -367,6 +401,8 @@ stop)
 	log "stopped (logs kept in $DIR)"
 	;;
 env) cat "$DIR/env" 2>/dev/null || die "not running (no $DIR/env)" ;;
+apiserver-stop) apiserver_stop ;;
+apiserver-start) apiserver_start ;;
 run)
 	shift
 	[[ ${1:-} == -- ]] && shift

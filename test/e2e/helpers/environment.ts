@@ -20,7 +20,7 @@ import {
   type WebhookSource,
   webhookConfigurations,
 } from './cluster-files.ts';
-import { startControlPlane } from './control-plane.ts';
+import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { type GatewayProcess, startGatewayProcess } from './gateway-process.ts';
 import { Kubectl, pod } from './kubectl.ts';
 import { eventually } from './poll.ts';
@@ -51,6 +51,8 @@ export interface E2e {
   /** The admin kubeconfig kubectl uses (for other clients of the API server). */
   readonly kubeconfig: string;
   readonly gateway: GatewayProcess;
+  /** etcd, kube-apiserver and kube-controller-manager, for tests that take the API away. */
+  readonly controlPlane: ControlPlane;
   /** Where certs, config, logs and the control plane's files are. */
   readonly work: string;
   /** The Kubernetes version of the control plane (IMAGEGATE_K8S_VERSION picks it). */
@@ -156,6 +158,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
     kubectl,
     kubeconfig: controlPlane.kubeconfig,
     gateway,
+    controlPlane,
     work,
     version: controlPlane.version,
     swapBundle: (bundle) => kubeletSwap(mount, bundle),
