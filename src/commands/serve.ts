@@ -1,12 +1,13 @@
 /**
- * `imagegate serve`: one gateway on one event loop, or with `--workers N` a primary that
- * shares the HTTPS port among N gateway workers (server/cluster.ts). A process forked as
- * a worker always becomes one.
+ * `imagegate serve`: one gateway (its event loop for TLS and answers, its evaluation
+ * threads for reviews), or with `--workers N` a primary that shares the HTTPS port among N
+ * gateway workers (server/cluster.ts). A process forked as a worker always becomes one.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { isClusterWorker, startPrimary, startWorker } from '../server/cluster.ts';
 import { type ServeOptions, startGateway } from '../server/gateway.ts';
+import { DEFAULT_EVALUATION_THREADS } from '../server/pool/evaluation-pool.ts';
 import { InputError } from '../shared/input-error.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { defaultBundlePath, packageRoot } from '../shared/paths.ts';
@@ -40,7 +41,11 @@ flags:
                         as opa's --verification-key-id, --scope, --signing-alg (RS256)
   --state-dir DIR       where the self-signed CA is kept (default <package>/.state)
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (default info)
-  --workers N|auto      gateways sharing the port, one wasm instance each (default 1)
+  --evaluation-threads N  threads that parse and evaluate reviews, one wasm instance
+                        each, off the event loop (default 2, even on one CPU: a costly
+                        review holds one while the other serves; 0: on the event loop)
+  --workers N|auto      whole gateways sharing the port, each with its own threads
+                        (default 1; docs/sizing.md)
   --watch-interval-ms N how often watched files are compared (default 2000)
   --registry-credentials FILE   a .dockerconfigjson for registries (pinDigests,
                         signatures), watched; never logged
@@ -67,6 +72,7 @@ const FLAGS = {
   'state-dir': { type: 'string' },
   'log-level': { type: 'string' },
   workers: { type: 'string' },
+  'evaluation-threads': { type: 'string' },
   'watch-interval-ms': { type: 'string' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
@@ -130,6 +136,7 @@ function serveOptions(flags: Flags): ServeOptions {
     stateDir: flags.string('state-dir') ?? join(packageRoot(), '.state'),
     watchIntervalMs: flags.integer('watch-interval-ms', 2000, 10),
     registry: registryOptions(flags),
+    evaluationThreads: flags.integer('evaluation-threads', DEFAULT_EVALUATION_THREADS, 0, 64),
   };
 }
 
