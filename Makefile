@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps node-runtime build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -151,6 +151,11 @@ K8S_VERSIONS = $(shell test/e2e/build-control-plane.sh --versions)
 
 e2e-deps: ## build or reuse kube-apiserver, kube-controller-manager, kubectl and etcd (cached outside the repo)
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) test/e2e/build-control-plane.sh
+
+# Versions are pinned in test/e2e/build-node.sh (the kubelet and kube-scheduler come with
+# e2e-deps, at the control plane's version).
+node-runtime: ## build or reuse the e2e node's containerd, runc, CNI plugins, pause and busybox (cached outside the repo)
+	test/e2e/build-node.sh
 
 # Versions are pinned in test/e2e/build-registry-tools.sh. test-ts needs them; a plain
 # `ava` without them skips the registry tests and says so.
