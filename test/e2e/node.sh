@@ -4,6 +4,7 @@
 # and kube-scheduler. Pods are scheduled, pulled, started and reported like in a cluster.
 #
 #   test/e2e/node.sh start    start it, wait until the node is Ready, write DIR/node.json
+#   test/e2e/node.sh restart-kubelet   the kubelet again, with IMAGEGATE_E2E_KUBELET_CONFIG
 #   test/e2e/node.sh stop     stop it: kubelet and scheduler, every container, containerd,
 #                             the registry; unmount what they mounted; keep the logs
 #
@@ -217,8 +218,10 @@ containerd_config() {
 	EOF
 }
 
+# kubelet_config: kubelet.base.yaml (what every run shares) and kubelet.yaml, the base
+# plus IMAGEGATE_E2E_KUBELET_CONFIG (what restart-kubelet changes).
 kubelet_config() {
-	cat >"$NODE_DIR/kubelet.yaml" <<-EOF
+	cat >"$NODE_DIR/kubelet.base.yaml" <<-EOF
 		# written by test/e2e/node.sh
 		apiVersion: kubelet.config.k8s.io/v1beta1
 		kind: KubeletConfiguration
@@ -257,8 +260,39 @@ kubelet_config() {
 		syncFrequency: 10s
 		nodeStatusUpdateFrequency: 4s
 		maxPods: 60
-		${IMAGEGATE_E2E_KUBELET_CONFIG:-}
 	EOF
+	kubelet_extra
+}
+kubelet_extra() {
+	{
+		cat "$NODE_DIR/kubelet.base.yaml"
+		[[ -z ${IMAGEGATE_E2E_KUBELET_CONFIG:-} ]] || printf '%s\n' "$IMAGEGATE_E2E_KUBELET_CONFIG"
+	} >"$NODE_DIR/kubelet.yaml"
+}
+
+spawn_kubelet() {
+	spawn node/kubelet "$NODE_DIR" "$KUBELET" --config="$NODE_DIR/kubelet.yaml" \
+		--kubeconfig="$DIR/kubelet.kubeconfig" --root-dir="$NODE_DIR/kubelet" \
+		--hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
+}
+
+# restart_kubelet: the same node with IMAGEGATE_E2E_KUBELET_CONFIG's settings; what the
+# kubelet keeps on disk (its image pull records) stays. Ready when its healthz answers.
+restart_kubelet() {
+	local port deadline=$((SECONDS + START_TIMEOUT))
+	ours node/kubelet >/dev/null || die "no kubelet running in $DIR"
+	KUBELET=$(sed -n 's/.*"kubeletBinary": "\([^"]*\)".*/\1/p' "$DIR/node.json")
+	port=$(sed -n 's/^healthzPort: //p' "$NODE_DIR/kubelet.base.yaml")
+	stop_group kubelet
+	kubelet_extra
+	spawn_kubelet
+	until curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"; do
+		ours node/kubelet >/dev/null || { tail -n 30 "$NODE_DIR/kubelet.log" >&2; die "the kubelet exited"; }
+		((SECONDS < deadline)) || die "the kubelet's healthz not answering after ${START_TIMEOUT}s"
+		sleep 0.2
+	done
+	sed -i "s/\"kubelet\": [0-9][0-9]*/\"kubelet\": $(cat "$NODE_DIR/kubelet.pid")/" "$DIR/node.json"
+	log "kubelet restarted${IMAGEGATE_E2E_KUBELET_CONFIG:+ with: $IMAGEGATE_E2E_KUBELET_CONFIG}"
 }
 
 wait_ready() {
@@ -314,9 +348,7 @@ start() {
 	done
 
 	kubelet_config
-	spawn node/kubelet "$NODE_DIR" "$KUBELET" --config="$NODE_DIR/kubelet.yaml" \
-		--kubeconfig="$DIR/kubelet.kubeconfig" --root-dir="$NODE_DIR/kubelet" \
-		--hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
+	spawn_kubelet
 	# No HTTPS port (nothing scrapes it), no leader election: one scheduler.
 	spawn node/kube-scheduler "$DIR" "$KUBE_SCHEDULER" --kubeconfig="$DIR/scheduler.kubeconfig" \
 		--leader-elect=false --secure-port=0
@@ -328,6 +360,7 @@ start() {
 		  "nodeIP": "$NODE_IP",
 		  "registry": "$REGISTRY_HOST",
 		  "images": { "pause": "$PAUSE_IMAGE", "busybox": "$BUSYBOX_IMAGE" },
+		  "kubeletBinary": "$KUBELET",
 		  "ctr": "$CTR",
 		  "crane": "$CRANE",
 		  "containerdSocket": "$NODE_DIR/containerd.sock",
@@ -382,6 +415,7 @@ stop_all() {
 
 case ${1:-} in
 start) start ;;
+restart-kubelet) restart_kubelet ;;
 stop)
 	stop_all
 	log "stopped (logs kept in $NODE_DIR)"
