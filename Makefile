@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps node-runtime build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps node-runtime gateway-image-layers build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -166,8 +166,13 @@ registry-tools: ## build or reuse the registry tests' tools: distribution, oci-r
 # node's pods, mounts and processes never reach the machine or outlive the run.
 # E2E_FILES=test/e2e/pull-credentials.e2e.ts runs one file.
 E2E_FILES ?=
-e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools node-runtime ## end-to-end: the gateway behind a real kube-apiserver, its controllers and a real node, driven with kubectl
-	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) test/e2e/isolate.sh $(NODE_BIN)/ava --config test/e2e/ava.config.mjs $(E2E_FILES)
+# The gateway's image layers that need the package registries (Debian, npm): built before
+# the isolated run, which has no network; e2e assembles and pushes the image inside it.
+gateway-image-layers: ## build or reuse the gateway image's runtime, Node.js and node_modules layers (cached outside the repo)
+	NODE_VERSION=$(NODE_VERSION) deploy/build-image.sh --layers
+
+e2e: node-deps build $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools node-runtime gateway-image-layers ## end-to-end: the gateway behind a real kube-apiserver, its controllers and a real node, driven with kubectl
+	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) NODE_VERSION=$(NODE_VERSION) test/e2e/isolate.sh $(NODE_BIN)/ava --config test/e2e/ava.config.mjs $(E2E_FILES)
 
 e2e-all: ## make e2e on every supported Kubernetes version (what CI runs)
 	@set -e; for v in $(K8S_VERSIONS); do echo "== e2e on Kubernetes $$v"; $(MAKE) --no-print-directory e2e K8S_VERSION=$$v; done
