@@ -55,7 +55,7 @@ function script(command: string, env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 /** The environment without any IMAGEGATE_E2E_* a developer may have exported. */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('IMAGEGATE_E2E_')),
   );
