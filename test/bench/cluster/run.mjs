@@ -1,11 +1,15 @@
 /**
  * `make bench-cluster`: what each admission backend adds to every pod creation, through
  * the real API server. One backend at a time, each on a fresh e2e control plane (etcd,
- * kube-apiserver, kube-controller-manager): nothing (the baseline), imagegate, Gatekeeper
- * and Kyverno, each implementing the policy of cases.mjs. Per backend:
+ * kube-apiserver, kube-controller-manager): nothing (`none`, the baseline), a webhook
+ * that admits everything (`noop`, registered as imagegate is: the floor of any webhook),
+ * the policy as ValidatingAdmissionPolicy + MutatingAdmissionPolicy (`cel`, in the API
+ * server), imagegate, Gatekeeper and Kyverno, the last four implementing the policy of
+ * cases.mjs. Per backend:
  *
  *   1. the verdict check: every pod of cases.mjs created for real; allowed or refused, and
- *      the pull policy the API server stored, compared with the policy and with imagegate;
+ *      the pull policy the API server stored, compared with the policy and with imagegate
+ *      (`noop` must admit every pod as written);
  *   2. load: test/bench/cluster/load.mjs in its own process creates pods at 1, 8 and 64
  *      concurrent clients; creations per second, latency percentiles, and the CPU seconds
  *      of the backend, the API server and etcd per 1,000 pods, RSS of the backend;
@@ -17,7 +21,7 @@
  *
  *   node test/bench/cluster/run.mjs
  *   BENCH_QUICK=1        2 s per load step; writes $TMPDIR/imagegate-BENCHMARKS-CLUSTER.quick.md
- *   BENCH_BACKENDS=none,imagegate   only these (default: none,imagegate,gatekeeper,kyverno)
+ *   BENCH_BACKENDS=none,imagegate   only these (default: none,noop,cel,imagegate,gatekeeper,kyverno)
  *   BENCH_ROUNDS=N       rounds of every backend, alternating order (default 2; quick: 1)
  *   BENCH_REGISTRY=0     leave out step 3
  *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
@@ -36,13 +40,13 @@ import {
   settle,
   statusBytes,
 } from '../lib.mjs';
-import { CASES, LOAD_IMAGE, NAMESPACE } from './cases.mjs';
+import { CASES, EDGE_CASES, LOAD_IMAGE, NAMESPACE } from './cases.mjs';
 import { kubectl, must, startLoad } from './kube.mjs';
 import { runRegistryComparison } from './registry.mjs';
 import { renderClusterReport } from './report.mjs';
 
 const HERE = join(ROOT, 'test', 'bench', 'cluster');
-const ALL = ['none', 'imagegate', 'gatekeeper', 'kyverno'];
+const ALL = ['none', 'noop', 'cel', 'imagegate', 'gatekeeper', 'kyverno'];
 const CONCURRENCY = [1, 8, 64];
 const DURATION_S = QUICK ? 2 : 10;
 const WARMUP_S = QUICK ? 1 : 3;
@@ -107,10 +111,11 @@ function mergeRounds(rounds) {
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 
-/** Backend modules by name; `none` registers nothing. */
+/** Backend modules by name; `none` registers nothing (and so judges nothing). */
 async function backend(name) {
   if (name === 'none') {
     return {
+      judges: false,
       start: async () => ({ pids: () => [], stop: async () => {}, notes: ['no webhooks'] }),
     };
   }
@@ -128,27 +133,36 @@ async function machine() {
   return { ...(await machineFacts()), ...(await versions()) };
 }
 
-/** Every case created for real: allowed (and the stored pull policies) or the refusal. */
+/**
+ * Every case created for real: allowed (and the stored pull policies: init containers,
+ * containers, image volumes) or the refusal.
+ */
 async function verdicts(plane) {
   const rows = [];
-  for (const [name, pod, expected, why] of CASES) {
+  const all = [...CASES.map((c) => [...c, 'policy']), ...EDGE_CASES.map((c) => [...c, 'edge'])];
+  for (const [name, pod, expected, why, group] of all) {
     const r = await kubectl(plane, ['create', '-o', 'json', '-f', '-'], JSON.stringify(pod));
     let pullPolicies = [];
-    let digests = [];
+    let images = [];
     if (r.code === 0) {
-      const stored = JSON.parse(r.stdout);
-      const all = [...(stored.spec.initContainers ?? []), ...stored.spec.containers];
-      pullPolicies = all.map((c) => c.imagePullPolicy);
-      digests = all.map((c) => c.image);
+      const { spec } = JSON.parse(r.stdout);
+      const containers = [...(spec.initContainers ?? []), ...spec.containers];
+      const volumes = (spec.volumes ?? []).filter((v) => v.image);
+      pullPolicies = [
+        ...containers.map((c) => c.imagePullPolicy),
+        ...volumes.map((v) => v.image.pullPolicy),
+      ];
+      images = [...containers.map((c) => c.image), ...volumes.map((v) => v.image.reference)];
     }
     rows.push({
       name,
+      group,
       expected,
       why,
       allowed: r.code === 0,
       message: r.code === 0 ? '' : r.stderr.trim().replace(/^Error from server.*?: /s, ''),
       pullPolicies,
-      images: digests,
+      images,
     });
   }
   await kubectl(plane, ['delete', 'pods', '--all', '-n', NAMESPACE, '--wait=false']);
@@ -219,11 +233,14 @@ async function measure(name, tmp, dir = name) {
     await must(plane, ['create', 'namespace', NAMESPACE]);
     const t0 = performance.now();
     log(`${name}: starting the backend`);
-    started = await (await backend(name)).start({ plane, work, namespace: NAMESPACE });
+    const module = await backend(name);
+    started = await module.start({ plane, work, namespace: NAMESPACE });
     const startS = (performance.now() - t0) / 1000;
     const rssAfterStart = started.pids().reduce((s, p) => s + (statusBytes(p, 'VmRSS') || 0), 0);
     log(`${name}: verdicts`);
+    const before = await started.requests?.();
     const cases = await verdicts(plane);
+    const after = await started.requests?.();
     const load = [];
     for (const c of CONCURRENCY) {
       log(`${name}: load at ${c} concurrent clients`);
@@ -235,6 +252,18 @@ async function measure(name, tmp, dir = name) {
     return {
       name,
       version: plane.version,
+      // false: admits everything by design (none, noop); held to "every pod as written".
+      judges: module.judges !== false,
+      // Why it judges a case differently from the policy, by case name (shown with each difference).
+      explain: module.explain ?? {},
+      // Reviews a webhook answered during the verdict check, by path (noop counts them).
+      ...(before && after
+        ? {
+            verdictRequests: Object.fromEntries(
+              Object.keys(after).map((path) => [path, after[path] - (before[path] ?? 0)]),
+            ),
+          }
+        : {}),
       startS,
       rssAfterStart,
       notes: started.notes ?? [],
