@@ -1,7 +1,8 @@
 /**
  * docs/BENCHMARKS-CLUSTER.md from run.mjs's results: versions, method, the verdict check,
  * load through the API server as ratios measured in the same run, CPU and memory, the
- * registry comparison, and what each backend needed to run out of cluster.
+ * registry comparison, and what each backend needed to run out of cluster. A run the busy
+ * guard (busy.mjs) caught on a busy machine says so before anything else.
  */
 import { fixed, mib, ms, table } from '../lib.mjs';
 
@@ -45,8 +46,9 @@ function summarySection(r) {
     const added = (b, p) => b.load[i].latencyUs[p] - (base ? base.load[i].latencyUs[p] : 0);
     const peers = ['gatekeeper', 'kyverno'].filter((n) => by[n]);
     const baselines = ['noop', 'cel'].filter((n) => by[n] && base);
+    const busy = Object.values(by).some((b) => b.load[i].busy);
     out.push(
-      `- ${l.concurrency} client${l.concurrency === 1 ? '' : 's'}: imagegate ${base ? 'adds' : 'takes (no baseline in this run)'} ${ms(added(ig, 'p50'), 1)} ms at p50` +
+      `- ${l.concurrency} client${l.concurrency === 1 ? '' : 's'}${busy ? ' (⚠ busy)' : ''}: imagegate ${base ? 'adds' : 'takes (no baseline in this run)'} ${ms(added(ig, 'p50'), 1)} ms at p50` +
         (baselines.length > 0
           ? ` — ${baselines.map((n) => multipleOf(added(ig, 'p50'), n, added(by[n], 'p50'))).join(', ')}`
           : '') +
@@ -187,7 +189,7 @@ function loadSection(backends) {
       const added = (p) => (base ? l.latencyUs[p] - base.load[i].latencyUs[p] : Number.NaN);
       const noopAdded = noop && base ? noop.load[i].latencyUs.p50 - base.load[i].latencyUs.p50 : 0;
       return [
-        b.name,
+        `${b.name}${l.busy ? ' ⚠' : ''}`,
         `${fixed(l.rps, 1)}${l.range ? ` (${fixed(l.range.rps[0], 0)}–${fixed(l.range.rps[1], 0)})` : ''}`,
         `${ms(l.latencyUs.p50, 1)}${l.range ? ` (${ms(l.range.p50Us[0], 1)}–${ms(l.range.p50Us[1], 1)})` : ''}`,
         ms(l.latencyUs.p99, 1),
@@ -222,6 +224,12 @@ function loadSection(backends) {
       '',
     );
   }
+  if (ran.some((b) => b.load.some((l) => l.busy))) {
+    out.push(
+      '⚠: other processes used more than the busy threshold before or during this step (see CPU and memory).',
+      '',
+    );
+  }
   return out.join('\n');
 }
 
@@ -235,7 +243,7 @@ function resourceSection(backends) {
   const total = (l) => l.cpuPer1000.backend + l.cpuPer1000.apiserver + l.cpuPer1000.etcd;
   const rows = ran.flatMap((b) =>
     b.load.map((l, i) => [
-      b.name,
+      `${b.name}${l.busy ? ' ⚠' : ''}`,
       String(l.concurrency),
       b.name === 'cel' ? 'in the API server' : hasProcess(b) ? fixed(l.cpuPer1000.backend, 2) : '—',
       !hasProcess(b) || !ig || b.name === 'imagegate'
@@ -248,7 +256,7 @@ function resourceSection(backends) {
       hasProcess(b) ? fixed(l.backendCores, 2) : '—',
       hasProcess(b) ? mib(l.backendRssPeakBytes) : '—',
       fixed(l.machineBusyCores, 2),
-      fixed(l.background.busyCores, 2),
+      `${fixed(l.background.othersCores, 2)} / ${fixed(l.othersDuringCores, 2)}`,
     ]),
   );
   const start = ran
@@ -272,7 +280,7 @@ function resourceSection(backends) {
         'backend cores',
         'backend peak RSS MiB',
         'machine busy cores',
-        'busy before',
+        "others' cores before / during",
       ],
       rows,
     ),
@@ -342,6 +350,30 @@ function registrySection(registry) {
   ].join('\n');
 }
 
+/** The warning a busy run opens with (busy.mjs); empty for a quiet one. */
+function busyBanner(busy) {
+  if (!busy?.marked) return '';
+  const start = busy.start;
+  const parts = [];
+  if (!start.quiet) {
+    parts.push(
+      `other processes used ${fixed(start.othersCores, 2)} cores when it began (${start.top.join(', ') || 'short-lived processes'}), after ${fixed(start.waitedS, 0)} s of waiting for a quiet machine; BENCH_ALLOW_BUSY=1 let it run`,
+    );
+  }
+  if (busy.steps.length > 0) {
+    // Who, by command name (pids and per-window figures are in the raw results).
+    const who = [
+      ...new Set(busy.steps.flatMap((s) => s.who.map((w) => w.replace(/(\[\d+\])? [\d.]+$/, '')))),
+    ];
+    parts.push(
+      `${busy.steps.length} load step(s) ran while others used more than that (marked ⚠ below, with the figures): ${busy.steps
+        .map((s) => `${s.backend} at ${s.concurrency}${s.round > 1 ? ` (round ${s.round})` : ''}`)
+        .join(', ')}; busy were ${who.join(', ')}`,
+    );
+  }
+  return `\n> **Measured on a busy machine.** The busy threshold is ${busy.thresholdCores} cores used by processes other than the bench's own; ${parts.join('. Also, ')}. Ratios between backends measured one after another do not hold then (a run begun right after a build gave Gatekeeper 0.97× imagegate's added p50 where a quiet one gave 1.69×): do not quote these numbers.\n`;
+}
+
 export function renderClusterReport(r) {
   const m = r.machine;
   const ran = r.backends.filter((b) => !b.error);
@@ -349,7 +381,7 @@ export function renderClusterReport(r) {
   return `# Through the API server: imagegate beside a no-op webhook, CEL, Gatekeeper and Kyverno
 
 Generated by \`make bench-cluster\` (test/bench/cluster/run.mjs) on ${r.startedAt}${r.quick ? ' — **quick run (BENCH_QUICK=1): numbers are a smoke test only**' : ''}, commit ${m.commit}${m.dirty ? ' (with uncommitted changes)' : ''}. Not part of CI.
-
+${busyBanner(r.busy)}
 ## In short
 
 ${summarySection(r)}
@@ -405,8 +437,11 @@ ${summarySection(r)}
   their range (min–max) across rounds, since this shared machine varies from run to run.
 - **CPU** is utime+stime from /proc of the backend, kube-apiserver and etcd over the measured
   window, divided by the pods created; **memory** is the backend's RSS, sampled every 100 ms.
-  Before each step the run waits (up to 3 s) for the machine to be quiet and records how busy
-  it was. Every comparison is a ratio between backends measured in this run; absolute
+  **Busy machine**: the run refuses to start while processes other than its own use more
+  than ${r.busy?.thresholdCores ?? 0.25} cores (test/bench/cluster/busy.mjs; BENCH_ALLOW_BUSY=1 runs anyway and marks
+  the report); before each step it waits (up to 60 s) for a quiet 2 s window, measures
+  the others again during the step, and marks (⚠) a step that was not quiet.
+  Every comparison is a ratio between backends measured in this run; absolute
   numbers depend on this ${m.nproc}-core machine, where the client, the API server, etcd and
   the backend share the cores.
 

@@ -17,11 +17,14 @@
  *      (`verifyImages` with the same key) on the same cosign-signed images in one local
  *      registry: the first creation of each image (cold) and the same images again (warm).
  *
- * Writes docs/BENCHMARKS-CLUSTER.md. Not part of CI (≈15 minutes).
+ * Writes docs/BENCHMARKS-CLUSTER.md. Not part of CI (≈15 minutes). It refuses to start on
+ * a busy machine, and marks load steps that other processes disturbed (busy.mjs).
  *
  *   node test/bench/cluster/run.mjs
  *   BENCH_QUICK=1        2 s per load step; writes $TMPDIR/imagegate-BENCHMARKS-CLUSTER.quick.md
  *   BENCH_BACKENDS=none,imagegate   only these (default: none,noop,cel,imagegate,gatekeeper,kyverno)
+ *   BENCH_ALLOW_BUSY=1   run on a busy machine anyway; the report says so at the top
+ *   BENCH_BUSY_CORES=0.25, BENCH_QUIET_WAIT_S=300   the busy guard's threshold and wait
  *   BENCH_ROUNDS=N       rounds of every backend, alternating order (default 2; quick: 1)
  *   BENCH_REGISTRY=0     leave out step 3
  *   BENCH_OUT=FILE, BENCH_KEEP=1    as make bench
@@ -37,9 +40,9 @@ import {
   processCpu,
   QUICK,
   ROOT,
-  settle,
   statusBytes,
 } from '../lib.mjs';
+import { BUSY_CORES, cpuWindow, guardStart, quietBeforeStep } from './busy.mjs';
 import { CASES, EDGE_CASES, LOAD_IMAGE, NAMESPACE } from './cases.mjs';
 import { kubectl, must, startLoad } from './kube.mjs';
 import { runRegistryComparison } from './registry.mjs';
@@ -89,7 +92,14 @@ function mergeRounds(rounds) {
       backendCores: avg((s) => s.backendCores),
       machineBusyCores: avg((s) => s.machineBusyCores),
       backendRssPeakBytes: Math.max(...steps.map((s) => s.backendRssPeakBytes)),
-      background: { busyCores: Math.max(...steps.map((s) => s.background.busyCores)) },
+      // The worst round: a step is as trustworthy as its noisiest run.
+      background: {
+        busyCores: Math.max(...steps.map((s) => s.background.busyCores)),
+        othersCores: Math.max(...steps.map((s) => s.background.othersCores)),
+        waitedMs: Math.max(...steps.map((s) => s.background.waitedMs)),
+      },
+      othersDuringCores: Math.max(...steps.map((s) => s.othersDuringCores)),
+      busy: steps.some((s) => s.busy),
       range: {
         rps: [Math.min(...steps.map((s) => s.rps)), Math.max(...steps.map((s) => s.rps))],
         p50Us: [
@@ -169,6 +179,23 @@ async function verdicts(plane) {
   return rows;
 }
 
+/** The control plane's processes (control-plane.sh detaches them from us) and the backend's. */
+function ownPids(plane, info, started) {
+  let watchdog;
+  try {
+    watchdog = Number(readFileSync(join(plane.dir, 'watchdog.pid'), 'utf8'));
+  } catch {
+    watchdog = undefined;
+  }
+  return [
+    info.pids.etcd,
+    info.pids.kubeApiserver,
+    info.pids.kubeControllerManager,
+    watchdog,
+    ...started.pids(),
+  ];
+}
+
 /** One load step in its own process; CPU of backend, API server and etcd sampled around it. */
 async function loadStep(plane, info, started, concurrency, prefix) {
   const pids = {
@@ -180,7 +207,14 @@ async function loadStep(plane, info, started, concurrency, prefix) {
     Object.fromEntries(
       Object.entries(pids).map(([k, v]) => [k, v.reduce((s, p) => s + processCpu(p), 0)]),
     );
-  const background = await settle();
+  const own = ownPids(plane, info, started);
+  const before = await quietBeforeStep(own);
+  const background = {
+    busyCores: before.machineCores,
+    othersCores: before.othersCores,
+    waitedMs: before.waitedMs,
+    top: before.top,
+  };
   const load = startLoad(plane, {
     concurrency,
     durationS: DURATION_S,
@@ -190,8 +224,9 @@ async function loadStep(plane, info, started, concurrency, prefix) {
   });
   // Warm-up first: the CPU window is the measured window only.
   await new Promise((resolve) => setTimeout(resolve, WARMUP_S * 1000));
-  const before = cpu();
+  const cpuBefore = cpu();
   const machineBefore = machineCpu();
+  const others = cpuWindow(own);
   const t0 = performance.now();
   let rssPeak = 0;
   const sampler = setInterval(() => {
@@ -204,8 +239,10 @@ async function loadStep(plane, info, started, concurrency, prefix) {
   const seconds = (performance.now() - t0) / 1000;
   const after = cpu();
   const machineAfter = machineCpu();
+  const during = others.end();
   const created = result.status['201'] ?? 0;
-  const perThousand = (k) => (created > 0 ? ((after[k] - before[k]) / created) * 1000 : Number.NaN);
+  const perThousand = (k) =>
+    created > 0 ? ((after[k] - cpuBefore[k]) / created) * 1000 : Number.NaN;
   return {
     ...result,
     created,
@@ -214,10 +251,13 @@ async function loadStep(plane, info, started, concurrency, prefix) {
       apiserver: perThousand('apiserver'),
       etcd: perThousand('etcd'),
     },
-    backendCores: (after.backend - before.backend) / seconds,
+    backendCores: (after.backend - cpuBefore.backend) / seconds,
     machineBusyCores: (machineAfter.busy - machineBefore.busy) / seconds,
     backendRssPeakBytes: rssPeak,
     background,
+    othersDuringCores: during.othersCores,
+    othersDuringTop: during.top,
+    busy: !before.quiet || during.othersCores > BUSY_CORES,
   };
 }
 
@@ -245,8 +285,9 @@ async function measure(name, tmp, dir = name) {
     for (const c of CONCURRENCY) {
       log(`${name}: load at ${c} concurrent clients`);
       load.push(await loadStep(plane, info, started, c, `c${c}`));
+      const step = load.at(-1);
       log(
-        `${name}: c=${c}: ${load.at(-1).rps.toFixed(1)} pods/s, p50 ${(load.at(-1).latencyUs.p50 / 1000).toFixed(1)} ms`,
+        `${name}: c=${c}: ${step.rps.toFixed(1)} pods/s, p50 ${(step.latencyUs.p50 / 1000).toFixed(1)} ms; others used ${step.background.othersCores.toFixed(2)} cores before, ${step.othersDuringCores.toFixed(2)} during${step.busy ? ' (BUSY)' : ''}`,
       );
     }
     return {
@@ -287,6 +328,8 @@ await benchMain('BENCHMARKS-CLUSTER', renderClusterReport, async (tmp, startedAt
     warmupS: WARMUP_S,
     roundCount: ROUNDS,
   };
+  // Before anything starts: a quiet machine, or a refusal (BENCH_ALLOW_BUSY=1: a mark).
+  results.busy = { start: await guardStart(), thresholdCores: BUSY_CORES };
   results.machine = await machine();
   // Rounds in alternating order (forward, then reversed), so no backend always runs on
   // the warmest or the most loaded machine; the report shows their mean and range.
@@ -308,6 +351,21 @@ await benchMain('BENCHMARKS-CLUSTER', renderClusterReport, async (tmp, startedAt
   results.backends = names.map((name) =>
     mergeRounds(results.rounds.map((r) => r.find((b) => b.name === name))),
   );
+  results.busy.steps = results.rounds.flatMap((measured, round) =>
+    measured.flatMap((b) =>
+      (b.load ?? [])
+        .filter((l) => l.busy)
+        .map((l) => ({
+          backend: b.name,
+          round: round + 1,
+          concurrency: l.concurrency,
+          othersBeforeCores: l.background.othersCores,
+          othersDuringCores: l.othersDuringCores,
+          who: [...new Set([...l.background.top, ...l.othersDuringTop])],
+        })),
+    ),
+  );
+  results.busy.marked = !results.busy.start.quiet || results.busy.steps.length > 0;
   if (process.env.BENCH_REGISTRY !== '0') {
     results.registry = await runRegistryComparison({ tmp, quick: QUICK, backends: names });
   }
