@@ -369,5 +369,11 @@ await benchMain('BENCHMARKS-CLUSTER', renderClusterReport, async (tmp, startedAt
   if (process.env.BENCH_REGISTRY !== '0') {
     results.registry = await runRegistryComparison({ tmp, quick: QUICK, backends: names });
   }
+  // A backend that could not run leaves its logs (<backend>-<round>/*.log, control-plane/).
+  const failed = [
+    ...results.rounds.flat().filter((b) => b.error),
+    ...(results.registry?.results ?? []).filter((b) => b.error),
+  ].map((b) => b.name);
+  if (failed.length > 0) results.keepLogs = `${[...new Set(failed)].join(', ')} failed`;
   return results;
 });
