@@ -39,7 +39,9 @@ export async function build(dir = ROOT) {
  * logs (ending the children it started on an interrupt), then writes docs/REPORT.md from
  * what it returns with `render` — or $TMPDIR/imagegate-REPORT.quick.md for a quick run,
  * or BENCH_OUT. The temp dir goes unless the run failed, BENCH_KEEP=1, or the results ask
- * to keep it (`keepLogs`: a reason, e.g. a backend that could not run).
+ * to keep it (`keepLogs`: a reason, e.g. a backend that could not run). A measurement that
+ * refuses to run (an Error with `refused: true`, e.g. a busy machine) is no failure to
+ * debug: its message, exit code 2, nothing kept.
  */
 export async function benchMain(report, render, measure) {
   const startedAt = Date.now();
@@ -53,6 +55,7 @@ export async function benchMain(report, render, measure) {
     });
   }
   let failed = false;
+  let refused = false;
   let keepFor;
   try {
     await build();
@@ -69,12 +72,18 @@ export async function benchMain(report, render, measure) {
     writeFileSync(out, render(results));
     log(`wrote ${out} after ${results.totalS.toFixed(0)} s`);
   } catch (error) {
-    failed = true;
-    log(`benchmark failed: ${error.stack ?? error}`);
-    log(`logs kept in ${tmp}`);
-    process.exitCode = 1;
+    if (error?.refused === true) {
+      refused = true;
+      log(`benchmark not run: ${error.message}`);
+      process.exitCode = 2;
+    } else {
+      failed = true;
+      log(`benchmark failed: ${error.stack ?? error}`);
+      log(`logs kept in ${tmp}`);
+      process.exitCode = 1;
+    }
   } finally {
-    if (!failed && !keepFor && process.env.BENCH_KEEP !== '1') {
+    if (refused || (!failed && !keepFor && process.env.BENCH_KEEP !== '1')) {
       rmSync(tmp, { recursive: true, force: true });
     } else if (!failed) log(`kept ${tmp} (results.json, logs)${keepFor ? `: ${keepFor}` : ''}`);
   }

@@ -17,7 +17,7 @@
  *
  * Threshold BUSY_CORES (default 0.25 cores, an eighth of this machine; BENCH_BUSY_CORES to
  * change it). Before the run: wait for a quiet 5 s window, up to BENCH_QUIET_WAIT_S
- * (300 s; quick runs 20 s), then refuse to start, unless BENCH_ALLOW_BUSY=1: the run then
+ * (300 s; quick runs 20 s), then refuse to start (exit 2), unless BENCH_ALLOW_BUSY=1: the run then
  * goes on and its report says in its first lines that it was measured on a busy machine.
  * Before each load step: wait (up to 60 s; quick 5 s) for a quiet 2 s window; and during
  * the measured window itself the same figure is taken. A step busy before or during is
@@ -174,9 +174,12 @@ export async function guardStart() {
   };
   const who = w.top.join(', ');
   if (!w.quiet && !ALLOW_BUSY) {
-    throw new Error(
+    const refusal = new Error(
       `the machine is busy: other processes used ${w.othersCores.toFixed(2)} cores (threshold ${BUSY_CORES}; ${who}) after waiting ${Math.round(w.waitedMs / 1000)} s. Ratios measured now would not hold; run again when it is quiet, or set BENCH_ALLOW_BUSY=1 to measure anyway (the report is then marked as measured on a busy machine).`,
     );
+    // benchMain: a refusal, not a failure (exit 2, no logs kept).
+    refusal.refused = true;
+    throw refusal;
   }
   log(
     w.quiet
