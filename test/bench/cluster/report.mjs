@@ -18,11 +18,17 @@ function noteLines(note) {
   return [`  - ${first}`, ...rest.map((line) => `    - \`${line}\``)].join('\n');
 }
 
+/**
+ * A ratio of two added latencies. Noise can make either zero or negative on a busy machine
+ * (the backend faster than the baseline): no ratio means anything then.
+ */
+const addedRatio = (a, b) => (a > 0 && b > 0 ? ratio(a, b) : 'n/a');
+
 /** imagegate's added p50 as a multiple of a baseline's; a baseline adding nothing is no divisor. */
 function multipleOf(igAdded, name, added) {
   if (!Number.isFinite(added)) return `${name}: n/a`;
   if (added <= 0) return `${name} adds nothing measurable (${ms(added, 2)} ms)`;
-  return `${ratio(igAdded, added)} what ${name} adds (${ms(added, 2)} ms)`;
+  return `${addedRatio(igAdded, added)} what ${name} adds (${ms(added, 2)} ms)`;
 }
 
 /** The pods a backend judged differently from the policy, by group. */
@@ -56,13 +62,13 @@ function summarySection(r) {
         peers
           .map(
             (n) =>
-              `; ${n} adds ${ratio(added(by[n], 'p50'), added(ig, 'p50'))} imagegate's p50, ${ratio(by[n].load[i].rps, l.rps)} its pods/s, ${ratio(by[n].load[i].cpuPer1000.backend, l.cpuPer1000.backend)} its CPU per pod`,
+              `; ${n} adds ${addedRatio(added(by[n], 'p50'), added(ig, 'p50'))} imagegate's p50, ${ratio(by[n].load[i].rps, l.rps)} its pods/s, ${ratio(by[n].load[i].cpuPer1000.backend, l.cpuPer1000.backend)} its CPU per pod`,
           )
           .join(''),
     );
     if (by.noop && base && [1, 8].includes(l.concurrency)) {
       floor.push(
-        `${ratio(added(ig, 'p50'), added(by.noop, 'p50'))} at ${l.concurrency} client${l.concurrency === 1 ? '' : 's'}`,
+        `${addedRatio(added(ig, 'p50'), added(by.noop, 'p50'))} at ${l.concurrency} client${l.concurrency === 1 ? '' : 's'}`,
       );
     }
   }
@@ -197,7 +203,7 @@ function loadSection(backends) {
         b.name === 'none' ? '—' : ms(added('p99'), 1),
         b.name === 'none' || b.name === 'noop' || noopAdded <= 0
           ? '—'
-          : ratio(added('p50'), noopAdded),
+          : addedRatio(added('p50'), noopAdded),
         base ? ratio(l.rps, base.load[i].rps) : 'n/a',
         ig && b.name !== 'imagegate' && b.name !== 'none' ? ratio(l.rps, ig.load[i].rps) : '—',
         `${l.created}${Object.keys(l.status).some((s) => s !== '201') ? ` (other: ${JSON.stringify(Object.fromEntries(Object.entries(l.status).filter(([s]) => s !== '201')))})` : ''}`,
