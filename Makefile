@@ -201,7 +201,7 @@ bench: node-deps $(OPA) registry-tools e2e-deps ## imagegate vs OPA server vs a 
 peers: ## build or reuse OPA Gatekeeper and Kyverno from the Go module proxy (cached outside the repo; ~10 min cold)
 	test/e2e/build-peers.sh
 
-bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs Gatekeeper vs Kyverno through the real API server; writes docs/BENCHMARKS-CLUSTER.md (~15 min)
+bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs a no-op webhook, CEL policies, Gatekeeper, Kyverno through the real API server (refuses a busy machine); writes docs/BENCHMARKS-CLUSTER.md (~15 min)
 	node test/bench/cluster/run.mjs
 
 clean: ## remove build output and tools
