@@ -46,7 +46,6 @@ const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v)
 const list = (v) => (Array.isArray(v) ? v : []);
 const decode = (b64) => Buffer.from(String(b64).replace(/\s/g, ''), 'base64').toString('utf8');
 
-
 /** What registry egress to "anywhere" leaves out: everything but global unicast IPv4. */
 const NOT_GLOBAL = [
   '10.0.0.0/8',
