@@ -314,7 +314,7 @@ function cores() {
 // --- request bodies ---
 
 /** A Pod CREATE AdmissionReview in namespace shop, as the API server sends one, for these containers. */
-export function podCreateReview(containers, { uid, name }) {
+export function podCreateReview(containers, { uid, name, namespace = 'shop' }) {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -323,12 +323,12 @@ export function podCreateReview(containers, { uid, name }) {
       kind: { group: '', version: 'v1', kind: 'Pod' },
       resource: { group: '', version: 'v1', resource: 'pods' },
       operation: 'CREATE',
-      namespace: 'shop',
+      namespace,
       name,
       object: {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: 'shop' },
+        metadata: { name, namespace },
         spec: { containers },
       },
     },
