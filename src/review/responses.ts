@@ -87,9 +87,7 @@ export function joinReasons(
 
 /** How many reasons a denial has in all: the policy may give only the first of many. */
 const reasonsInAll = (decision: ValidateDecision) =>
-  decision.reasons.length < decision.violations.length
-    ? decision.violations.length
-    : decision.reasons.length;
+  Math.max(decision.reasons.length, decision.violations.length);
 
 /** An audit annotation's value (the policy joins the violations itself), bounded. */
 function boundedAnnotation(value: string, limit = MAX_TEXT_BYTES): string {

@@ -25,6 +25,13 @@ export interface ServingTls {
   status(): TlsStatus | undefined;
   /** Watches the files and swaps `https`'s context when they rotate. */
   watch(https: HttpsServer): Promise<Watch>;
+  /**
+   * Reads the files once and puts them in service if they work (what the watch does on
+   * every change). Material identical to what already serves is no rotation: it is neither
+   * counted nor logged, so a poll that lands mid-rotation and reads the finished pair does
+   * not count it twice.
+   */
+  reload(https: Pick<HttpsServer, 'setSecureContext'>): Promise<void>;
 }
 
 export interface ServingTlsDeps {
@@ -69,6 +76,28 @@ export async function loadServingTls(
   // Serving anyway lets a rotation fix it without a restart; say so loudly.
   if (initialProblem !== undefined) logger.error({ cert: files.cert }, initialProblem);
   loaded(initial.cert, initialProblem, true);
+  let serving: ServingMaterial = initial;
+
+  const reload = async (https: Pick<HttpsServer, 'setSecureContext'>) => {
+    try {
+      const material = await readServingMaterial(files);
+      if (status?.lastLoad.ok === true && sameMaterial(material, serving)) return;
+      const problem = rotationProblem(material);
+      if (problem !== undefined) throw new Error(problem);
+      https.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
+      serving = material;
+      metrics.reloads.inc({ kind: 'certificate', result: 'ok' });
+      logger.info({ cert: files.cert, clientCa: files.clientCa }, 'serving certificate reloaded');
+      loaded(material.cert);
+    } catch (error) {
+      metrics.reloads.inc({ kind: 'certificate', result: 'refused' });
+      logger.error(
+        { error: describeThrown(error) },
+        'serving certificate reload refused; the previous one stays',
+      );
+      loaded(undefined, describeThrown(error));
+    }
+  };
 
   return {
     files,
@@ -79,28 +108,19 @@ export async function loadServingTls(
         async () => watched,
         readFrom,
         deps.intervalMs,
-        async () => {
-          try {
-            const material = await readServingMaterial(files);
-            const problem = rotationProblem(material);
-            if (problem !== undefined) throw new Error(problem);
-            https.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
-            metrics.reloads.inc({ kind: 'certificate', result: 'ok' });
-            logger.info(
-              { cert: files.cert, clientCa: files.clientCa },
-              'serving certificate reloaded',
-            );
-            loaded(material.cert);
-          } catch (error) {
-            metrics.reloads.inc({ kind: 'certificate', result: 'refused' });
-            logger.error(
-              { error: describeThrown(error) },
-              'serving certificate reload refused; the previous one stays',
-            );
-            loaded(undefined, describeThrown(error));
-          }
-        },
+        () => reload(https),
       );
     },
+    reload,
   };
+}
+
+function sameMaterial(a: ServingMaterial, b: ServingMaterial): boolean {
+  const caA = 'ca' in a ? a.ca : undefined;
+  const caB = 'ca' in b ? b.ca : undefined;
+  return (
+    a.cert.equals(b.cert) &&
+    a.key.equals(b.key) &&
+    (caA === undefined ? caB === undefined : caB !== undefined && caA.equals(caB))
+  );
 }

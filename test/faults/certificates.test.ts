@@ -235,10 +235,16 @@ const refusedAndRestored = test.macro({
     t.teardown(() => traffic.stop());
     await layout.install(certs.b.cert, certs.b.key);
     await servedBy(gw, certs.b, 'certificate B (the last good)');
+    // Plain files change in two steps: a poll between them may already have refused a split
+    // pair, so what follows counts from here.
+    const refusedBefore = await reloads(gw, 'certificate', 'refused');
+    const loggedBefore = gw.logs.messages(REFUSED_MSG).length;
+    const okBefore = await reloads(gw, 'certificate', 'ok');
 
     await fault.inject(layout, certs);
     await poll(
-      async () => ((await reloads(gw, 'certificate', 'refused')) === 1 ? true : undefined),
+      async () =>
+        (await reloads(gw, 'certificate', 'refused')) === refusedBefore + 1 ? true : undefined,
       'the faulty pair to be refused',
     );
     t.is(await handshake(gw.port, gw.ca), serialOf(certs.b.cert), 'B keeps serving');
@@ -250,20 +256,21 @@ const refusedAndRestored = test.macro({
     t.like(tls, { cert: layout.cert, clientCa: null, lastLoad: { ok: false } });
     t.regex(String(record(tls.lastLoad, 'lastLoad').error), fault.error);
     t.is(tls.notAfter, new X509Certificate(certs.b.cert).validTo);
-    const logged = gw.logs.messages(REFUSED_MSG);
+    const logged = gw.logs.messages(REFUSED_MSG).slice(loggedBefore);
     t.is(logged.length, 1);
     t.is(logged[0]?.level, 50);
     t.regex(String(logged[0]?.error), fault.error);
     await sleep(INTERVAL_MS * 6);
     t.is(
       await reloads(gw, 'certificate', 'refused'),
-      1,
+      refusedBefore + 1,
       'a pair that stays broken is refused once',
     );
 
     await layout.install(certs.c.cert, certs.c.key);
     await servedBy(gw, certs.c, 'certificate C (restored)');
-    t.is(await reloads(gw, 'certificate', 'ok'), 2);
+    // Once, however the polls fall across the two steps of a plain-files install.
+    t.is(await reloads(gw, 'certificate', 'ok'), okBefore + 1);
     const restored = record(record((await gw.health('/readyz')).body, '/readyz').tls, 'tls');
     t.like(restored, {
       lastLoad: { ok: true },
