@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -161,6 +161,11 @@ registry-tools: ## build or reuse the registry tests' tools: distribution, oci-r
 # (test/helpers/sigstore.ts); cosign comes from registry-tools. test-ts needs them too.
 sigstore-tools: ## build or reuse the Sigstore test bed's servers: Rekor v2, the timestamp authority, Fulcio (cached outside the repo)
 	test/e2e/build-sigstore-tools.sh
+
+# The conformance fixtures (test/fixtures/sigstore) are committed: make test replays them
+# without the Go tools. Regenerate them after changing test/tools/sigstore-fixtures.ts.
+sigstore-fixtures: node-deps registry-tools sigstore-tools ## remake test/fixtures/sigstore: real cosign 2 and 3 against a local Sigstore (about a minute; commit the result)
+	node --import=tsx/esm test/tools/sigstore-fixtures.ts
 
 e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools sigstore-tools ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) $(NODE_BIN)/ava --config test/e2e/ava.config.mjs
