@@ -12,6 +12,7 @@ import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { RegistrySettings } from '../registry/addresses.ts';
 import type { FactRequest } from '../registry/facts.ts';
 import type { PublicKeyRef } from '../registry/keys.ts';
+import type { Verification } from '../registry/sigstore/verification.ts';
 import type { LoadedTrustRoot } from '../registry/trust-roots.ts';
 import {
   type MutateDecision,
@@ -140,6 +141,8 @@ export class PolicyEngine {
   readonly keys: ReadonlyMap<string, PublicKeyRef>;
   /** The Sigstore trust roots `trustRoots` names, by name. */
   readonly trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
+  /** The `signatures` entries, compiled, by the id the policy names them by. */
+  readonly verifications: ReadonlyMap<string, Verification>;
   readonly #policy: LoadedPolicy;
 
   private constructor(
@@ -152,6 +155,7 @@ export class PolicyEngine {
       registrySettings: ReadonlyMap<string, RegistrySettings>;
       keys: ReadonlyMap<string, PublicKeyRef>;
       trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
+      verifications: ReadonlyMap<string, Verification>;
     },
   ) {
     this.#policy = policy;
@@ -159,6 +163,7 @@ export class PolicyEngine {
     this.registrySettings = facts.registrySettings;
     this.keys = facts.keys;
     this.trustRoots = facts.trustRoots;
+    this.verifications = facts.verifications;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
     this.config = config;
@@ -177,6 +182,7 @@ export class PolicyEngine {
     config: PolicyConfig = {},
     keys: ReadonlyMap<string, PublicKeyRef> = new Map(),
     trustRoots: ReadonlyMap<string, LoadedTrustRoot> = new Map(),
+    verifications: ReadonlyMap<string, Verification> = new Map(),
   ): Promise<PolicyEngine> {
     let policy: LoadedPolicy;
     try {
@@ -222,6 +228,7 @@ export class PolicyEngine {
       registrySettings: registrySettings(merged),
       keys,
       trustRoots,
+      verifications,
     });
     try {
       engine.validate(SMOKE_INPUT);
@@ -311,8 +318,7 @@ function factRequests(value: unknown, name: string): FactRequest[] {
     const text = (key: string) =>
       isRecord(entry) && typeof entry[key] === 'string' ? entry[key] : undefined;
     const index = isRecord(entry) ? entry.index : undefined;
-    const keys = isRecord(entry) ? entry.keys : undefined;
-    const trustRoot = isRecord(entry) ? entry.trustRoot : undefined;
+    const verification = isRecord(entry) ? (entry.verification ?? '') : undefined;
     const [registry, repository, tag, digest] = [
       text('registry'),
       text('repository'),
@@ -326,23 +332,13 @@ function factRequests(value: unknown, name: string): FactRequest[] {
       repository === undefined ||
       tag === undefined ||
       digest === undefined ||
-      !Array.isArray(keys) ||
-      !keys.every((k) => typeof k === 'string') ||
-      (trustRoot !== undefined && trustRoot !== null && typeof trustRoot !== 'string')
+      typeof verification !== 'string'
     ) {
       throw new EngineError(
         `evaluating ${FACTS_ENTRYPOINT}: malformed request ${JSON.stringify(entry)}`,
       );
     }
-    return {
-      index,
-      registry,
-      repository,
-      tag,
-      digest,
-      keys: keys as string[],
-      ...(typeof trustRoot === 'string' && trustRoot !== '' ? { trustRoot } : {}),
-    };
+    return { index, registry, repository, tag, digest, verification };
   });
 }
 
