@@ -2,8 +2,9 @@
  * The `signatures` entries of a configuration (top level and every namespace override),
  * compiled once per load with the keys and trust roots it loaded, and named by `id`: the
  * configuration the policy sees carries each entry's id, which is all a facts request
- * names (registry/sigstore/verification.ts says why). An entry whose requirement cannot be
- * checked with its roots is refused here, with its path.
+ * names (registry/sigstore/verification.ts says why), and its attestation types as
+ * predicate type URIs. An entry whose requirement cannot be checked with its roots is
+ * refused here, with its path.
  */
 import type { PublicKeyRef } from '../registry/keys.ts';
 import type { IdentityConfig } from '../registry/sigstore/identities.ts';
@@ -98,16 +99,19 @@ export function compileSignatures(
     const signatures = part.signatures.map((entry, i) => {
       if (!isRecord(entry)) return entry;
       const id = verificationId(entry);
-      if (!verifications.has(id)) {
+      let verification = verifications.get(id);
+      if (verification === undefined) {
         try {
-          verifications.set(id, buildVerification(id, settingsOf(entry), keys, roots));
+          verification = buildVerification(id, settingsOf(entry), keys, roots);
         } catch (error) {
           throw new ConfigError(`${source}: ${at}signatures[${i}]: ${describeThrown(error)}`, {
             cause: error,
           });
         }
+        verifications.set(id, verification);
       }
-      return { ...entry, id };
+      // The policy compares attestation types with the facts': spelled out, not cosign's names.
+      return { ...entry, id, attestations: verification.attestations.map((a) => ({ ...a })) };
     });
     return { ...part, signatures };
   };

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { PolicyHolder } from '../policy/holder.ts';
+import { loggedFacts } from '../registry/facts.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
 import { admissionFailure } from '../review/responses.ts';
@@ -186,7 +187,7 @@ function summary(input: PolicyInput | undefined): Record<string, unknown> {
     ...(input.images.some((i) => i.facts !== undefined)
       ? {
           facts: input.images.flatMap((i) =>
-            i.facts === undefined ? [] : [{ image: i.raw, ...i.facts }],
+            i.facts === undefined ? [] : [{ image: i.raw, ...loggedFacts(i.facts) }],
           ),
         }
       : {}),
