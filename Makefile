@@ -112,7 +112,7 @@ bundle-check: $(OPA) | $(NODE_TOOL) ## fail when the committed bundle is stale
 		--revision $(REVISION) --ignore '*_test.rego' -o $(TOOLS)/bundle-check/imagegate.tar.gz
 	node test/tools/compare-bundles.mjs $(BUNDLE) $(TOOLS)/bundle-check/imagegate.tar.gz
 
-test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa test with coverage
+test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa test with coverage; the example policies in docs/ too
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
@@ -120,6 +120,9 @@ test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa 
 		|| { node test/tools/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
 	@node test/tools/coverage-report.mjs $(TOOLS)/coverage.json
 	$(OPA) test rego
+	$(OPA) fmt --list --fail docs/examples/policies
+	$(OPA) check --strict docs/examples/policies
+	$(OPA) test docs/examples/policies
 
 lint: node-deps ## biome lint + format check, TypeScript type check
 	$(NODE_BIN)/biome check .

@@ -112,8 +112,23 @@ function configInForce(data: JsonObject): ConfigInForce {
   };
 }
 
-/** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
-const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
+/**
+ * Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). The time
+ * built-ins are for policies over attestations ("a scan no older than seven days",
+ * docs/examples/policies); nanoseconds as a number, millisecond precision.
+ */
+export const CUSTOM_BUILTINS: Readonly<Record<string, (...args: unknown[]) => unknown>> = {
+  'time.now_ns': () => Date.now() * 1_000_000,
+  'time.parse_rfc3339_ns': (value: unknown) => {
+    const rfc3339 =
+      typeof value === 'string' &&
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/i.test(value);
+    const ms = rfc3339 ? Date.parse(value) : Number.NaN;
+    // A throw fails the evaluation (closed), as OPA's own built-in errors do.
+    if (!Number.isFinite(ms)) throw new EngineError(`time.parse_rfc3339_ns: ${String(value)}`);
+    return ms * 1_000_000;
+  },
+};
 
 interface LoadedPolicy {
   evaluate(input: unknown, entrypoint: string): unknown;

@@ -364,7 +364,7 @@ async function generate(t: Teardowns): Promise<void> {
 
   // --- attestations: cosign 3 attest (bundles), cosign 2 attest (.att)
   const provenance = slsaProvenance({
-    builderId: githubActionsIdentity(RELEASE).replace(/@.*$/, '@refs/heads/main'),
+    builderId: githubActionsIdentity(RELEASE),
     repository: 'acme/app',
     ref: 'refs/tags/v1.0.0',
   });
