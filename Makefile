@@ -180,7 +180,7 @@ SOAK_SECONDS ?= 600
 soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md
 	SOAK_SECONDS=$(SOAK_SECONDS) node --import=tsx/esm test/soak/soak.ts
 
-bench: node-deps $(OPA) registry-tools e2e-deps ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
+bench: node-deps $(OPA) registry-tools sigstore-tools e2e-deps ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
 	node test/bench/run.mjs
 
 # Versions are pinned in test/e2e/build-peers.sh; only bench-cluster needs them (not CI).
