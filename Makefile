@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps node-runtime gateway-image-layers build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -155,6 +155,11 @@ K8S_VERSIONS = $(shell test/e2e/build-control-plane.sh --versions)
 e2e-deps: ## build or reuse kube-apiserver, kube-controller-manager, kubectl and etcd (cached outside the repo)
 	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) test/e2e/build-control-plane.sh
 
+# Versions are pinned in test/e2e/build-node.sh (the kubelet and kube-scheduler come with
+# e2e-deps, at the control plane's version).
+node-runtime: ## build or reuse the e2e node's containerd, runc, CNI plugins, pause and busybox (cached outside the repo)
+	test/e2e/build-node.sh
+
 # Versions are pinned in test/e2e/build-registry-tools.sh. test-ts needs them; a plain
 # `ava` without them skips the registry tests and says so.
 registry-tools: ## build or reuse the registry tests' tools: distribution, oci-registry, crane, cosign 3 and 2 (cached outside the repo)
@@ -170,11 +175,28 @@ sigstore-tools: ## build or reuse the Sigstore test bed's servers: Rekor v2, the
 sigstore-fixtures: node-deps registry-tools sigstore-tools ## remake test/fixtures/sigstore: real cosign 2 and 3 against a local Sigstore (about a minute; commit the result)
 	node --import=tsx/esm test/tools/sigstore-fixtures.ts
 
-e2e: node-deps $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools sigstore-tools ## end-to-end: the gateway behind a real kube-apiserver and its controllers, driven with kubectl
-	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) $(NODE_BIN)/ava --config test/e2e/ava.config.mjs
+# Inside test/e2e/isolate.sh: network, mount and PID namespaces of the run's own, so the
+# node's pods, mounts and processes never reach the machine or outlive the run.
+# E2E_FILES=test/e2e/pull-credentials.e2e.ts runs one file.
+E2E_FILES ?=
+# The gateway's image layers that need the package registries (Debian, npm): built before
+# the isolated run, which has no network; e2e assembles and pushes the image inside it.
+gateway-image-layers: ## build or reuse the gateway image's runtime, Node.js and node_modules layers (cached outside the repo)
+	NODE_VERSION=$(NODE_VERSION) deploy/build-image.sh --layers
 
-e2e-all: ## make e2e on every supported Kubernetes version (what CI runs)
-	@set -e; for v in $(K8S_VERSIONS); do echo "== e2e on Kubernetes $$v"; $(MAKE) --no-print-directory e2e K8S_VERSION=$$v; done
+e2e: node-deps build $(OPA) $(KUSTOMIZE) $(HELM) e2e-deps registry-tools sigstore-tools node-runtime gateway-image-layers ## end-to-end: the gateway behind a real kube-apiserver, its controllers and a real node, driven with kubectl
+	IMAGEGATE_K8S_VERSION=$(K8S_VERSION) NODE_VERSION=$(NODE_VERSION) test/e2e/isolate.sh $(NODE_BIN)/ava --config test/e2e/ava.config.mjs $(E2E_FILES)
+
+# The files that need the node (test/e2e/node.sh) run on the newest version only: README,
+# "Try it on a real node".
+NODE_E2E_FILES := test/e2e/pull-credentials.e2e.ts test/e2e/node-pulls.e2e.ts test/e2e/chart-install.e2e.ts
+e2e-all: ## make e2e on every supported Kubernetes version (what CI runs; the node's files on the newest only)
+	@set -e; newest=1; for v in $(K8S_VERSIONS); do \
+		echo "== e2e on Kubernetes $$v"; \
+		if [ $$newest = 1 ]; then $(MAKE) --no-print-directory e2e K8S_VERSION=$$v; \
+		else $(MAKE) --no-print-directory e2e K8S_VERSION=$$v \
+			E2E_FILES="$(filter-out $(NODE_E2E_FILES),$(wildcard test/e2e/*.e2e.ts))"; fi; \
+		newest=0; done
 
 SOAK_SECONDS ?= 600
 soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md
@@ -187,7 +209,7 @@ bench: node-deps $(OPA) registry-tools sigstore-tools e2e-deps ## imagegate vs O
 peers: ## build or reuse OPA Gatekeeper and Kyverno from the Go module proxy (cached outside the repo; ~10 min cold)
 	test/e2e/build-peers.sh
 
-bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs Gatekeeper vs Kyverno through the real API server; writes docs/BENCHMARKS-CLUSTER.md (~15 min)
+bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs a no-op webhook, CEL policies, Gatekeeper, Kyverno through the real API server (refuses a busy machine); writes docs/BENCHMARKS-CLUSTER.md (~15 min)
 	node test/bench/cluster/run.mjs
 
 clean: ## remove build output and tools

@@ -15,7 +15,7 @@
  *   server   the HTTPS gateway, health, reloads, workers, registry facts
  *                                                  → policy, registry, review, tls, shared
  *   commands one module per CLI command            → everything above
- *   cli.ts   the entry point: flags, signals, exit codes            → commands, server, shared
+ *   cli.ts   the entry point: Node.js version, env, signals, exit codes → commands, shared
  *
  * docs/architecture.md draws the same picture; change both together.
  */

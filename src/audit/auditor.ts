@@ -6,38 +6,21 @@
  * that kind. A new policy (bundle or configuration) re-audits everything: objects are
  * listed again, since the audit keeps no copy of them.
  *
- * Reports are published from the results, per namespace whose results changed, at most
- * every publishIntervalMs.
+ * The API server may fail at any step: every list page, watch and report write is retried
+ * with backoff and jitter (retry.ts), and an operation failing for longer than the
+ * retrier allows ends the audit through `fail` — never a live process that stopped
+ * auditing. Every background task ends in `fail` or a log line, none in a rejection
+ * nobody handles. health() says whether the loop still makes progress.
  */
-import type { PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { JsonObject } from '../shared/json.ts';
 import type { Logger } from '../shared/logger.ts';
-import { type AuditedObject, type AuditFacts, auditObject } from './evaluate.ts';
-import type { Kube, WatchEvent } from './kube.ts';
-import { AuditStore, clusterPolicyReport, policyReport, REPORT_NAME } from './reports.ts';
-
-export interface AuditedKind {
-  readonly apiVersion: string;
-  readonly kind: string;
-  /** The collection across namespaces. */
-  readonly path: string;
-}
-
-/** Pods and every kind with a pod template (review/workloads.ts lists the same). */
-export const AUDITED_KINDS: readonly AuditedKind[] = [
-  { apiVersion: 'v1', kind: 'Pod', path: '/api/v1/pods' },
-  { apiVersion: 'v1', kind: 'ReplicationController', path: '/api/v1/replicationcontrollers' },
-  { apiVersion: 'apps/v1', kind: 'Deployment', path: '/apis/apps/v1/deployments' },
-  { apiVersion: 'apps/v1', kind: 'ReplicaSet', path: '/apis/apps/v1/replicasets' },
-  { apiVersion: 'apps/v1', kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets' },
-  { apiVersion: 'apps/v1', kind: 'DaemonSet', path: '/apis/apps/v1/daemonsets' },
-  { apiVersion: 'batch/v1', kind: 'Job', path: '/apis/batch/v1/jobs' },
-  { apiVersion: 'batch/v1', kind: 'CronJob', path: '/apis/batch/v1/cronjobs' },
-];
-
-const REPORTS = '/apis/wgpolicyk8s.io/v1alpha2';
+import { AUDITED_KINDS, type AuditedKind, type AuditFacts, auditOrError } from './evaluate.ts';
+import { type Kube, KubeError, type WatchEvent } from './kube.ts';
+import { Publisher } from './publisher.ts';
+import { AuditStopped, Retrier, type RetryOptions } from './retry.ts';
+import { AuditStore } from './store.ts';
 
 export interface AuditObserver {
   /** A full audit finished: how long it took and how many objects it evaluated. */
@@ -57,7 +40,23 @@ export interface AuditorDeps {
   readonly pageSize?: number;
   readonly publishIntervalMs?: number;
   readonly kinds?: readonly AuditedKind[];
+  /** Backoff, jitter and when to give up (retry.ts). */
+  readonly retry?: RetryOptions;
+  /** No progress for this long: health() says the loop is stuck (default 10 minutes). */
+  readonly stuckAfterMs?: number;
+  /** The audit cannot go on (it gave up, or a bug): the caller stops everything. */
+  readonly fail?: (error: unknown) => void;
 }
+
+export interface AuditHealth {
+  readonly alive: boolean;
+  readonly lastProgress: string;
+  /** Operations failing now, and since when. */
+  readonly failing: Record<string, string>;
+}
+
+/** A watch that ended: the error it ended with (null: the server closed it), and whether it had opened. */
+type WatchEnd = { readonly error: unknown; readonly opened: boolean };
 
 export class Auditor {
   readonly store = new AuditStore();
@@ -65,12 +64,12 @@ export class Auditor {
   readonly #kinds: readonly AuditedKind[];
   readonly #versions = new Map<string, string>();
   readonly #stops = new Map<string, () => void>();
+  readonly #retrier: Retrier;
+  readonly #publisher: Publisher;
   #stopped = false;
-  #publishTimer: NodeJS.Timeout | undefined;
-  #publishing: Promise<void> = Promise.resolve();
-  #clusterDirty = true;
   #auditing: Promise<void> | undefined;
   #again = false;
+  #lastProgress: number;
   /** Events are handled one after the other: a DELETED never overtaken by an earlier MODIFIED. */
   #events: Promise<void> = Promise.resolve();
   readonly #relist = new Set<string>();
@@ -78,58 +77,93 @@ export class Auditor {
   constructor(deps: AuditorDeps) {
     this.#deps = deps;
     this.#kinds = deps.kinds ?? AUDITED_KINDS;
+    this.#retrier = new Retrier(deps.logger, deps.retry);
+    this.#lastProgress = this.#retrier.now;
+    this.#publisher = new Publisher({
+      kube: deps.kube,
+      store: this.store,
+      logger: deps.logger,
+      retrier: this.#retrier,
+      revision: () => this.#deps.policy.engine?.revision ?? '',
+      published: (result) => deps.observer?.published(result),
+      ...(deps.publishIntervalMs === undefined ? {} : { intervalMs: deps.publishIntervalMs }),
+      fail: (error) => this.#fail(error),
+    });
   }
 
-  #engine(): PolicyEngine {
-    const engine = this.#deps.policy.engine;
-    if (engine === undefined) throw new Error('no policy is loaded');
-    return engine;
+  #progress(): void {
+    this.#lastProgress = this.#retrier.now;
   }
 
-  async #evaluate(kind: AuditedKind, object: JsonObject): Promise<AuditedObject | undefined> {
-    try {
-      return await auditObject(this.#engine(), object, kind, this.#deps.facts);
-    } catch (error) {
-      // A policy failure is an error result, never a silent pass.
-      const metadata = (object.metadata ?? {}) as JsonObject;
-      return {
-        uid: String(metadata.uid ?? ''),
-        apiVersion: kind.apiVersion,
-        kind: kind.kind,
-        namespace: String(metadata.namespace ?? ''),
-        name: String(metadata.name ?? ''),
-        results: [{ rule: 'evaluation', result: 'error', message: describeThrown(error) }],
-      };
-    }
+  health(): AuditHealth {
+    const stuckAfter = this.#deps.stuckAfterMs ?? 600_000;
+    return {
+      alive: !this.#stopped && this.#retrier.now - this.#lastProgress <= stuckAfter,
+      lastProgress: new Date(this.#lastProgress).toISOString(),
+      failing: this.#retrier.failing(),
+    };
+  }
+
+  #fail(error: unknown): void {
+    if (error instanceof AuditStopped || this.#stopped) return;
+    this.stop();
+    this.#deps.logger.error({ error: describeThrown(error) }, 'audit cannot go on');
+    this.#deps.fail?.(error);
   }
 
   async #record(kind: AuditedKind, object: JsonObject): Promise<string> {
     const metadata = (object.metadata ?? {}) as JsonObject;
     const uid = String(metadata.uid ?? '');
     const namespace = String(metadata.namespace ?? '');
-    this.store.set(uid, namespace, await this.#evaluate(kind, object));
+    this.store.set(
+      uid,
+      namespace,
+      await auditOrError(this.#deps.policy.engine, object, kind, this.#deps.facts),
+    );
+    this.#progress();
     return uid;
   }
 
-  /** Lists one kind page by page, evaluating as it goes; returns the list's resourceVersion. */
+  /**
+   * Lists one kind page by page, evaluating as it goes, each page retried; a continue
+   * token that expired (410) starts the kind over. Returns the list's resourceVersion.
+   */
   async #listKind(kind: AuditedKind): Promise<{ resourceVersion: string; objects: number }> {
-    const seen = new Set<string>();
-    let cont = '';
-    let resourceVersion = '';
-    do {
-      const page = await this.#deps.kube.list(
-        kind.path,
-        kind.apiVersion,
-        kind.kind,
-        this.#deps.pageSize ?? 500,
-        cont,
-      );
-      for (const item of page.items) seen.add(await this.#record(kind, item));
-      resourceVersion = page.resourceVersion;
-      cont = page.continue;
-    } while (cont !== '');
-    this.store.retainOnly(kind.kind, seen);
-    return { resourceVersion, objects: seen.size };
+    for (;;) {
+      const seen = new Set<string>();
+      let cont = '';
+      let resourceVersion = '';
+      let expired = false;
+      do {
+        const from = cont;
+        const page = await this.#retrier.retry(`list ${kind.kind}`, async () => {
+          try {
+            return await this.#deps.kube.list(
+              kind.path,
+              kind.apiVersion,
+              kind.kind,
+              this.#deps.pageSize ?? 500,
+              from,
+            );
+          } catch (error) {
+            if (from !== '' && error instanceof KubeError && error.status === 410) return null;
+            throw error;
+          }
+        });
+        if (page === null) {
+          expired = true;
+          break;
+        }
+        this.#progress();
+        for (const item of page.items) seen.add(await this.#record(kind, item));
+        resourceVersion = page.resourceVersion;
+        cont = page.continue;
+      } while (cont !== '' && !this.#stopped);
+      if (this.#stopped) throw new AuditStopped();
+      if (expired) continue;
+      this.store.retainOnly(kind.kind, seen);
+      return { resourceVersion, objects: seen.size };
+    }
   }
 
   /** Lists and evaluates everything once (a full audit); concurrent calls share one run. */
@@ -149,7 +183,7 @@ export class Auditor {
           objects += listed.objects;
           this.#versions.set(kind.kind, listed.resourceVersion);
         }
-        this.#clusterDirty = true;
+        this.#publisher.clusterChanged();
         this.#deps.observer?.audited((performance.now() - started) / 1000, objects);
         this.#deps.observer?.changed(this.store);
         this.#deps.logger.info(
@@ -163,63 +197,89 @@ export class Auditor {
     return this.#auditing;
   }
 
-  /** The first full audit, then watches and publishing until stop(). */
+  /**
+   * The first full audit, then watches and publishing until stop(); resolves once they
+   * run, rejects when the first audit cannot be made (AuditGaveUp).
+   */
   async run(options: { publish: boolean }): Promise<void> {
     await this.audit();
-    for (const kind of this.#kinds) await this.#watch(kind);
+    for (const kind of this.#kinds) {
+      this.#watchLoop(kind).catch((error: unknown) => this.#fail(error));
+    }
     if (options.publish) {
-      await this.#cleanStaleReports();
-      this.#schedulePublish(0);
+      await this.#publisher.adoptExisting();
+      this.#publisher.schedule(0);
     }
   }
 
-  async #watch(kind: AuditedKind): Promise<void> {
-    if (this.#stopped) return;
+  /** One watch, as a promise of how it ended. */
+  async #watchOnce(kind: AuditedKind): Promise<WatchEnd> {
+    let ended = false;
+    let opened = false;
+    let resolve: (error: unknown) => void = () => undefined;
+    const promise = new Promise<WatchEnd>((r) => {
+      resolve = (error) => {
+        ended = true;
+        r({ error, opened });
+      };
+    });
     const onEvent = (event: WatchEvent) => {
-      this.#events = this.#events.then(() => this.#onEvent(kind, event));
-    };
-    const done = (error: unknown) => {
-      this.#stops.delete(kind.kind);
-      if (this.#stopped) return;
-      const gone =
-        (error as { statusCode?: number } | null)?.statusCode === 410 ||
-        this.#relist.delete(kind.kind);
-      if (error !== null && error !== undefined && !gone) {
-        this.#deps.logger.warn(
-          { kind: kind.kind, error: describeThrown(error) },
-          'audit watch ended; resuming',
-        );
-      }
-      setTimeout(() => void this.#resume(kind, gone), error === null ? 0 : 1000).unref();
+      this.#progress();
+      this.#retrier.succeeded(`watch ${kind.kind}`);
+      this.#events = this.#events
+        .then(() => this.#onEvent(kind, event))
+        .catch((error: unknown) => {
+          this.#deps.logger.error(
+            { kind: kind.kind, error: describeThrown(error) },
+            'audit event not handled',
+          );
+        });
     };
     try {
       const stop = await this.#deps.kube.watch(
         kind.path,
         this.#versions.get(kind.kind) ?? '',
         onEvent,
-        done,
+        (error) => resolve(error),
       );
       this.#stops.set(kind.kind, stop);
+      if (this.#stopped) stop();
+      // The API server answered 200 and streams: whatever failed before works again.
+      if (!ended) {
+        opened = true;
+        this.#progress();
+        this.#retrier.succeeded(`watch ${kind.kind}`);
+      }
     } catch (error) {
-      done(error);
+      resolve(error);
     }
+    const end = await promise;
+    this.#stops.delete(kind.kind);
+    return end;
   }
 
-  async #resume(kind: AuditedKind, relist: boolean): Promise<void> {
-    if (this.#stopped) return;
-    try {
+  /** Watches a kind until stop(): resumes, re-lists after a 410, backs off after errors. */
+  async #watchLoop(kind: AuditedKind): Promise<void> {
+    let relist = false;
+    while (!this.#stopped) {
       if (relist) {
         const listed = await this.#listKind(kind);
         this.#versions.set(kind.kind, listed.resourceVersion);
-        this.#schedulePublish();
+        this.#publisher.schedule();
+        relist = false;
       }
-      await this.#watch(kind);
-    } catch (error) {
-      this.#deps.logger.warn(
-        { kind: kind.kind, error: describeThrown(error) },
-        'audit re-list failed; retrying',
-      );
-      setTimeout(() => void this.#resume(kind, true), 5000).unref();
+      const { error, opened } = await this.#watchOnce(kind);
+      if (this.#stopped) return;
+      const status = (error as { statusCode?: number } | null)?.statusCode;
+      if (status === 410 || this.#relist.delete(kind.kind)) {
+        relist = true;
+        continue;
+      }
+      // The server's timeout, or the client's after 30 s of silence on an open watch:
+      // resume at once. (No answer within 30 s is a failure like any other.)
+      const quiet = opened && error instanceof Error && error.name === 'TimeoutError';
+      if (error === null || quiet) continue;
+      await this.#retrier.failed(`watch ${kind.kind}`, error);
     }
   }
 
@@ -238,104 +298,27 @@ export class Auditor {
     object.kind = kind.kind;
     if (type === 'DELETED') this.store.delete(String(metadata.uid ?? ''));
     else await this.#record(kind, object);
-    this.#schedulePublish();
+    this.#publisher.schedule();
   }
 
-  /** A new policy: every object is judged again. */
-  async reaudit(): Promise<void> {
-    await this.audit();
-    this.#schedulePublish(0);
-  }
-
-  #schedulePublish(delayMs = this.#deps.publishIntervalMs ?? 2000): void {
-    if (this.#stopped || this.#publishTimer !== undefined) return;
-    this.#publishTimer = setTimeout(() => {
-      this.#publishTimer = undefined;
-      this.#publishing = this.#publishing.then(() => this.#publish());
-    }, delayMs);
-    this.#publishTimer.unref();
-  }
-
-  async #publish(): Promise<void> {
-    // Gauges by namespace and rule follow what is published (not every event: each costs
-    // a pass over every result).
-    this.#deps.observer?.changed(this.store);
-    const dirty = this.store.takeDirty();
-    if (dirty.length === 0 && !this.#clusterDirty) return;
-    const now = new Date();
-    const revision = this.#deps.policy.engine?.revision ?? '';
-    const failed: string[] = [];
-    for (const namespace of dirty) {
-      const objects = this.store.objects(namespace);
-      const path = `${REPORTS}/namespaces/${namespace}/policyreports/${REPORT_NAME}`;
-      try {
-        // A namespace with nothing audited left has no report: stale results go away.
-        if (objects.length === 0) await this.#deps.kube.delete(path);
-        else
-          await this.#deps.kube.apply(
-            path,
-            policyReport(namespace, objects, now, revision),
-            'imagegate-audit',
-          );
-        this.#deps.observer?.published('ok');
-      } catch (error) {
-        failed.push(namespace);
-        this.#deps.observer?.published('error');
-        this.#deps.logger.error(
-          { namespace, error: describeThrown(error) },
-          'PolicyReport not published',
-        );
-      }
-    }
-    try {
-      await this.#deps.kube.apply(
-        `${REPORTS}/clusterpolicyreports/${REPORT_NAME}`,
-        clusterPolicyReport(this.store, now, revision),
-        'imagegate-audit',
-      );
-      this.#clusterDirty = false;
-    } catch (error) {
-      this.#deps.logger.error(
-        { error: describeThrown(error) },
-        'ClusterPolicyReport not published',
-      );
-    }
-    // Try again later; nothing is lost meanwhile.
-    for (const namespace of failed) this.store.markDirty(namespace);
-    if (failed.length > 0) this.#schedulePublish(5000);
-  }
-
-  /** Reports left by an earlier run in namespaces that now have no results. */
-  async #cleanStaleReports(): Promise<void> {
-    const { status, json } = await this.#deps.kube.request('GET', `${REPORTS}/policyreports`, {
-      query: { labelSelector: 'app.kubernetes.io/managed-by=imagegate' },
-    });
-    if (status !== 200) return;
-    const items = Array.isArray((json as JsonObject | undefined)?.items)
-      ? ((json as JsonObject).items as JsonObject[])
-      : [];
-    const live = new Set(this.store.namespaces());
-    for (const item of items) {
-      const metadata = (item.metadata ?? {}) as JsonObject;
-      const namespace = String(metadata.namespace ?? '');
-      if (metadata.name === REPORT_NAME && !live.has(namespace)) this.store.markDirty(namespace);
-    }
+  /** A new policy: every object is judged again. Failures end the audit (through `fail`). */
+  reaudit(): void {
+    this.audit().then(
+      () => this.#publisher.schedule(0),
+      (error: unknown) => this.#fail(error),
+    );
   }
 
   /** Waits for what is being published. */
-  async flush(): Promise<void> {
-    if (this.#publishTimer !== undefined) {
-      clearTimeout(this.#publishTimer);
-      this.#publishTimer = undefined;
-      this.#publishing = this.#publishing.then(() => this.#publish());
-    }
-    await this.#publishing;
+  flush(): Promise<void> {
+    return this.#publisher.flush();
   }
 
   stop(): void {
     this.#stopped = true;
+    this.#retrier.stop();
+    this.#publisher.stop();
     for (const stop of this.#stops.values()) stop();
     this.#stops.clear();
-    if (this.#publishTimer !== undefined) clearTimeout(this.#publishTimer);
   }
 }

@@ -10,6 +10,7 @@
 import type { PolicyEngine } from '../policy/engine.ts';
 import { admissionInput, imageCount, type PolicyInput } from '../review/policy-input.ts';
 import { createRequestFor } from '../review/synthetic.ts';
+import { describeThrown } from '../shared/describe-thrown.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
 
 export type ResultKind = 'pass' | 'fail' | 'warn' | 'skip' | 'error';
@@ -33,6 +34,25 @@ export interface AuditedObject {
   readonly name: string;
   readonly results: readonly AuditResult[];
 }
+
+export interface AuditedKind {
+  readonly apiVersion: string;
+  readonly kind: string;
+  /** The collection across namespaces. */
+  readonly path: string;
+}
+
+/** Pods and every kind with a pod template (review/workloads.ts lists the same). */
+export const AUDITED_KINDS: readonly AuditedKind[] = [
+  { apiVersion: 'v1', kind: 'Pod', path: '/api/v1/pods' },
+  { apiVersion: 'v1', kind: 'ReplicationController', path: '/api/v1/replicationcontrollers' },
+  { apiVersion: 'apps/v1', kind: 'Deployment', path: '/apis/apps/v1/deployments' },
+  { apiVersion: 'apps/v1', kind: 'ReplicaSet', path: '/apis/apps/v1/replicasets' },
+  { apiVersion: 'apps/v1', kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets' },
+  { apiVersion: 'apps/v1', kind: 'DaemonSet', path: '/apis/apps/v1/daemonsets' },
+  { apiVersion: 'batch/v1', kind: 'Job', path: '/apis/batch/v1/jobs' },
+  { apiVersion: 'batch/v1', kind: 'CronJob', path: '/apis/batch/v1/cronjobs' },
+];
 
 /** Puts the registry facts the validating decision needs on the input. */
 export type AuditFacts = (engine: PolicyEngine, input: PolicyInput) => Promise<PolicyInput>;
@@ -124,4 +144,27 @@ export async function auditObject(
     results.push({ rule: 'images', result: 'pass', message: 'every image passes the policy' });
   }
   return { ...subject, results };
+}
+
+/** auditObject, with a policy that fails (or none loaded) as an error result, never a pass. */
+export async function auditOrError(
+  engine: PolicyEngine | undefined,
+  object: JsonObject,
+  identity: { apiVersion: string; kind: string },
+  facts?: AuditFacts,
+): Promise<AuditedObject | undefined> {
+  try {
+    if (engine === undefined) throw new Error('no policy is loaded');
+    return await auditObject(engine, object, identity, facts);
+  } catch (error) {
+    const metadata = metadataOf(object);
+    return {
+      uid: text(metadata.uid),
+      apiVersion: identity.apiVersion,
+      kind: identity.kind,
+      namespace: text(metadata.namespace),
+      name: text(metadata.name),
+      results: [{ rule: 'evaluation', result: 'error', message: describeThrown(error) }],
+    };
+  }
 }

@@ -1,7 +1,7 @@
 /** The audit's Prometheus metrics, all prefixed `imagegate_audit_`, on their own registry. */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { AuditObserver } from './auditor.ts';
-import type { AuditStore } from './reports.ts';
+import type { AuditStore } from './store.ts';
 
 export interface AuditMetrics extends AuditObserver {
   readonly registry: Registry;

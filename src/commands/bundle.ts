@@ -11,11 +11,46 @@ import { PolicyEngine } from '../policy/engine.ts';
 import { type VerificationSettings, verificationOptions } from '../policy/loader.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
+import type { Command } from './command.ts';
+import { parseFlags, VERIFICATION_FLAGS, verificationSettings } from './flags.ts';
+
+const USAGE = `usage: imagegate bundle configmap --bundle FILE [flags]
+       imagegate bundle inspect FILE [flags]
+
+configmap   prints a ConfigMap carrying the bundle (binaryData), after loading it as the
+            gateway would, so a bundle the gateway refuses never reaches the cluster
+  --bundle FILE         the bundle (.tar.gz, or a directory holding one)
+  --name NAME           (default imagegate-bundle)
+  -n, --namespace NAME  (default imagegate-system)
+  --key NAME            the file name in the mounted directory (default imagegate.tar.gz)
+  --verification-key FILE (and --verification-key-id, --verification-scope,
+                        --verification-alg) refuse what serve would refuse
+
+inspect     revision, roots, entrypoints, files and signature status
+  -o, --output human|json
+  --verification-key FILE (and -key-id, -scope, -alg) verify the signature
+
+  -h, --help            this text
+
+Every flag can also be given as IMAGEGATE_<FLAG>.
+Exit codes: 0 done; 1 (inspect) the bundle does not load or its signature is invalid;
+2 bad input.
+`;
+
+const CONFIGMAP_FLAGS = {
+  bundle: { type: 'string' },
+  name: { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+  key: { type: 'string' },
+  ...VERIFICATION_FLAGS,
+} as const;
+
+const INSPECT_FLAGS = { output: { type: 'string', short: 'o' }, ...VERIFICATION_FLAGS } as const;
 
 /** A ConfigMap's whole payload must stay under 1 MiB (etcd's object limit is near it). */
 const CONFIGMAP_LIMIT = 1024 * 1024;
 
-export interface ConfigMapOptions {
+interface ConfigMapOptions {
   readonly bundle: string;
   readonly name: string;
   readonly namespace: string;
@@ -23,7 +58,7 @@ export interface ConfigMapOptions {
   readonly verification?: VerificationSettings | undefined;
 }
 
-export async function bundleConfigMap(options: ConfigMapOptions): Promise<string> {
+async function bundleConfigMap(options: ConfigMapOptions): Promise<string> {
   const file = await resolveBundlePath(options.bundle);
   const payload = await readFile(file);
   const bundle = await readBundleArchive(payload, file);
@@ -57,7 +92,7 @@ export async function bundleConfigMap(options: ConfigMapOptions): Promise<string
   });
 }
 
-export interface Inspection {
+interface Inspection {
   readonly source: string;
   readonly revision: string;
   readonly digest: string;
@@ -93,7 +128,7 @@ async function signatureStatus(
   }
 }
 
-export async function inspectBundle(
+async function inspectBundle(
   path: string,
   verification: VerificationSettings | undefined,
 ): Promise<Inspection> {
@@ -126,7 +161,7 @@ export async function inspectBundle(
   };
 }
 
-export function formatInspection(i: Inspection): string {
+function formatInspection(i: Inspection): string {
   const lines = [
     `bundle:      ${i.source}`,
     `revision:    ${i.revision || '(none)'}`,
@@ -140,3 +175,43 @@ export function formatInspection(i: Inspection): string {
   ];
   return `${lines.join('\n')}\n`;
 }
+
+export const command: Command = {
+  usage: USAGE,
+  flags: { ...CONFIGMAP_FLAGS, ...INSPECT_FLAGS },
+  async run(args, context) {
+    const [sub, ...rest] = args;
+    if (sub === 'configmap') {
+      const flags = parseFlags('bundle', rest, CONFIGMAP_FLAGS, context.env);
+      const file = flags.string('bundle');
+      if (file === undefined) throw new InputError('bundle configmap needs --bundle FILE');
+      context.write(
+        await bundleConfigMap({
+          bundle: file,
+          name: flags.string('name') ?? 'imagegate-bundle',
+          namespace: flags.string('namespace') ?? 'imagegate-system',
+          key: flags.string('key') ?? 'imagegate.tar.gz',
+          verification: verificationSettings(flags),
+        }),
+      );
+      return 0;
+    }
+    if (sub === 'inspect') {
+      const flags = parseFlags('bundle', rest, INSPECT_FLAGS, context.env, { positionals: true });
+      const [file, ...extra] = flags.positionals;
+      if (file === undefined || extra.length > 0)
+        throw new InputError('bundle inspect needs exactly one FILE');
+      const output = flags.choice('output', ['human', 'json'], 'human');
+      const inspection = await inspectBundle(file, verificationSettings(flags));
+      context.write(
+        output === 'json'
+          ? `${JSON.stringify(inspection, null, 2)}\n`
+          : formatInspection(inspection),
+      );
+      return inspection.loads && inspection.signatureValid ? 0 : 1;
+    }
+    throw new InputError(
+      'usage: imagegate bundle configmap --bundle FILE | imagegate bundle inspect FILE',
+    );
+  },
+};

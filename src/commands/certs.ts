@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { InputError } from '../shared/input-error.ts';
-import { createCa, issueCertificate } from '../tls/certs.ts';
+import { canonicalIp, createCa, issueCertificate } from '../tls/certs.ts';
 import {
   type ClusterNames,
   controlPlaneFiles,
@@ -14,8 +14,49 @@ import {
   tlsSecret,
   ttlProblem,
 } from '../tls/control-plane.ts';
+import type { Command } from './command.ts';
+import { parseFlags } from './flags.ts';
 
-export interface CertsOptions extends ClusterNames {
+const USAGE = `usage: imagegate certs [flags]
+
+Writes a CA, a serving certificate for the gateway's Service, a client certificate for
+the API server, and what deploy/ and the control plane need: the TLS Secret, the
+webhooks' caBundle, the ImagePolicyWebhook AdmissionConfiguration and kubeconfigs.
+
+flags:
+  --out DIR             where to write them (default ./imagegate-certs)
+  --service NAME        the gateway's Service (default imagegate)
+  -n, --namespace NAME  its namespace (default imagegate-system)
+  --secret-name NAME    the TLS Secret's name (default imagegate-tls)
+  --ip ADDR             an extra IP SAN, IPv4 or IPv6 (repeatable)
+  --days N              certificate validity, 1 to 3650 (default 365; the CA gets twice that)
+  --control-plane-dir DIR   where kube-apiserver reads the kubeconfigs
+                        (default /etc/kubernetes/imagegate)
+  --allow-ttl N, --deny-ttl N   ImagePolicyWebhook cache TTLs in seconds: 0 (its
+                        default), -1 (no cache) or 2 to 1800 (default 50; write
+                        --allow-ttl=-1 for "no cache")
+  --imagepolicy-server URL   the ImagePolicyWebhook backend the API server calls
+                        (default https://SERVICE.NAMESPACE.svc:443/v1/imagereview)
+  -h, --help            this text
+
+Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_OUT=...).
+Exit codes: 0 written, 2 bad input.
+`;
+
+const FLAGS = {
+  out: { type: 'string' },
+  service: { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+  ip: { type: 'string', multiple: true },
+  days: { type: 'string' },
+  'secret-name': { type: 'string' },
+  'control-plane-dir': { type: 'string' },
+  'allow-ttl': { type: 'string' },
+  'deny-ttl': { type: 'string' },
+  'imagepolicy-server': { type: 'string' },
+} as const;
+
+interface CertsOptions extends ClusterNames {
   readonly out: string;
   readonly ips: readonly string[];
   readonly days: number;
@@ -23,7 +64,23 @@ export interface CertsOptions extends ClusterNames {
 
 const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 
-export function checkCertsOptions(options: CertsOptions): void {
+/** Why an --ip value cannot be a certificate's IP SAN; undefined when it can. */
+function ipProblem(ip: string): string | undefined {
+  if (ip.includes('%')) {
+    return `--ip ${JSON.stringify(ip)} has a zone (${ip.slice(ip.indexOf('%'))}), which a certificate cannot carry`;
+  }
+  if (isIP(ip) === 0) return `--ip ${JSON.stringify(ip)} is not an IP address`;
+  // Clients compare an IPv4 destination with 4-byte SANs: a mapped address (16 bytes)
+  // would not match it for most of them.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip) ?? /^::ffff:/i.exec(canonicalIp(ip));
+  if (mapped !== null) {
+    const v4 = mapped[1] ?? 'its IPv4 form';
+    return `--ip ${JSON.stringify(ip)} is an IPv4-mapped IPv6 address: write the IPv4 address (${v4}) instead`;
+  }
+  return undefined;
+}
+
+function checkCertsOptions(options: CertsOptions): void {
   for (const [flag, value] of [
     ['--service', options.service],
     ['--namespace', options.namespace],
@@ -46,7 +103,8 @@ export function checkCertsOptions(options: CertsOptions): void {
     }
   }
   for (const ip of options.ips) {
-    if (isIP(ip) === 0) throw new InputError(`--ip ${JSON.stringify(ip)} is not an IP address`);
+    const problem = ipProblem(ip);
+    if (problem !== undefined) throw new InputError(problem);
   }
   if (!Number.isInteger(options.days) || options.days < 1 || options.days > 3650) {
     throw new InputError('--days must be a whole number from 1 to 3650');
@@ -61,7 +119,7 @@ export function checkCertsOptions(options: CertsOptions): void {
 }
 
 /** Returns the files written, relative to `out`. */
-export async function runCerts(options: CertsOptions): Promise<string[]> {
+async function runCerts(options: CertsOptions): Promise<string[]> {
   checkCertsOptions(options);
   const ca = createCa(`imagegate CA (${options.namespace})`, options.days * 2);
   const serving = issueCertificate(ca, {
@@ -96,3 +154,27 @@ export async function runCerts(options: CertsOptions): Promise<string[]> {
   }
   return Object.keys(files);
 }
+
+export const command: Command = {
+  usage: USAGE,
+  flags: FLAGS,
+  async run(args, context) {
+    const flags = parseFlags('certs', args, FLAGS, context.env);
+    const out = flags.string('out') ?? 'imagegate-certs';
+    const imagePolicyServer = flags.string('imagepolicy-server');
+    const written = await runCerts({
+      out,
+      service: flags.string('service') ?? 'imagegate',
+      namespace: flags.string('namespace') ?? 'imagegate-system',
+      secretName: flags.string('secret-name') ?? 'imagegate-tls',
+      ips: flags.list('ip'),
+      days: flags.integer('days', 365, 1, 3650),
+      controlPlaneDir: flags.string('control-plane-dir') ?? '/etc/kubernetes/imagegate',
+      allowTtl: flags.integer('allow-ttl', 50),
+      denyTtl: flags.integer('deny-ttl', 50),
+      ...(imagePolicyServer === undefined ? {} : { imagePolicyServer }),
+    });
+    context.write(`wrote ${written.map((f) => join(out, f)).join('\n      ')}\n`);
+    return 0;
+  },
+};

@@ -1,8 +1,12 @@
-/** `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied, 2 bad input. */
+/**
+ * `imagegate check -f FILE|DIR|-`: exit 0 all allowed, 1 something denied (or, with
+ * --offline, left unverified), 2 bad input.
+ */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { checkManifest, type FactsStep, formatResults, summarize } from '../check/check.ts';
+import { checkManifest, formatResults, summarize } from '../check/check.ts';
 import { type Manifest, parseManifests } from '../check/manifests.ts';
+import type { FactsStep } from '../policy/engine.ts';
 import { PolicyHolder } from '../policy/holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy/loader.ts';
 import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';
@@ -10,8 +14,56 @@ import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
+import { defaultBundlePath } from '../shared/paths.ts';
+import type { Command } from './command.ts';
+import {
+  parseFlags,
+  REGISTRY_FLAGS,
+  registryOptions,
+  VERIFICATION_FLAGS,
+  verificationSettings,
+} from './flags.ts';
 
-export interface CheckCommandOptions {
+const USAGE = `usage: imagegate check -f FILE|DIR|- [flags]
+
+Reviews Kubernetes manifests (multi-document YAML, JSON, kind: List) as the API server
+would on CREATE: the mutating policy first, its patch applied, then the validating one.
+
+flags:
+  -f, --file FILE|DIR|-   manifests: a file, every *.yaml, *.yml, *.json below a directory,
+                          or - for standard input (repeatable)
+  --bundle PATH           policy bundle (.tar.gz or a directory holding one)
+                          (default: the embedded bundles/imagegate.tar.gz)
+  --config FILE           policy configuration (YAML or JSON)
+  -o, --output human|json
+  -n, --namespace NAME    namespace for manifests that name none (default "default")
+  --verification-key FILE (and --verification-key-id, --verification-scope,
+                          --verification-alg) refuse a bundle serve would refuse
+  --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
+  --registry-budget-ms N  registry access for pinDigests and signatures, as for serve
+  --offline               ask no registry: images that pinDigests or signatures need
+                          facts about are listed as unverified, and make the exit code 1
+  --allow-unverified      with --offline: unverified images alone do not fail the check
+  -h, --help              this text
+
+Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_CONFIG=...).
+Exit codes: 0 everything allowed; 1 something denied, or left unverified by --offline
+(unless --allow-unverified); 2 bad input (flags, manifests, bundle, configuration).
+`;
+
+const FLAGS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  bundle: { type: 'string' },
+  config: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  namespace: { type: 'string', short: 'n' },
+  offline: { type: 'boolean' },
+  'allow-unverified': { type: 'boolean' },
+  ...VERIFICATION_FLAGS,
+  ...REGISTRY_FLAGS,
+} as const;
+
+interface CheckCommandOptions {
   readonly files: readonly string[];
   readonly bundle: string;
   readonly config: string | undefined;
@@ -21,8 +73,11 @@ export interface CheckCommandOptions {
   /** Registry access; with `offline`, none (images needing facts are listed unverified). */
   readonly registry?: RegistryOptions | undefined;
   readonly offline?: boolean | undefined;
+  /** With offline: images left unverified do not make the exit code 1. */
+  readonly allowUnverified?: boolean | undefined;
   readonly stdin: () => Promise<string>;
   readonly write: (text: string) => void;
+  readonly tell: (text: string) => void;
 }
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -70,9 +125,10 @@ async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> 
 }
 
 /** Returns the exit code; errors it cannot map (bad bundle, bad config) propagate. */
-export async function runCheck(options: CheckCommandOptions): Promise<number> {
+async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
   const { engine } = await loadPolicy(options);
+  for (const warning of engine.config.warnings) options.tell(`imagegate: warning: ${warning}\n`);
   const manifests = await readManifests(options);
   let facts: FactsStep | undefined;
   let close = async () => {};
@@ -97,10 +153,41 @@ export async function runCheck(options: CheckCommandOptions): Promise<number> {
     await close();
   }
   const summary = summarize(results);
+  const unverifiedFails = summary.unverified > 0 && options.allowUnverified !== true;
   if (options.output === 'json') {
     options.write(`${JSON.stringify({ revision: engine.revision, summary, results }, null, 2)}\n`);
   } else {
     options.write(formatResults(results));
+    if (unverifiedFails) {
+      options.write(
+        `exit 1: ${summary.unverified} object(s) have images --offline could not verify (--allow-unverified accepts that)\n`,
+      );
+    }
   }
-  return summary.denied > 0 ? 1 : 0;
+  return summary.denied > 0 || unverifiedFails ? 1 : 0;
 }
+
+export const command: Command = {
+  usage: USAGE,
+  flags: FLAGS,
+  run(args, context) {
+    const flags = parseFlags('check', args, FLAGS, context.env);
+    const allowUnverified = flags.boolean('allow-unverified');
+    const offline = flags.boolean('offline');
+    if (allowUnverified && !offline) throw new InputError('--allow-unverified needs --offline');
+    return runCheck({
+      files: flags.list('file'),
+      bundle: flags.string('bundle') ?? defaultBundlePath(),
+      config: flags.string('config'),
+      verification: verificationSettings(flags),
+      output: flags.choice('output', ['human', 'json'], 'human'),
+      namespace: flags.string('namespace') ?? 'default',
+      registry: registryOptions(flags),
+      offline,
+      allowUnverified,
+      stdin: context.stdin,
+      write: context.write,
+      tell: context.tell,
+    });
+  },
+};

@@ -1,13 +1,84 @@
 /**
- * `imagegate serve`: one gateway on one event loop, or with `--workers N` a primary that
- * shares the HTTPS port among N gateway workers (server/cluster.ts). A process forked as
- * a worker always becomes one. Flags, signals and exit codes stay in cli.ts.
+ * `imagegate serve`: one gateway (its event loop for TLS and answers, its evaluation
+ * threads for reviews), or with `--workers N` a primary that shares the HTTPS port among N
+ * gateway workers (server/cluster.ts). A process forked as a worker always becomes one.
  */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { isClusterWorker, startPrimary, startWorker } from '../server/cluster.ts';
 import { type ServeOptions, startGateway } from '../server/gateway.ts';
-import type { Logger } from '../shared/logger.ts';
+import { DEFAULT_EVALUATION_THREADS } from '../server/pool/evaluation-pool.ts';
+import { InputError } from '../shared/input-error.ts';
+import { createLogger, type Logger } from '../shared/logger.ts';
+import { defaultBundlePath, packageRoot } from '../shared/paths.ts';
+import type { Command } from './command.ts';
+import {
+  type Flags,
+  parseFlags,
+  REGISTRY_FLAGS,
+  registryOptions,
+  VERIFICATION_FLAGS,
+  verificationSettings,
+} from './flags.ts';
 
-export interface Serving {
+const USAGE = `usage: imagegate serve [flags]
+
+Runs the gateway: AdmissionReview (/v1/validate, /v1/mutate) and ImageReview
+(/v1/imagereview) over HTTPS, /healthz, /readyz and /metrics over plain HTTP.
+
+flags:
+  --port N              HTTPS port (default 8443)
+  --health-port N       /healthz, /readyz, /metrics (default 8080)
+  --host ADDR           listen address (default 0.0.0.0)
+  --bundle PATH         policy bundle (.tar.gz or a directory holding one), watched
+                        (default: the embedded bundles/imagegate.tar.gz)
+  --config FILE         policy configuration (YAML or JSON), watched
+  --tls-cert FILE       serving certificate (PEM), watched; default: self-signed
+  --tls-key FILE        its key (PEM), watched
+  --client-ca FILE      require client certificates signed by this CA, watched
+  --verification-key FILE   PEM public key: refuse unsigned or wrongly signed bundles
+  --verification-key-id ID, --verification-scope S, --verification-alg ALG
+                        as opa's --verification-key-id, --scope, --signing-alg (RS256)
+  --state-dir DIR       where the self-signed CA is kept (default <package>/.state)
+  --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (default info)
+  --evaluation-threads N  threads that parse and evaluate reviews, one wasm instance
+                        each, off the event loop (default 2, even on one CPU: a costly
+                        review holds one while the other serves; 0: on the event loop)
+  --workers N|auto      whole gateways sharing the port, each with its own threads
+                        (default 1; docs/sizing.md)
+  --watch-interval-ms N how often watched files are compared (default 2000)
+  --registry-credentials FILE   a .dockerconfigjson for registries (pinDigests,
+                        signatures), watched; never logged
+  --registry-ca FILE    extra CA certificates (PEM) registries are trusted with (repeatable)
+  --registry-timeout-ms N   one registry request, at most (default 2000)
+  --registry-budget-ms N    all registry lookups of one review, at most (default 3000;
+                        keep it well inside the webhook's timeoutSeconds)
+  -h, --help            this text
+
+Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_HEALTH_PORT=9090).
+SIGTERM or SIGINT: readiness turns false, in-flight reviews finish, exit 0.
+Exit codes: 0 stopped by a signal, 2 bad flags or a policy that does not load.
+`;
+
+const FLAGS = {
+  port: { type: 'string' },
+  'health-port': { type: 'string' },
+  host: { type: 'string' },
+  bundle: { type: 'string' },
+  config: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'client-ca': { type: 'string' },
+  'state-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  workers: { type: 'string' },
+  'evaluation-threads': { type: 'string' },
+  'watch-interval-ms': { type: 'string' },
+  ...VERIFICATION_FLAGS,
+  ...REGISTRY_FLAGS,
+} as const;
+
+interface Serving {
   /** The HTTPS port actually bound (the option's, in a cluster). */
   readonly port: number;
   /** The self-signed CA when no certificate was given, to tell the user. */
@@ -16,7 +87,7 @@ export interface Serving {
   stop(): Promise<void>;
 }
 
-export async function startServing(
+async function startServing(
   options: ServeOptions,
   workers: number,
   logger: Logger,
@@ -37,3 +108,57 @@ export async function startServing(
   const gateway = await startGateway(options, logger);
   return { port: gateway.port, caPath: gateway.caPath, stop: () => gateway.close() };
 }
+
+/** --workers N, or "auto" for one per available core; 1 (one event loop) by default. */
+function workerCount(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new InputError(
+      `--workers must be auto or a whole number from 1 to 64, not ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+function serveOptions(flags: Flags): ServeOptions {
+  return {
+    port: flags.port('port', 8443),
+    healthPort: flags.port('health-port', 8080),
+    host: flags.string('host') ?? '0.0.0.0',
+    bundle: flags.string('bundle') ?? defaultBundlePath(),
+    config: flags.string('config'),
+    tlsCert: flags.string('tls-cert'),
+    tlsKey: flags.string('tls-key'),
+    clientCa: flags.string('client-ca'),
+    verification: verificationSettings(flags),
+    stateDir: flags.string('state-dir') ?? join(packageRoot(), '.state'),
+    watchIntervalMs: flags.integer('watch-interval-ms', 2000, 10),
+    registry: registryOptions(flags),
+    evaluationThreads: flags.integer('evaluation-threads', DEFAULT_EVALUATION_THREADS, 0, 64),
+  };
+}
+
+export const command: Command = {
+  usage: USAGE,
+  flags: FLAGS,
+  async run(args, context) {
+    const flags = parseFlags('serve', args, FLAGS, context.env);
+    const logger = createLogger(flags.logLevel('info'));
+    const options = serveOptions(flags);
+    const serving = await startServing(options, workerCount(flags.string('workers')), logger);
+    if (serving.caPath !== undefined) {
+      context.tell(
+        `imagegate: serving https://localhost:${serving.port} with a self-signed certificate; its CA is ${serving.caPath}\n`,
+      );
+    }
+    // SIGTERM (kubelet) and SIGINT (a terminal): readiness goes false, in-flight requests
+    // finish, then exit 0. With workers, the primary tells each worker to drain.
+    const signal = await context.stopSignal();
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    await serving.stop();
+    logger.info('stopped');
+    return 0;
+  },
+};

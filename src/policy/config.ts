@@ -9,6 +9,7 @@ import { REQUIREMENTS } from '../registry/sigstore/requirements.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
 import { ConfigError } from './config-error.ts';
+import { globProblem } from './image-globs.ts';
 
 export type PolicyConfig = JsonObject;
 
@@ -101,6 +102,8 @@ const exemptionGlob: Check = (v, at) => {
       `${JSON.stringify(glob)} must start with a registry host written out (like registry.example.com/tools/*)`,
     );
   }
+  const problem = globProblem(glob);
+  if (problem !== undefined) fail(at, problem);
 };
 const dnsName: Check = (v, at) => {
   if (typeof v !== 'string' || v.length > 253 || !DNS_SUBDOMAIN.test(v)) {
@@ -126,6 +129,8 @@ const signatureSource: Check = (v, at) => {
       `${JSON.stringify(v)} must start with a registry host written out (like registry.example.com/prod)`,
     );
   }
+  const problem = globProblem(v as string);
+  if (problem !== undefined) fail(at, problem);
   const bad = path.find((component) => !/^[a-z0-9._*?-]+$/.test(component));
   if (bad !== undefined)
     fail(

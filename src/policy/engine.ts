@@ -27,6 +27,7 @@ import { canonicalJson, isRecord, type JsonObject } from '../shared/json.ts';
 import type { Bundle } from './bundle.ts';
 import { BundleError } from './bundle-error.ts';
 import type { PolicyConfig } from './config.ts';
+import { configWarnings } from './image-globs.ts';
 import { registryNames, registrySettings } from './registry-names.ts';
 import { SMOKE_INPUT } from './smoke-input.ts';
 
@@ -42,6 +43,16 @@ export interface FactsNeeded {
   /** Distinct lookups one review may ask for in its namespace (maxLookups). */
   readonly maxLookups: number;
 }
+
+/**
+ * Puts the registry facts a decision needs on the input: the gateway's step (registry
+ * facts gathered on the event loop), check's (the same, or offline), the audit's.
+ */
+export type FactsStep = (
+  engine: PolicyEngine,
+  input: PolicyInput,
+  decision: 'mutate' | 'validate',
+) => Promise<PolicyInput>;
 
 /** maxLookups when the bundle's facts entrypoint names none (docs/registries.md). */
 export const DEFAULT_MAX_LOOKUPS = 256;
@@ -86,6 +97,8 @@ export interface ConfigInForce {
   readonly breakGlass: boolean;
   /** The most images one review may carry before it is even translated (maxImages). */
   readonly maxImages: number;
+  /** What loads but is rarely meant (a `signatures` glob that leaves deeper repositories out). */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -109,6 +122,7 @@ function configInForce(data: JsonObject): ConfigInForce {
       typeof maxImages === 'number' && Number.isInteger(maxImages) && maxImages > 0
         ? maxImages
         : DEFAULT_MAX_IMAGES,
+    warnings: configWarnings(config),
   };
 }
 

@@ -8,7 +8,7 @@ import { type LoadedTrustRoot, loadTrustRoot } from '../registry/trust-roots.ts'
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
-import { readBundleFile } from './bundle.ts';
+import { type Bundle, readBundleFile } from './bundle.ts';
 import { type VerificationOptions, verifyBundleSignature } from './bundle-signature.ts';
 import { loadConfigFile, type PolicyConfig } from './config.ts';
 import { ConfigError } from './config-error.ts';
@@ -33,6 +33,14 @@ export interface LoadedPolicy {
   readonly engine: PolicyEngine;
   /** "verified (key id)", "signed, not verified" or "unsigned". */
   readonly signature: string;
+  /** What another thread needs to build the same engine (evaluation threads). */
+  readonly snapshot: PolicySnapshot;
+}
+
+/** The bundle as read and verified, and the configuration: plain data, for structured clone. */
+export interface PolicySnapshot {
+  readonly bundle: Omit<Bundle, 'files'>;
+  readonly config: PolicyConfig;
 }
 
 export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
@@ -58,7 +66,10 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
     trustRoots,
     compiled.verifications,
   );
-  return { engine, signature };
+  const { files: _files, ...rest } = bundle;
+  // Evaluation threads build their engines from the compiled configuration: the policy there
+  // must name entries by the same ids the registry facts are gathered for here.
+  return { engine, signature, snapshot: { bundle: rest, config: compiled.config } };
 }
 
 /** Every trust root `trustRoots` names, read now; each `signatures` entry's root must be one. */

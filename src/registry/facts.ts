@@ -17,7 +17,6 @@
  */
 import { LRUCache } from 'lru-cache';
 import { describeThrown } from '../shared/describe-thrown.ts';
-import { isRecord, type JsonObject } from '../shared/json.ts';
 import type { AddressPolicy } from './addresses.ts';
 import type { RegistryClient, RequestScope } from './client.ts';
 import { type Found, findArtifacts, type Judgement, judgeFound, satisfied } from './cosign.ts';
@@ -408,19 +407,4 @@ function explain(error: unknown, { registry, budgetMs }: Explained): string {
   return error.message.includes(registry)
     ? error.message
     : `registry ${registry}: ${error.message}`;
-}
-
-/**
- * What the decision log keeps of an image's facts: attestations by type and digest only.
- * Their statements are policy input, not log lines: a provenance names repositories and
- * parameters, a scan every finding, and one decision line per review would carry them all.
- */
-export function loggedFacts(facts: JsonObject): JsonObject {
-  if (!Array.isArray(facts.attestations)) return facts;
-  return {
-    ...facts,
-    attestations: facts.attestations.map((a: unknown) =>
-      isRecord(a) ? { type: a.type, digest: a.digest } : a,
-    ),
-  };
 }

@@ -34,7 +34,7 @@ export interface PolicyReference {
 const DEFAULT_DOMAIN = 'docker.io';
 const OFFICIAL_PREFIX = 'library/';
 const NAME_MAX = 255;
-// No registered algorithm is longer than sha512; the cap guarantees that a normalized reference,
+// No registered algorithm is longer than sha512; the cap (checked first) guarantees that a normalized reference,
 // which can be longer than what was written ("a" → "docker.io/library/a"), fits INPUT_MAX.
 const DIGEST_MAX = 1024;
 // Checked before any pattern runs, so hostile input costs one bounded linear scan at most.
@@ -48,13 +48,13 @@ const IPV6 = /^\[[a-fA-F0-9:]+\]$/;
 const PORT = /^[0-9]+$/;
 const TAG = /^\w[\w.-]{0,127}$/;
 const ALGORITHM = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*$/;
-const HEX = /^[0-9a-fA-F]{32,}$/;
 const LOWER_HEX = /^[0-9a-f]*$/;
 const IDENTIFIER = /^[0-9a-f]{64}$/;
-// The algorithms go-digest registers; their length is fixed and the hex must be lower-case.
-const KNOWN_DIGEST_LENGTH: ReadonlyMap<string, number> = new Map([
+// The algorithms the OCI image spec registers (descriptor.md), each with its exact encoded length
+// in lower-case hex. Anything else names no content a registry serves or a runtime pulls: the
+// kubelet refuses the pod (InvalidImageName), so a policy must not count it as a digest.
+const REGISTERED_DIGESTS: ReadonlyMap<string, number> = new Map([
   ['sha256', 64],
-  ['sha384', 96],
   ['sha512', 128],
 ]);
 
@@ -170,14 +170,15 @@ function checkDigest(digest: string): string | undefined {
   if (colon === -1 || !ALGORITHM.test(algorithm)) {
     return `digest ${show(digest)} is not valid: expected <algorithm>:<hex>, e.g. sha256:<64 hex>`;
   }
-  const length = KNOWN_DIGEST_LENGTH.get(algorithm);
-  if (length !== undefined && (hex.length !== length || !LOWER_HEX.test(hex))) {
-    const rule = `${algorithm} takes ${length} lower-case hex digits`;
-    return `digest ${show(digest)} is not valid: ${rule}`;
+  const length = REGISTERED_DIGESTS.get(algorithm);
+  if (length === undefined) {
+    return (
+      `digest ${show(digest)} is not valid: algorithm ${show(algorithm)} is not registered; ` +
+      'a digest is sha256:<64 hex> or sha512:<128 hex>'
+    );
   }
-  // Unregistered algorithms follow the general grammar; the runtime refuses what it cannot verify.
-  if (!HEX.test(hex)) {
-    return `digest ${show(digest)} is not valid: the hex part needs at least 32 hex digits`;
+  if (hex.length !== length || !LOWER_HEX.test(hex)) {
+    return `digest ${show(digest)} is not valid: ${algorithm} takes ${length} lower-case hex digits`;
   }
   return undefined;
 }

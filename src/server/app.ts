@@ -1,41 +1,38 @@
 /**
- * The HTTPS application: one route per protocol over a shared core. Each request is early
- * guards (body, review), then one translation in, one evaluation, one translation out.
- * Errors become responses in one place (the first middleware).
+ * The HTTPS application: one route per protocol. The event loop reads a request's bytes
+ * (415, 413 here) and hands them to the evaluator (review-core.ts, on a thread of the
+ * pool), which answers every review, parseable or not; the route writes, counts and logs
+ * what it answered. Errors of the HTTP layer become responses in one place (the first
+ * middleware).
  */
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { PolicyHolder } from '../policy/holder.ts';
-import { loggedFacts } from '../registry/facts.ts';
-import type { PolicyInput } from '../review/policy-input.ts';
-import { RequestError } from '../review/request-error.ts';
-import { admissionFailure } from '../review/responses.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
-import { InputError, LimitError } from '../shared/input-error.ts';
+import { InputError } from '../shared/input-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
-import { readJsonBody } from './body.ts';
-import {
-  type Answer,
-  imageReviewProtocol,
-  mutateProtocol,
-  type Protocol,
-  validateProtocol,
-} from './protocols.ts';
-import type { RegistryFacts } from './registry-facts.ts';
+import { readBodyBytes } from './body.ts';
+import type { ReviewEvaluator } from './evaluator.ts';
+import type { Endpoint } from './review-core.ts';
 
 export interface AppDeps {
-  readonly policy: PolicyHolder;
+  /** Who parses and judges reviews: the evaluation pool, or the event loop. */
+  readonly evaluator: ReviewEvaluator;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Largest accepted body in bytes. */
   readonly maxBodyBytes: number;
   /** True once shutdown has begun. */
   readonly draining?: () => boolean;
-  /** Registry facts (pinDigests, signatures); without it none are gathered. */
-  readonly facts?: RegistryFacts;
 }
+
+/** The histogram label each endpoint's evaluation is filed under. */
+const ENTRYPOINTS: Record<Endpoint, 'validate' | 'mutate'> = {
+  validate: 'validate',
+  mutate: 'mutate',
+  imagereview: 'validate',
+};
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -67,15 +64,7 @@ export function createApp(deps: AppDeps): Koa {
         };
       }
     } catch (error) {
-      if (error instanceof RequestError) {
-        // The uid is known: answer with a denying review the API server can show.
-        ctx.status = 200;
-        ctx.body = admissionFailure(error.apiVersion, error.uid, error.message, 400);
-        deps.logger.info(
-          { path: ctx.path, uid: error.uid, error: error.message },
-          'malformed request denied',
-        );
-      } else if (error instanceof InputError) {
+      if (error instanceof InputError) {
         ctx.status = error.status;
         ctx.body = { error: error.message };
         deps.logger.info(
@@ -90,71 +79,41 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
-  /** Evaluates one review; any failure past parsing is a fail-closed answer, not a throw. */
-  async function decide<Review>(
-    endpoint: string,
-    protocol: Protocol<Review>,
-    review: Review,
-  ): Promise<Answer & { input?: PolicyInput }> {
-    let input: PolicyInput | undefined;
-    try {
-      const engine = deps.policy.engine;
-      if (engine === undefined) throw new Error('no policy is loaded');
-      // Counted before anything is built from them: a review's cost is bounded before
-      // it is paid (docs/sizing.md).
-      const images = protocol.images(review);
-      if (images > engine.config.maxImages) {
-        throw new LimitError(
-          `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`,
-          'images',
-        );
-      }
-      input = protocol.input(review);
-      // Registry facts come before the evaluation (which is synchronous), from the same
-      // engine: a reload meanwhile does not mix two policies in one decision.
-      if (deps.facts !== undefined)
-        input = await deps.facts.withFacts(engine, input, protocol.facts);
-      const stop = deps.metrics.evaluationDuration.startTimer({ entrypoint: protocol.entrypoint });
-      try {
-        return { ...protocol.answer(review, engine, input), input };
-      } finally {
-        stop();
-      }
-    } catch (error) {
-      const message = describeThrown(error);
-      if (error instanceof LimitError) deps.metrics.limits.inc({ endpoint, limit: error.limit });
-      // A malformed object is the client's mistake (400 inside, counted as a bad request);
-      // anything else is the policy failing (500 inside, an error).
-      const clients = error instanceof InputError;
-      return {
-        body: protocol.failure(review, message, clients ? 400 : 500),
-        outcome: clients ? 'bad_request' : 'error',
-        log: { allowed: false, error: message },
-        ...(input === undefined ? {} : { input }),
-      };
-    }
-  }
-
-  function route<Review>(path: string, endpoint: string, protocol: Protocol<Review>): void {
+  function route(path: string, endpoint: Endpoint): void {
     router.post(path, async (ctx) => {
       const stop = deps.metrics.requestDuration.startTimer({ endpoint });
       try {
-        const review = protocol.parse(await readJsonBody(ctx.req, deps.maxBodyBytes));
+        // Only the bytes are read here: parsing, evaluation and the answer's text are the
+        // evaluator's (a thread of the pool), so a costly review does not hold the event loop.
+        const bytes = await readBodyBytes(ctx.req, deps.maxBodyBytes);
         const started = performance.now();
-        const answer = await decide(endpoint, protocol, review);
-        ctx.status = 200;
-        ctx.body = answer.body;
-        deps.metrics.requests.inc({ endpoint, outcome: answer.outcome });
-        const line = {
-          decisionId: randomUUID(),
-          endpoint,
-          ...summary(answer.input),
-          ...answer.log,
-          revision: deps.policy.engine?.revision ?? '',
-          durationMs: Number((performance.now() - started).toFixed(3)),
-        };
-        if (answer.outcome === 'error') deps.logger.error(line, 'decision');
-        else deps.logger.info(line, 'decision');
+        const result = await deps.evaluator.review(endpoint, bytes);
+        ctx.status = result.status;
+        ctx.type = 'application/json';
+        ctx.body = result.body;
+        deps.metrics.requests.inc({ endpoint, outcome: result.outcome });
+        if (result.limit !== undefined) deps.metrics.limits.inc({ endpoint, limit: result.limit });
+        if (result.evaluationSeconds !== undefined) {
+          deps.metrics.evaluationDuration.observe(
+            { entrypoint: ENTRYPOINTS[endpoint] },
+            result.evaluationSeconds,
+          );
+        }
+        const { level, message, fields } = result.log;
+        if (message === 'decision') {
+          deps.logger[level](
+            {
+              decisionId: randomUUID(),
+              endpoint,
+              ...fields,
+              revision: result.revision,
+              durationMs: Number((performance.now() - started).toFixed(3)),
+            },
+            message,
+          );
+        } else {
+          deps.logger[level]({ path: ctx.path, ...fields }, message);
+        }
       } catch (error) {
         const outcome = error instanceof InputError ? 'bad_request' : 'error';
         deps.metrics.requests.inc({ endpoint, outcome });
@@ -165,31 +124,10 @@ export function createApp(deps: AppDeps): Koa {
     });
   }
 
-  route('/v1/validate', 'validate', validateProtocol);
-  route('/v1/mutate', 'mutate', mutateProtocol);
-  route('/v1/imagereview', 'imagereview', imageReviewProtocol);
+  route('/v1/validate', 'validate');
+  route('/v1/mutate', 'mutate');
+  route('/v1/imagereview', 'imagereview');
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
-}
-
-/** What a decision line says about the request: identifiers and images, never the object. */
-function summary(input: PolicyInput | undefined): Record<string, unknown> {
-  if (input === undefined) return {};
-  return {
-    uid: input.uid,
-    kind: input.kind.kind,
-    namespace: input.namespace,
-    name: input.name,
-    operation: input.operation,
-    subResource: input.subResource,
-    images: input.images.map((i) => i.raw),
-    ...(input.images.some((i) => i.facts !== undefined)
-      ? {
-          facts: input.images.flatMap((i) =>
-            i.facts === undefined ? [] : [{ image: i.raw, ...loggedFacts(i.facts) }],
-          ),
-        }
-      : {}),
-  };
 }

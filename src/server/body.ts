@@ -63,7 +63,16 @@ function readBytes(request: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** A JSON body, read and parsed (what runs on one thread; the pool splits the two). */
 export async function readJsonBody(request: IncomingMessage, limit: number): Promise<unknown> {
+  return parseJsonBytes(await readBodyBytes(request, limit));
+}
+
+/**
+ * The body's bytes with the checks that need the request: content type and encoding
+ * (415), size (413). What they say is judged by parseJsonBytes, wherever it runs.
+ */
+export async function readBodyBytes(request: IncomingMessage, limit: number): Promise<Buffer> {
   checkContentType(request.headers['content-type']);
   const encoding = request.headers['content-encoding'];
   if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -75,7 +84,11 @@ export async function readJsonBody(request: IncomingMessage, limit: number): Pro
       status: 413,
     });
   }
-  const bytes = await readBytes(request, limit);
+  return readBytes(request, limit);
+}
+
+/** Bytes → JSON: 400 for empty, not UTF-8, not JSON, or nested deeper than MAX_JSON_DEPTH. */
+export function parseJsonBytes(bytes: Uint8Array): unknown {
   if (bytes.length === 0) throw new InputError('the body is empty: send a review as JSON');
   let text: string;
   try {

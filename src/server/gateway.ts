@@ -15,8 +15,10 @@ import type { Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { ensureDevCertificates } from '../tls/dev-certs.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from './app.ts';
+import { inProcessEvaluator } from './evaluator.ts';
 import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
 import { servePolicy } from './policy-reload.ts';
+import { DEFAULT_EVALUATION_THREADS, EvaluationPool } from './pool/evaluation-pool.ts';
 import { type RegistryOptions, startRegistryFacts } from './registry-facts.ts';
 import { loadServingTls, type ServingTls } from './tls-reload.ts';
 
@@ -55,6 +57,11 @@ export interface ServeOptions {
   readonly requestTimeoutMs?: number;
   /** Registry access for pinDigests and signatures (credentials, CAs, timeouts). */
   readonly registry?: RegistryOptions | undefined;
+  /**
+   * Threads that parse and evaluate reviews (server/pool/), each with its own wasm
+   * instance; 0 evaluates on the event loop. Default DEFAULT_EVALUATION_THREADS.
+   */
+  readonly evaluationThreads?: number | undefined;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
   readonly onStatus?: (status: GatewayStatus) => void;
 }
@@ -99,13 +106,32 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     config: options.config,
     verification: options.verification,
   };
-  watches.push(await servePolicy({ source, policy, metrics, logger, intervalMs, changed: report }));
   const facts = await startRegistryFacts(options.registry ?? {}, {
     policy,
     metrics,
     logger,
     intervalMs,
   });
+  const threads = options.evaluationThreads ?? DEFAULT_EVALUATION_THREADS;
+  const pool = threads > 0 ? new EvaluationPool(threads, facts.gather, logger) : undefined;
+  const evaluator = pool ?? inProcessEvaluator(policy, facts.withFacts);
+  try {
+    watches.push(
+      await servePolicy({
+        source,
+        policy,
+        metrics,
+        logger,
+        intervalMs,
+        changed: report,
+        ...(pool === undefined ? {} : { prepare: (loaded) => pool.prepare(loaded.snapshot) }),
+      }),
+    );
+  } catch (error) {
+    await evaluator.close();
+    await facts.close();
+    throw error;
+  }
 
   let caPath: string | undefined;
   let certPath = options.tlsCert;
@@ -126,12 +152,11 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
   let accepting = true;
   const app = createApp({
-    policy,
+    evaluator,
     logger,
     metrics,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     draining: () => !accepting,
-    facts,
   });
   const https: HttpsServer = createHttpsServer(
     {
@@ -186,6 +211,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await evaluator.close();
       await facts.close();
       if (health !== undefined) {
         await new Promise<void>((resolve) => {

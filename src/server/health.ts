@@ -1,5 +1,6 @@
 /**
- * The plain-HTTP health port: /healthz (alive), /readyz (a policy is serving), /metrics.
+ * The plain-HTTP health port: /healthz (alive: the kubelet restarts the process when it
+ * is not), /readyz (a policy is serving), /metrics.
  * One app for both shapes of gateway: a single process answers for itself, a cluster
  * primary for all its workers; each passes what ready means and where metrics come from.
  */
@@ -24,8 +25,16 @@ export interface Readiness {
   readonly [detail: string]: unknown;
 }
 
+/** The /healthz body when it is not simply "ok": 200 when `alive`, 503 otherwise. */
+export interface Liveness {
+  readonly alive: boolean;
+  readonly [detail: string]: unknown;
+}
+
 export interface HealthSources {
   readiness(): Readiness;
+  /** Without it /healthz answers "ok" while the process serves at all. */
+  liveness?(): Liveness;
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
 }
 
@@ -34,7 +43,13 @@ export function createHealthApp(sources: HealthSources): Koa {
   app.silent = true;
   const router = new Router();
   router.get('/healthz', (ctx) => {
-    ctx.body = 'ok\n';
+    const liveness = sources.liveness?.();
+    if (liveness === undefined) {
+      ctx.body = 'ok\n';
+      return;
+    }
+    ctx.status = liveness.alive ? 200 : 503;
+    ctx.body = liveness;
   });
   router.get('/readyz', (ctx) => {
     const readiness = sources.readiness();

@@ -24,6 +24,12 @@ export interface PolicyReloadDeps {
   readonly changed: () => void;
   /** How a policy is loaded (tests slow it down or change files meanwhile). */
   readonly load?: (source: PolicySource) => Promise<LoadedPolicy>;
+  /**
+   * Builds a loaded policy wherever else it must serve (every evaluation thread) and
+   * returns the commit that swaps them all to it; throws when any cannot, and then the
+   * policy is refused everywhere.
+   */
+  readonly prepare?: (loaded: LoadedPolicy) => Promise<() => void>;
 }
 
 /** Loads the policy into the holder (throwing when it cannot), then watches its files. */
@@ -43,8 +49,11 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
   // (or before the first poll) differs from this and is picked up.
   const loadedFrom = await fingerprint(await policyFiles());
   // The first load must succeed: there is no last good policy to fall back on yet.
-  const { engine, signature } = await load(source);
+  const loaded = await load(source);
+  const { engine, signature } = loaded;
+  const commit = await deps.prepare?.(loaded);
   policy.swap(engine, source.bundle);
+  commit?.();
   deps.changed();
   showServing(metrics, undefined, engine);
   logger.info(
@@ -56,12 +65,16 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
     },
     'policy loaded',
   );
+  warnAbout(logger, engine);
 
   return watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
     try {
-      const { engine: next } = await load(source);
+      const loaded = await load(source);
+      const next = loaded.engine;
+      const commit = await deps.prepare?.(loaded);
       const previous = policy.engine;
       policy.swap(next, source.bundle);
+      commit?.();
       deps.changed();
       showServing(metrics, previous, next);
       metrics.reloads.inc({ kind: 'policy', result: 'ok' });
@@ -74,6 +87,7 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
         },
         'policy reloaded',
       );
+      warnAbout(logger, next);
     } catch (error) {
       policy.refuse(source.bundle, describeThrown(error));
       deps.changed();
@@ -84,6 +98,11 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
       );
     }
   });
+}
+
+/** What loads but is rarely meant: logged at every load, shown in /readyz (`config.warnings`). */
+function warnAbout(logger: Logger, engine: PolicyEngine): void {
+  for (const warning of engine.config.warnings) logger.warn({ warning }, 'configuration warning');
 }
 
 /** The `*_info` gauges name exactly the bundle and configuration serving now. */

@@ -6,21 +6,19 @@
  * contacted and which keys verify.
  */
 import { readFile } from 'node:fs/promises';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
 import { type AddressPolicy, addressPolicy } from '../registry/addresses.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { type Credentials, parseDockerConfig } from '../registry/credentials.ts';
-import { type FactRequest, FactSource, type ImageFacts } from '../registry/facts.ts';
+import { FactSource } from '../registry/facts.ts';
 import { RegistryHttp } from '../registry/http.ts';
 import { RegistryError } from '../registry/registry-error.ts';
-import type { PolicyInput } from '../review/policy-input.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
-import { LimitError } from '../shared/input-error.ts';
-import type { JsonObject } from '../shared/json.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
+import { factsStep, type GatherFacts } from './facts-step.ts';
 
 export interface RegistryOptions {
   /** A `.dockerconfigjson` (watched). */
@@ -40,12 +38,9 @@ export const DEFAULT_BUDGET_MS = 3_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 
 export interface RegistryFacts {
+  readonly gather: GatherFacts;
   /** The input with the facts this decision needs on its images (itself when none). */
-  withFacts(
-    engine: PolicyEngine,
-    input: PolicyInput,
-    decision: 'mutate' | 'validate',
-  ): Promise<PolicyInput>;
+  readonly withFacts: FactsStep;
   readonly budgetMs: number;
   close(): Promise<void>;
 }
@@ -172,48 +167,23 @@ export async function startRegistryFacts(
     ...facts.tables(),
   }));
 
+  const gather: GatherFacts = async (requests, namespace, decision) => {
+    const stop = deps.metrics.factsDuration.startTimer({ decision });
+    try {
+      return await facts.gather(requests, budgetMs, namespace);
+    } finally {
+      stop();
+    }
+  };
   return {
     budgetMs,
-    async withFacts(engine, input, decision) {
-      const needed = engine.factsNeeded(input, decision);
-      const requests = needed[decision];
-      if (requests.length === 0) return input;
-      // A pod spec chooses how many lookups its review costs: bounded before any is made.
-      const distinct = new Set(requests.map(lookupKey)).size;
-      if (distinct > needed.maxLookups) {
-        throw new LimitError(
-          `the object needs ${distinct} registry lookups; a review may make at most ${needed.maxLookups} (maxLookups)`,
-          'lookups',
-        );
-      }
-      const stop = deps.metrics.factsDuration.startTimer({ decision });
-      const gathered = await facts.gather(requests, budgetMs, input.namespace);
-      stop();
-      return attachFacts(input, gathered);
-    },
+    gather,
+    withFacts: factsStep(gather),
     async close() {
       unwatch();
       for (const watch of watches) watch.stop();
       await http.close();
     },
-  };
-}
-
-/** Two requests that make the same registry calls are one lookup. */
-const lookupKey = (r: FactRequest) =>
-  `${r.registry}/${r.repository}:${r.tag}@${r.digest}|${r.verification}`;
-
-/** The input with `facts` on the images gathered for (a copy: the input is not changed). */
-export function attachFacts(
-  input: PolicyInput,
-  gathered: ReadonlyMap<number, ImageFacts>,
-): PolicyInput {
-  return {
-    ...input,
-    images: input.images.map((image, index) => {
-      const facts = gathered.get(index);
-      return facts === undefined ? image : { ...image, facts: facts as unknown as JsonObject };
-    }),
   };
 }
 

@@ -60,6 +60,15 @@ export function createCa(commonName: string, validityDays = 3650): CertificatePa
   };
 }
 
+/**
+ * An address as forge can encode it: IPv6 in hex groups only (forge misreads a dotted
+ * IPv4 tail such as "::10.0.0.1" into other bytes); IPv4 as written.
+ */
+export function canonicalIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+}
+
 export function issueCertificate(ca: CertificatePair, options: IssueOptions): CertificatePair {
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
@@ -74,7 +83,7 @@ export function issueCertificate(ca: CertificatePair, options: IssueOptions): Ce
   cert.setSubject(subject);
   cert.setIssuer(caCert.subject.attributes);
   const altNames = (options.altNames ?? []).map((name) =>
-    isIP(name) === 0 ? { type: 2, value: name } : { type: 7, ip: name },
+    isIP(name) === 0 ? { type: 2, value: name } : { type: 7, ip: canonicalIp(name) },
   );
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },

@@ -7,6 +7,8 @@ import test from 'ava';
 import type { Kube } from '../../src/audit/kube.ts';
 import { LeaderElection } from '../../src/audit/leader.ts';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { LogCapture } from '../helpers/gateway.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -14,17 +16,26 @@ class Leases {
   lease: JsonObject | undefined;
   requests = 0;
   delayMs = 0;
+  /** Set: every call fails as an unreachable API server does. */
+  down: Error | undefined;
+  /** Set: writes are answered with this status (a 403 from RBAC, say). */
+  writeStatus: number | undefined;
   #version = 0;
 
   async get(): Promise<JsonObject | undefined> {
     this.requests++;
     await sleep(this.delayMs);
+    if (this.down !== undefined) throw this.down;
     return this.lease === undefined ? undefined : structuredClone(this.lease);
   }
 
   async request(method: string, _path: string, { body }: { body?: unknown } = {}) {
     this.requests++;
     await sleep(this.delayMs);
+    if (this.down !== undefined) throw this.down;
+    if (this.writeStatus !== undefined) {
+      return { status: this.writeStatus, json: { message: 'leases is forbidden' } };
+    }
     if (!isRecord(body) || !isRecord(body.metadata)) return { status: 400, json: undefined };
     const stored = isRecord(this.lease?.metadata) ? this.lease.metadata.resourceVersion : undefined;
     if (method === 'POST' ? this.lease !== undefined : body.metadata.resourceVersion !== stored) {
@@ -44,8 +55,12 @@ class Leases {
 }
 
 const options = { namespace: 'audit', name: 'imagegate-audit', leaseMs: 200, renewMs: 20 };
-const election = (leases: Leases, identity: string) =>
-  new LeaderElection(leases as unknown as Kube, { ...options, identity });
+const election = (leases: Leases, identity: string, logs?: LogCapture) =>
+  new LeaderElection(leases as unknown as Kube, {
+    ...options,
+    identity,
+    ...(logs === undefined ? {} : { logger: createLogger('info', logs) }),
+  });
 
 test('a stopped leader stops renewing, even when stopped while a renewal is in flight', async (t) => {
   const leases = new Leases();
@@ -90,4 +105,53 @@ test('another replica takes the lease once the leader stops renewing', async (t)
   b.stop();
   t.is(leases.holder, 'replica-b');
   t.like(leases.lease, { spec: { leaseTransitions: 1 } });
+});
+
+test('a replica that cannot reach its Lease says so, and is not counted as answered', async (t) => {
+  const leases = new Leases();
+  leases.down = new TypeError('fetch failed');
+  const logs = new LogCapture();
+  const a = election(leases, 'replica-a', logs);
+  const leading = a.lead(() => t.fail('a lost the lease'));
+  const failed = () => logs.messages('audit lease: cannot take or renew it');
+  while (failed().length < 2) await sleep(5);
+  const failures = failed();
+  t.like(failures[0], { attempt: 1, leading: false, error: 'fetch failed' });
+  t.like(a.lastAttempt, { answered: false, leading: false, error: 'fetch failed' });
+  leases.down = undefined;
+  t.true(await leading);
+  t.like(a.lastAttempt, { answered: true, leading: true });
+  t.is(logs.messages('audit lease: the API server answers again').length, 1);
+  a.stop();
+});
+
+test('a write the API server refuses (RBAC) is an error, not a lost race', async (t) => {
+  const leases = new Leases();
+  leases.writeStatus = 403;
+  const logs = new LogCapture();
+  const a = election(leases, 'replica-a', logs);
+  await t.throwsAsync(() => a.tryAcquire(), { message: /leases is forbidden/ });
+  const leading = a.lead(() => undefined);
+  while (logs.messages('audit lease: cannot take or renew it').length === 0) await sleep(5);
+  t.regex(String(logs.messages('audit lease: cannot take or renew it')[0]?.error), /forbidden/);
+  a.stop();
+  t.false(await leading);
+});
+
+test('a leader that releases the lease hands it over at the next attempt', async (t) => {
+  const leases = new Leases();
+  // A lease far longer than the test: b can only lead because a gives it back.
+  const long = (identity: string) =>
+    new LeaderElection(leases as unknown as Kube, { ...options, identity, leaseMs: 60_000 });
+  const a = long('replica-a');
+  const b = long('replica-b');
+  await a.lead(() => t.fail('a lost the lease'));
+  const bLeads = b.lead(() => t.fail('b lost the lease'));
+  await sleep(50);
+  t.is(leases.holder, 'replica-a');
+  await a.release();
+  t.is(leases.holder, '');
+  t.true(await bLeads);
+  b.stop();
+  t.is(leases.holder, 'replica-b');
 });

@@ -2,12 +2,14 @@
 import test from 'ava';
 import type { AuditedObject } from '../../src/audit/evaluate.ts';
 import {
-  AuditStore,
   clusterPolicyReport,
-  MAX_RESULTS,
-  policyReport,
+  MAX_REPORTS,
+  policyReports,
+  REPORT_BYTES,
+  REPORT_NAMES,
 } from '../../src/audit/reports.ts';
-import { formatTable } from '../../src/commands/audit.ts';
+import { AuditStore } from '../../src/audit/store.ts';
+import { formatTable } from '../../src/commands/audit-service.ts';
 
 const object = (name: string, result: 'pass' | 'fail', namespace = 'shop'): AuditedObject => ({
   uid: `uid-${name}`,
@@ -58,12 +60,14 @@ test('a fresh list forgets the objects of its kind it did not see', (t) => {
 });
 
 test('a PolicyReport: failures first, the resource named, the summary counting all', (t) => {
-  const report = policyReport(
+  const [report, ...more] = policyReports(
     'shop',
     [object('b', 'pass'), object('a', 'fail')],
     new Date(1_800_000_000_000),
     'rev1',
   );
+  t.deepEqual(more, []);
+  if (report === undefined) return t.fail('no report');
   t.like(report, {
     apiVersion: 'wgpolicyk8s.io/v1alpha2',
     kind: 'PolicyReport',
@@ -90,12 +94,75 @@ test('a PolicyReport: failures first, the resource named, the summary counting a
   t.is(report.results[1]?.result, 'pass');
 });
 
-test('a report holds at most MAX_RESULTS results and says how many it left out', (t) => {
-  const many = Array.from({ length: MAX_RESULTS + 5 }, (_, i) => object(`p${i}`, 'fail'));
-  const report = policyReport('shop', many, new Date(), 'rev');
-  t.is(report.results.length, MAX_RESULTS);
-  t.is(report.summary.fail, MAX_RESULTS + 5);
-  t.is(report.metadata.annotations['imagegate.dev/results-left-out'], '5');
+/** A failing pod with a 200-character image, as the e2e test creates 10,000 of. */
+const big = (i: number): AuditedObject => {
+  const image = `quay.io/evil/${'m'.repeat(180)}${String(i).padStart(5, '0')}:1`;
+  return {
+    ...object(`pod-${String(i).padStart(5, '0')}`, 'fail'),
+    results: [
+      {
+        rule: 'trusted-registry',
+        result: 'fail',
+        message: `container "web" (containers[0]) image "${image}": registry ${image.split(':')[0]} is not trusted (trusted: registry.example.com)`,
+        image,
+        container: 'web',
+        path: '/spec/containers/0/image',
+        enforcement: 'deny',
+      },
+    ],
+  };
+};
+
+const size = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+test('results spill into further reports, each within the bytes etcd stores', (t) => {
+  const objects = Array.from({ length: 3000 }, (_, i) => big(i));
+  const reports = policyReports('shop', objects, new Date(), 'rev');
+  t.true(reports.length > 1, `${reports.length} report(s)`);
+  t.deepEqual(
+    reports.map((r) => r.metadata.name),
+    REPORT_NAMES.slice(0, reports.length),
+  );
+  for (const report of reports) t.true(size(report) <= REPORT_BYTES, `${size(report)} bytes`);
+  t.true(REPORT_BYTES < 1.5 * 1024 * 1024);
+  // Every result listed once, in order, and the summaries add up to all of them.
+  const listed = reports.flatMap((r) => r.results);
+  t.is(listed.length, 3000);
+  t.is(
+    reports.reduce((n, r) => n + r.summary.fail, 0),
+    3000,
+  );
+  t.deepEqual(
+    reports.map((r) => r.metadata.annotations['imagegate.dev/part']),
+    reports.map((_, i) => `${i + 1}/${reports.length}`),
+  );
+});
+
+test('beyond MAX_REPORTS the rest is counted in one overflow result, not listed', (t) => {
+  // Small reports, so a few hundred results fill them all.
+  const limit = 32 * 1024;
+  const objects = Array.from({ length: 600 }, (_, i) => big(i));
+  const reports = policyReports('shop', objects, new Date(), 'rev', limit);
+  t.is(reports.length, MAX_REPORTS);
+  for (const report of reports) t.true(size(report) <= limit, `${size(report)} bytes`);
+  const last = reports.at(-1);
+  const overflow = last?.results.at(-1);
+  const listed = reports.flatMap((r) => r.results).filter((r) => r.rule !== 'overflow');
+  t.like(overflow, { rule: 'overflow', result: 'fail' });
+  t.regex(
+    String(overflow?.message),
+    new RegExp(
+      `^${600 - listed.length} more result\\(s\\) not listed \\(${600 - listed.length} fail`,
+    ),
+  );
+  t.is(
+    reports.reduce((n, r) => n + r.summary.fail, 0),
+    600,
+  );
+});
+
+test('a namespace with nothing audited has no report', (t) => {
+  t.deepEqual(policyReports('shop', [], new Date(), 'rev'), []);
 });
 
 test('the ClusterPolicyReport totals the cluster, one result per namespace with failures', (t) => {
@@ -105,7 +172,10 @@ test('the ClusterPolicyReport totals the cluster, one result per namespace with 
   const report = clusterPolicyReport(store, new Date(), 'rev');
   t.deepEqual(report.summary, { pass: 1, fail: 1, warn: 0, error: 0, skip: 0 });
   t.deepEqual(
-    report.results.map((r) => [r.result, r.resources[0]?.name]),
+    report.results.map((r) => [
+      r.result,
+      (r.resources as { name: string }[] | undefined)?.[0]?.name,
+    ]),
     [['fail', 'shop']],
   );
 });

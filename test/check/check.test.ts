@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,13 @@ const manifests = (name: string) => join('test', 'fixtures', 'manifests', name);
 
 interface JsonReport {
   revision: string;
-  summary: { objects: number; allowed: number; denied: number; skipped: number };
+  summary: {
+    objects: number;
+    allowed: number;
+    denied: number;
+    skipped: number;
+    unverified: number;
+  };
   results: {
     origin: string;
     kind: string;
@@ -162,6 +169,48 @@ test('warn enforcement allows with warnings, exit 0', async (t) => {
   t.is(result.stdout.split('\n').filter((l) => l.trimStart().startsWith('warning:')).length, 2);
 });
 
+test('--offline: an image that needed a signature and was not verified fails (exit 1)', async (t) => {
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({
+    type: 'spki',
+    format: 'pem',
+  });
+  const keyFile = await tempFile('release.pub', String(key));
+  const config = await tempFile(
+    'c.yaml',
+    `trustedRegistries: [registry.example.com]\nsignatures: [{images: [registry.example.com/prod], keys: [${keyFile}]}]\n`,
+  );
+  const pod = (name: string, image: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec: {containers: [{name: c, image: "${image}", imagePullPolicy: Always}]}\n`;
+  const manifests = await tempFile(
+    'pods.yaml',
+    [
+      pod('signed', 'registry.example.com/prod/api:1'),
+      pod('other', 'registry.example.com/dev/api:1'),
+    ].join('---\n'),
+  );
+  const checkOffline = (...more: string[]) =>
+    imagegate(['check', '-f', manifests, '--config', config, '--offline', ...more]);
+  const offline = await checkOffline();
+  t.is(offline.code, 1, offline.stdout + offline.stderr);
+  t.regex(
+    offline.stdout,
+    /unverified: registry\.example\.com\/prod\/api:1: signature not verified/,
+  );
+  t.regex(
+    offline.stdout,
+    /2 object\(s\): 0 denied, 2 allowed, 0 skipped, 1 with unverified images/,
+  );
+  t.regex(offline.stdout, /--allow-unverified accepts that/);
+  const json = await checkOffline('-o', 'json');
+  t.is(json.code, 1);
+  t.like(report(json).summary, { denied: 0, unverified: 1 });
+  const accepted = await checkOffline('--allow-unverified');
+  t.is(accepted.code, 0, accepted.stdout + accepted.stderr);
+  // Nothing here needs a registry: --offline alone passes.
+  const plain = await imagegate(['check', '-f', 'docs/examples/pod-fixed.yaml', '--offline']);
+  t.is(plain.code, 0, plain.stdout);
+});
+
 const badInput = test.macro<[string[], RegExp]>({
   async exec(t, args, message) {
     const result = await imagegate(args);
@@ -200,6 +249,11 @@ test(
   /Unknown option '--frobnicate'/,
 );
 test(badInput, ['frobnicate'], /unknown command "frobnicate"/);
+test(
+  badInput,
+  ['check', '-f', 'docs/examples/pod-fixed.yaml', '--allow-unverified'],
+  /--allow-unverified needs --offline/,
+);
 
 test('image volumes are checked and mutated like containers', async (t) => {
   const result = await imagegate(['check', '-f', manifests('pod-image-volume.yaml'), '-o', 'json']);
@@ -259,6 +313,67 @@ test('README mirrors example: every image rewritten to a valid reference, then j
 
 // Prepend mode cannot write a port or an IPv6 address as a path component: such an image
 // is left as it is and judged as it is, never turned into an invalid reference.
+test('requireDigest: a digest with an algorithm nobody registered is refused, not counted', async (t) => {
+  const config = await tempFile(
+    'c.yaml',
+    'trustedRegistries: [registry.example.com]\nrequireDigest: true\n',
+  );
+  const hex = (n: number) => '0123456789abcdef'.repeat(8).slice(0, n);
+  const images = [`md5:${hex(32)}`, `sha1:${hex(40)}`, `foo:${hex(64)}`, `sha256:${hex(64)}`];
+  const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n${images
+    .map(
+      (d, i) =>
+        `  - {name: c${i}, image: "registry.example.com/app@${d}", imagePullPolicy: Always}\n`,
+    )
+    .join('')}`;
+  const result = await imagegate(['check', '--config', config, '-f', '-', '-o', 'json'], {
+    stdin: pod,
+  });
+  t.is(result.code, 1);
+  const [checked] = report(result).results;
+  t.deepEqual(
+    checked?.reasons.map((r) =>
+      /^container "(c\d)".*algorithm "(\w+)" is not registered/.exec(r)?.slice(1),
+    ),
+    [
+      ['c0', 'md5'],
+      ['c1', 'sha1'],
+      ['c2', 'foo'],
+    ],
+  );
+});
+
+test('a namespace’s mirrors replace the global ones; mirrors: {} turns them off', async (t) => {
+  const config = await tempFile(
+    'c.yaml',
+    [
+      'trustedRegistries: [harbor.example.com, harbor-eu.example.com]',
+      'mirrors: {docker.io: harbor.example.com/hub, ghcr.io: harbor.example.com/ghcr}',
+      'namespaces:',
+      '  "eu-*": {mirrors: {docker.io: harbor-eu.example.com/hub}}',
+      '  lab: {mirrors: {}}',
+      '',
+    ].join('\n'),
+  );
+  const pod = (namespace: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ${namespace}}\nspec: {containers: [{name: hub, image: "nginx:1.27", imagePullPolicy: Always}, {name: gh, image: "ghcr.io/acme/api:1", imagePullPolicy: Always}]}\n`;
+  const result = await imagegate(['check', '--config', config, '-f', '-', '-o', 'json'], {
+    stdin: ['us', 'eu-1', 'lab'].map(pod).join('---\n'),
+  });
+  const images = report(result).results.map((r) => {
+    const spec = (r.mutated?.spec ?? {}) as { containers?: { image: string }[] };
+    return [r.verdict, ...(spec.containers ?? []).map((c) => c.image)];
+  });
+  t.deepEqual(images, [
+    ['allowed', 'harbor.example.com/hub/library/nginx:1.27', 'harbor.example.com/ghcr/acme/api:1'],
+    // The override names docker.io only: ghcr.io is not rewritten into a trusted registry.
+    ['denied', 'harbor-eu.example.com/hub/library/nginx:1.27', 'ghcr.io/acme/api:1'],
+    // Nothing rewritten, nothing mutated.
+    ['denied'],
+  ]);
+  t.is(result.code, 1);
+});
+
 test('prepend mode leaves ported and IPv6 registries as they are', async (t) => {
   const config = await tempFile(
     'prepend.yaml',

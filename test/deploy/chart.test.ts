@@ -88,11 +88,124 @@ test(
 );
 
 test(
+  'the chart with a registry on a private network renders what deploy/overlays/registry-private-network does',
+  same,
+  'deploy/overlays/registry-private-network',
+  ['-f', join(CHART, 'ci', 'registry-private-network-values.yaml')],
+);
+
+test(
   'the chart with audit.enabled renders what deploy/overlays/audit does',
   same,
   'deploy/overlays/audit',
   ['-f', join(CHART, 'ci', 'audit-values.yaml')],
 );
+
+test(
+  'the chart with excludedNamespaces renders what deploy/overlays/excluded-namespaces does',
+  same,
+  'deploy/overlays/excluded-namespaces',
+  ['-f', join(CHART, 'ci', 'excluded-namespaces-values.yaml')],
+);
+
+test(
+  'the chart with defaultStorageClass renders what deploy/overlays/default-storage-class does',
+  same,
+  'deploy/overlays/default-storage-class',
+  ['-f', join(CHART, 'ci', 'default-storage-class-values.yaml')],
+);
+
+test(
+  'the chart with audit and networkPolicy renders what deploy/overlays/audit-network-policy does',
+  same,
+  'deploy/overlays/audit-network-policy',
+  ['-f', join(CHART, 'ci', 'audit-network-policy-values.yaml')],
+);
+
+/** What each webhook configuration sends: its rules' resources, flattened. */
+const sent = (objects: Map<string, JsonObject>) =>
+  Object.fromEntries(
+    ['Validating', 'Mutating'].map((kind) => {
+      const config = objects.get(`${kind}WebhookConfiguration//imagegate`);
+      const webhook = JSON.parse(JSON.stringify(config)).webhooks[0];
+      return [
+        kind,
+        {
+          resources: (webhook.rules as { resources: string[] }[]).flatMap((r) => r.resources),
+          excluded: webhook.namespaceSelector.matchExpressions[0].values as string[],
+        },
+      ];
+    }),
+  );
+
+test('claims go to the mutating webhook only where defaultStorageClass is set', async (t) => {
+  for (const objects of [await chart(), await kustomize('deploy/base')]) {
+    const { Validating, Mutating } = sent(objects);
+    t.false(Validating?.resources.includes('persistentvolumeclaims'));
+    t.false(Mutating?.resources.includes('persistentvolumeclaims'));
+  }
+  // At the top, or in one namespace's override: claims are sent, to the mutating webhook.
+  for (const args of [
+    ['--set', 'config.defaultStorageClass=standard'],
+    ['--set', 'config.namespaces.data.defaultStorageClass=fast'],
+  ]) {
+    const { Validating, Mutating } = sent(await chart(...args));
+    t.false(Validating?.resources.includes('persistentvolumeclaims'), args.join(' '));
+    t.true(Mutating?.resources.includes('persistentvolumeclaims'), args.join(' '));
+  }
+});
+
+test('the namespaces the webhooks never see: the defaults, and always the release’s own', async (t) => {
+  const defaults = [
+    'imagegate-system',
+    'kube-system',
+    'calico-system',
+    'tigera-operator',
+    'kube-flannel',
+    'cilium',
+  ];
+  for (const objects of [await chart(), await kustomize('deploy/base')]) {
+    const { Validating, Mutating } = sent(objects);
+    t.deepEqual(Validating?.excluded, defaults);
+    t.deepEqual(Mutating?.excluded, defaults);
+  }
+  const other = await objects(
+    await tool('helm', [
+      'template',
+      'imagegate',
+      CHART,
+      '-n',
+      'gate',
+      '--set',
+      'namespace.name=gate',
+      '--set',
+      'webhooks.excludedNamespaces={kube-system,gate,longhorn-system}',
+    ]),
+  );
+  t.deepEqual(sent(other).Validating?.excluded, ['gate', 'kube-system', 'longhorn-system']);
+});
+
+test('the audit’s own egress is the API server; registries only with registry facts', async (t) => {
+  const policy = (objects: Map<string, JsonObject>, name: string) =>
+    JSON.parse(JSON.stringify(objects.get(`NetworkPolicy/imagegate-system/${name}`) ?? null));
+  const on = ['--set', 'audit.enabled=true', '--set', 'networkPolicy.enabled=true'];
+  const plain = await chart(...on);
+  const audit = policy(plain, 'imagegate-audit');
+  t.deepEqual(audit.spec.podSelector.matchLabels, {
+    'app.kubernetes.io/name': 'imagegate',
+    'app.kubernetes.io/component': 'audit',
+  });
+  t.deepEqual(
+    audit.spec.egress.flatMap((r: { ports: { port: number }[] }) => r.ports.map((p) => p.port)),
+    [443, 6443],
+  );
+  t.is(policy(plain, 'imagegate-registry-egress'), null);
+  t.is(policy(await chart('--set', 'audit.enabled=true'), 'imagegate-audit'), null);
+  const facts = await chart(...on, '--set', 'config.pinDigests=pods');
+  t.deepEqual(policy(facts, 'imagegate-registry-egress').spec.podSelector.matchExpressions, [
+    { key: 'app.kubernetes.io/component', operator: 'In', values: ['gateway', 'audit'] },
+  ]);
+});
 
 test('registry egress opens only when pinDigests or signatures are on', async (t) => {
   const egress = 'NetworkPolicy/imagegate-system/imagegate-registry-egress';

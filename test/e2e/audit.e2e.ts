@@ -4,17 +4,21 @@
  * kubeconfig and a watched bundle directory; pods created through the webhooks, then
  * read back from the PolicyReports the audit publishes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { imagegate, ROOT } from '../helpers/cli.ts';
+import { imagegate } from '../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../helpers/configmap.ts';
 import { Teardowns } from '../helpers/gateway.ts';
+import {
+  type AuditProcess,
+  auditAccess,
+  installPolicyReportCrds,
+  startAuditProcess,
+} from './helpers/audit-process.ts';
 import { policyBundle } from './helpers/cluster-files.ts';
-import { collectJsonLines } from './helpers/gateway-process.ts';
-import { podWith } from './helpers/kubectl.ts';
+import { pod, podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
 import { createdAndStored, useE2e } from './helpers/scenario.ts';
 
@@ -32,19 +36,7 @@ const cleanup = new Teardowns();
 test.after.always(() => cleanup.run());
 
 const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
-  await env.kubectl.must([
-    'apply',
-    '--server-side',
-    '-k',
-    join(ROOT, 'deploy', 'crds', 'policy-reports'),
-  ]);
-  await env.kubectl.must([
-    'wait',
-    '--for=condition=Established',
-    'crd/policyreports.wgpolicyk8s.io',
-    'crd/clusterpolicyreports.wgpolicyk8s.io',
-    '--timeout=30s',
-  ]);
+  await installPolicyReportCrds(env);
   // Running before the audit starts: the first audit finds them.
   await env.kubectl.must(
     ['create', '-f', '-'],
@@ -57,12 +49,6 @@ const e2e = useE2e(test, { imagePolicyWebhook: false }, async (env) => {
   );
 });
 
-interface AuditProcess {
-  readonly child: ChildProcess;
-  readonly healthPort: number;
-  lines: JsonObject[];
-}
-
 let audit: AuditProcess | undefined;
 let mount = '';
 
@@ -71,31 +57,28 @@ async function startAudit(): Promise<AuditProcess> {
   cleanup.teardown(() => rm(mount, { recursive: true, force: true }));
   const config = join(e2e().work, 'audit-config.yaml');
   await writeFile(config, AUDIT_CONFIG);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import=tsx/esm',
-      join(ROOT, 'src', 'cli.ts'),
-      'audit',
-      `--kubeconfig=${e2e().kubeconfig}`,
-      `--bundle=${mount}`,
-      `--config=${config}`,
-      '--host=127.0.0.1',
-      '--health-port=0',
-      '--watch-interval-ms=200',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  // As deploy/components/audit runs it: its ServiceAccount and RBAC, nothing more.
+  const { direct } = await auditAccess(e2e(), { direct: e2e().controlPlane.apiserver });
+  const started = await startAuditProcess(
+    'main',
+    [`--kubeconfig=${direct}`, `--bundle=${mount}`, `--config=${config}`],
+    e2e().work,
   );
-  cleanup.teardown(() => {
-    child.kill('SIGTERM');
+  cleanup.teardown(async () => {
+    await started.stop();
   });
-  const started: AuditProcess = { child, healthPort: 0, lines: [] };
-  collectJsonLines(child.stdout, started.lines);
-  await eventually('the audit to serve health', async () =>
-    started.lines.some((l) => l.msg === 'imagegate audit serving health'),
-  );
-  const port = started.lines.find((l) => l.msg === 'imagegate audit serving health')?.healthPort;
-  return { ...started, healthPort: typeof port === 'number' ? port : 0, lines: started.lines };
+  return started;
+}
+
+async function clusterReport(): Promise<JsonObject> {
+  const { stdout } = await e2e().kubectl.must([
+    'get',
+    'clusterpolicyreport',
+    'imagegate',
+    '-o',
+    'json',
+  ]);
+  return JSON.parse(stdout) as JsonObject;
 }
 
 async function report(namespace: string): Promise<JsonObject | undefined> {
@@ -147,15 +130,7 @@ test.serial(
     // A pod created while the audit watches is judged without a re-list.
     await createdAndStored(t, e2e(), podWith('e2e-warn', 'late-bad', EVIL));
     await reportShows('e2e-warn', 'late-bad', [['trusted-registry', 'fail']]);
-    const cluster = await e2e().kubectl.run([
-      'get',
-      'clusterpolicyreport',
-      'imagegate',
-      '-o',
-      'json',
-    ]);
-    t.is(cluster.code, 0, cluster.stderr);
-    t.true((JSON.parse(cluster.stdout).summary.fail as number) >= 2);
+    t.true((((await clusterReport()).summary as JsonObject).fail as number) >= 2);
   },
 );
 
@@ -257,5 +232,122 @@ test.serial(
     );
     t.like(lease, { spec: { holderIdentity: 'replica-b', leaseTransitions: 1 } });
     t.false(lost);
+  },
+);
+
+test.serial(
+  'the audit may write its own reports and nothing else (RBAC as deployed)',
+  async (t) => {
+    const can = async (...args: string[]) =>
+      (
+        await e2e().kubectl.run([
+          'auth',
+          'can-i',
+          ...args,
+          '--as=system:serviceaccount:imagegate-system:imagegate-audit',
+        ])
+      ).stdout.trim();
+    t.is(await can('patch', 'policyreports/imagegate', '-n', 'e2e'), 'yes');
+    t.is(await can('delete', 'policyreports/imagegate-10', '-n', 'shop'), 'yes');
+    t.is(await can('patch', 'clusterpolicyreports/imagegate'), 'yes');
+    t.is(await can('patch', 'policyreports/kyverno-report', '-n', 'e2e'), 'no');
+    t.is(await can('create', 'policyreports/imagegate-3', '-n', 'shop'), 'yes');
+    t.is(await can('create', 'policyreports/kyverno-report', '-n', 'e2e'), 'no');
+    t.is(await can('delete', 'policyreports/imagegate-11', '-n', 'e2e'), 'no');
+    t.is(await can('update', 'policyreports/imagegate', '-n', 'e2e'), 'no');
+    t.is(await can('delete', 'clusterpolicyreports/imagegate'), 'no');
+    t.is(await can('patch', 'clusterpolicyreports/other'), 'no');
+    t.is(await can('get', 'secrets', '-n', 'e2e'), 'no');
+    t.is(await can('update', 'leases/imagegate-audit', '-n', 'imagegate-system'), 'yes');
+    t.is(await can('update', 'leases/other', '-n', 'imagegate-system'), 'no');
+  },
+);
+
+/** A pod whose 200-character image fails one rule (its registry), and only that one. */
+const bigPod = (i: number): JsonObject => {
+  const suffix = `${String(i).padStart(5, '0')}:1`;
+  const image = `quay.io/evil/${'m'.repeat(200 - 'quay.io/evil/'.length - suffix.length)}${suffix}`;
+  return pod('e2e-big', `big-${String(i).padStart(5, '0')}`, {
+    containers: [{ name: 'web', image, imagePullPolicy: 'Always' }],
+  });
+};
+
+test.serial(
+  '10,000 failing pods with 200-character images: reports within what etcd stores',
+  async (t) => {
+    // About 100 pods a second on two shared cores, the audit publishing as they come.
+    t.timeout(900_000);
+    const { Kube, loadKubeConfig } = await import('../../src/audit/kube.ts');
+    const { REPORT_NAMES } = await import('../../src/audit/reports.ts');
+    const kube = new Kube(loadKubeConfig(e2e().kubeconfig));
+    t.is(
+      String((bigPod(0).spec as { containers: { image: string }[] }).containers[0]?.image).length,
+      200,
+    );
+    // Created past the webhooks (the policy would refuse them); what the audit then finds.
+    await e2e().kubectl.must(['create', 'namespace', 'e2e-big']);
+    await e2e().unregisterWebhooks();
+    try {
+      let next = 0;
+      const create = async () => {
+        for (let i = next++; i < 10_000; i = next++) {
+          const { status, json } = await kube.request('POST', '/api/v1/namespaces/e2e-big/pods', {
+            body: bigPod(i),
+          });
+          if (status !== 201) throw new Error(`pod ${i}: HTTP ${status} ${JSON.stringify(json)}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, create));
+    } finally {
+      await e2e().registerWebhooks();
+    }
+    const reports = async () => {
+      const listed = await e2e().kubectl.run([
+        'get',
+        'policyreport',
+        '-n',
+        'e2e-big',
+        '-o',
+        'json',
+      ]);
+      return listed.code === 0
+        ? ((JSON.parse(listed.stdout) as JsonObject).items as JsonObject[])
+        : [];
+    };
+    const fails = (items: JsonObject[]) =>
+      items.reduce((n, r) => n + Number(((r.summary ?? {}) as JsonObject).fail ?? 0), 0);
+    await eventually(
+      'the e2e-big reports to count 10,000 failures',
+      async () => fails(await reports()) === 10_000,
+      {
+        timeoutMs: 240_000,
+        everyMs: 2000,
+      },
+    );
+    const items = await reports();
+    const names = items.map((r) => String((r.metadata as JsonObject).name)).sort();
+    t.true(items.length > 1, `${items.length} report(s)`);
+    t.true(
+      names.every((n) => REPORT_NAMES.includes(n)),
+      names.join(', '),
+    );
+    // As the API server stores them (metadata and managedFields included): under etcd's 1.5 MiB.
+    for (const report of items) {
+      const bytes = Buffer.byteLength(JSON.stringify(report));
+      t.true(bytes < 1.5 * 1024 * 1024, `${(report.metadata as JsonObject).name}: ${bytes} bytes`);
+    }
+    const listed = items.flatMap((r) => (r.results ?? []) as JsonObject[]);
+    const overflow = listed.filter((r) => r.rule === 'overflow');
+    const named = listed.filter((r) => r.rule !== 'overflow').length;
+    t.log(`${items.length} reports, ${named} results listed, ${overflow.length} overflow line(s)`);
+    if (named < 10_000) {
+      t.is(overflow.length, 1);
+      t.regex(
+        String(overflow[0]?.message),
+        new RegExp(`^${10_000 - named} more result\\(s\\) not listed`),
+      );
+    }
+    t.is(audit?.messages('PolicyReport not published').length, 0);
+    t.regex(JSON.stringify(await clusterReport()), /namespace e2e-big: 10000 failing/);
   },
 );

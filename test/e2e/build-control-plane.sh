@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build (or reuse) the control plane the end-to-end tests run against — kube-apiserver,
-# kube-controller-manager, kubectl and etcd — from the Go module proxy alone: no Docker,
+# kube-controller-manager, kubectl and etcd, and the node's kube-scheduler and kubelet — from the Go module proxy alone: no Docker,
 # no release tarballs, no system packages. Binaries go to a cache outside the repo, keyed
 # by version:
 #
-#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}
+#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl,
+#                                                          kube-scheduler,kubelet}
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/etcd-<version>/etcd
 #
 #   build-control-plane.sh             the default Kubernetes version (the newest supported)
@@ -12,7 +13,8 @@
 #   build-control-plane.sh --versions  print K8S_VERSIONS (for the Makefile and CI)
 #
 # A warm run only checks the binaries' versions (well under a second). On stdout it prints
-# KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, ETCD=, CERT_MANAGER_CRDS= lines;
+# KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, KUBE_SCHEDULER=, KUBELET=, ETCD=,
+# CERT_MANAGER_CRDS= lines;
 # progress and timings go to stderr. Building needs Go >= 1.26 (the go line of Kubernetes
 # 1.37). Built and tested with Go 1.26.
 set -euo pipefail
@@ -46,6 +48,8 @@ ETCD_DIR=$CACHE/etcd-$ETCD_VERSION
 KUBE_APISERVER=$K8S_DIR/kube-apiserver
 KUBE_CONTROLLER_MANAGER=$K8S_DIR/kube-controller-manager
 KUBECTL=$K8S_DIR/kubectl
+KUBE_SCHEDULER=$K8S_DIR/kube-scheduler
+KUBELET=$K8S_DIR/kubelet
 ETCD=$ETCD_DIR/etcd
 
 # info_field FILE KEY: a string field of a proxy .info file (one-line JSON, spacing varies).
@@ -164,9 +168,21 @@ if have "Client Version: v$K8S_VERSION" "$KUBECTL" version --client; then
 else
 	build "kubectl $K8S_VERSION" "$KUBECTL" k8s_wrapper k8s.io/kubernetes/cmd/kubectl "$K8S_TAGS"
 fi
+# The node (test/e2e/node.sh): the same wrapper, flags and version. The kubelet builds
+# without cgo, as kube-scheduler does.
+if have "Kubernetes v$K8S_VERSION" "$KUBE_SCHEDULER" --version; then
+	log "kube-scheduler $K8S_VERSION: reusing $KUBE_SCHEDULER"
+else
+	build "kube-scheduler $K8S_VERSION" "$KUBE_SCHEDULER" k8s_wrapper k8s.io/kubernetes/cmd/kube-scheduler "$K8S_TAGS"
+fi
+if have "Kubernetes v$K8S_VERSION" "$KUBELET" --version; then
+	log "kubelet $K8S_VERSION: reusing $KUBELET"
+else
+	build "kubelet $K8S_VERSION" "$KUBELET" k8s_wrapper k8s.io/kubernetes/cmd/kubelet "$K8S_TAGS"
+fi
 crds=$(download "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | json_field Dir)/deploy/crds
 [[ -f $crds/cert-manager.io_certificates.yaml ]] || die "no cert-manager CRDs in $crds"
 log "control plane ready in $(since "$t_all") (cache: $CACHE)"
 
-printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nETCD=%s\nCERT_MANAGER_CRDS=%s\n' \
-	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$ETCD" "$crds"
+printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nKUBE_SCHEDULER=%s\nKUBELET=%s\nETCD=%s\nCERT_MANAGER_CRDS=%s\n' \
+	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$KUBE_SCHEDULER" "$KUBELET" "$ETCD" "$crds"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A real control plane for the end-to-end tests: etcd, kube-apiserver and
-# kube-controller-manager on loopback (no scheduler, no kubelet: pods are created by the
-# controllers as in a cluster, through the admission webhooks, and stay Pending).
+# kube-controller-manager on loopback (pods are created by the controllers as in a
+# cluster, through the admission webhooks; without test/e2e/node.sh they stay Pending).
 #
 #   test/e2e/control-plane.sh start           start, wait for /readyz, write the files below
 #   test/e2e/control-plane.sh stop            stop it: TERM each process group, KILL after 10 s
 #   test/e2e/control-plane.sh env             print DIR/env (eval "$(test/e2e/control-plane.sh env)")
 #   test/e2e/control-plane.sh run -- CMD...   start, run CMD with DIR/env exported, stop (always)
+#   test/e2e/control-plane.sh apiserver-stop  stop kube-apiserver alone (etcd and the rest go on)
+#   test/e2e/control-plane.sh apiserver-start start it again, same port and flags; wait for /readyz
 #
 # Files in DIR (IMAGEGATE_E2E_DIR, default ${TMPDIR:-/tmp}/imagegate-e2e-<uid>):
 #   kubeconfig          admin (group system:masters), client cert and CA by path
@@ -35,23 +37,8 @@ STOP_TIMEOUT=10
 
 log() { printf 'control-plane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-clock() { if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s; fi; }
-since() { awk -v a="$1" -v b="$(clock)" 'BEGIN { printf "%.1fs", b - a }'; }
-
-# A pid file names a process group we started. Before signalling it, check that the process
-# still is ours (its command line mentions DIR), so a stale file never hits a reused pid.
-ours() {
-	local pid
-	pid=$(cat "$DIR/$1.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-		[[ $(ps -ww -o args= -p "$pid" 2>/dev/null) == *"$DIR"* ]] && echo "$pid"
-}
-
-any_alive() {
-	local pid
-	for pid; do kill -0 -- "-$pid" 2>/dev/null && return 0; done
-	return 1
-}
+# shellcheck source=bed-lib.sh
+source "$HERE/bed-lib.sh"
 
 # stop_all [keep-watchdog]: TERM every process group we started at once (a throwaway
 # cluster needs no orderly shutdown: ~3 s instead of ~6 s), KILL what is left after
@@ -59,6 +46,8 @@ any_alive() {
 stop_all() {
 	local names=(kube-controller-manager kube-apiserver etcd) name pid pids=() i
 	[[ ${1:-} == keep-watchdog ]] || names=(watchdog "${names[@]}")
+	# A node (node.sh) depends on this control plane: it goes first.
+	[[ ! -d $DIR/node ]] || bash "$HERE/node.sh" stop || true
 	for name in "${names[@]}"; do
 		if pid=$(ours "$name"); then
 			kill -TERM -- "-$pid" 2>/dev/null || true
@@ -77,30 +66,6 @@ stop_all() {
 		fi
 	done
 	rm -rf "$DIR/etcd-data" "$DIR/env" "$DIR/control-plane.json"
-}
-
-# Background jobs started under `set -m` lead their own process group (pgid = pid), so
-# stop_one can signal a process together with anything it spawned. stdin and stdout are
-# detached: a caller reading our output (execFile, $(...)) must not wait for the daemons.
-spawn() {
-	local name=$1 cwd=$2
-	shift 2
-	set -m
-	(cd "$cwd" && exec "$@") </dev/null >"$DIR/$name.log" 2>&1 &
-	echo $! >"$DIR/$name.pid"
-	set +m
-}
-
-free_ports() {
-	# Listen on N ephemeral ports at once (so they differ), report them, release them.
-	node -e '
-		const net = require("node:net");
-		const n = Number(process.argv[1]);
-		const servers = Array.from({ length: n }, () => net.createServer());
-		Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
-			console.log(servers.map((s) => s.address().port).join(" "));
-			for (const s of servers) s.close();
-		});' "$1"
 }
 
 etcd_healthy() {
@@ -156,6 +121,10 @@ certs() {
 	# The identity kubeadm gives the controller manager; the API server's bootstrap RBAC
 	# lets it mint a token for each controller's own service account.
 	sign controller-manager "/CN=system:kube-controller-manager" client
+	# The node's (test/e2e/node.sh): the scheduler's bootstrap identity, and the kubelet's,
+	# which the Node authorizer limits to its own node and the pods bound to it.
+	sign scheduler "/CN=system:kube-scheduler" client
+	sign kubelet "/O=system:nodes/CN=system:node:imagegate-node" client
 	key service-account
 	openssl pkey -in "$pki/service-account.key" -pubout -out "$pki/service-account.pub"
 }
@@ -236,7 +205,13 @@ start() {
 		--cert-dir="$DIR/pki"
 		--tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key"
 		--client-ca-file="$DIR/pki/ca.crt"
-		--authorization-mode=RBAC
+		--authorization-mode=Node,RBAC
+		# For logs and exec through a kubelet (test/e2e/node.sh), the admin's certificate.
+		--kubelet-client-certificate="$DIR/pki/admin.crt" --kubelet-client-key="$DIR/pki/admin.key"
+		--kubelet-preferred-address-types=InternalIP
+		# Webhooks behind a Service are called at its endpoints' pod IPs: the bed has no
+		# kube-proxy and no cluster DNS.
+		--enable-aggregator-routing=true
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local
 		--service-account-key-file="$DIR/pki/service-account.pub"
 		--service-account-signing-key-file="$DIR/pki/service-account.key"
@@ -269,21 +244,15 @@ start() {
 		((i < 200)) || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd not healthy after 20s"; }
 		sleep 0.1
 	done
+	# apiserver-start runs the same command again: its directory, binary and flags, NUL-separated.
+	printf '%s\0' "$api_cwd" "$KUBE_APISERVER" "${args[@]}" >"$DIR/kube-apiserver.cmd"
 	spawn kube-apiserver "$api_cwd" "$KUBE_APISERVER" "${args[@]}"
 	kubeconfig "$DIR/kubeconfig" "$api_port" admin
 	kubeconfig "$DIR/controller-manager.kubeconfig" "$api_port" controller-manager
+	kubeconfig "$DIR/scheduler.kubeconfig" "$api_port" scheduler
+	kubeconfig "$DIR/kubelet.kubeconfig" "$api_port" kubelet
 
-	local deadline=$((SECONDS + START_TIMEOUT))
-	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
-		ours kube-apiserver >/dev/null || { tail -n 30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
-		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
-		if ((SECONDS >= deadline)); then
-			tail -n 30 "$DIR/kube-apiserver.log" >&2
-			"$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw='/readyz?verbose' --request-timeout=5s >&2 || true
-			die "kube-apiserver not ready after ${START_TIMEOUT}s"
-		fi
-		sleep 0.25
-	done
+	apiserver_ready
 
 	local kcm_pid=null
 	if [[ ${IMAGEGATE_E2E_CONTROLLERS:-1} != 0 ]]; then
@@ -340,6 +309,46 @@ start() {
 	cat "$DIR/env"
 }
 
+apiserver_ready() {
+	local deadline=$((SECONDS + START_TIMEOUT))
+	until "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw=/readyz --request-timeout=2s >/dev/null 2>&1; do
+		ours kube-apiserver >/dev/null || { tail -n 30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
+		ours etcd >/dev/null || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+		if ((SECONDS >= deadline)); then
+			tail -n 30 "$DIR/kube-apiserver.log" >&2
+			"$KUBECTL" --kubeconfig="$DIR/kubeconfig" get --raw='/readyz?verbose' --request-timeout=5s >&2 || true
+			die "kube-apiserver not ready after ${START_TIMEOUT}s"
+		fi
+		sleep 0.25
+	done
+}
+
+# The API server alone, as an outage the tests can make: stopped (TERM, KILL after
+# STOP_TIMEOUT), then started again with the command start() saved.
+apiserver_stop() {
+	local pid i
+	pid=$(ours kube-apiserver) || die "kube-apiserver is not running in $DIR"
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	rm -f "$DIR/kube-apiserver.pid"
+}
+
+apiserver_start() {
+	local cmd=()
+	ours kube-apiserver >/dev/null && die "kube-apiserver is already running in $DIR"
+	[[ -f $DIR/kube-apiserver.cmd ]] || die "no $DIR/kube-apiserver.cmd: start the control plane first"
+	mapfile -d '' cmd <"$DIR/kube-apiserver.cmd"
+	KUBECTL=$(sed -n 's/.*"kubectl": "\(.*\)",$/\1/p' "$DIR/control-plane.json")
+	mv -f "$DIR/kube-apiserver.log" "$DIR/kube-apiserver.log.$(date +%s%N)"
+	spawn kube-apiserver "${cmd[0]}" "${cmd[@]:1}"
+	apiserver_ready
+	log "kube-apiserver started again"
+}
+
 # Runs in the background (see spawn): stops the control plane when the owner process is gone
 # or the TTL has passed, so a crashed test runner never leaves etcd and an apiserver behind.
 watchdog() {
@@ -367,6 +376,8 @@ stop)
 	log "stopped (logs kept in $DIR)"
 	;;
 env) cat "$DIR/env" 2>/dev/null || die "not running (no $DIR/env)" ;;
+apiserver-stop) apiserver_stop ;;
+apiserver-start) apiserver_start ;;
 run)
 	shift
 	[[ ${1:-} == -- ]] && shift

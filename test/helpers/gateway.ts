@@ -140,6 +140,8 @@ export interface GatewayOptions {
   readonly logLevel?: string;
   /** Registry access (pinDigests, signatures): credentials, CAs, timeouts. */
   readonly registry?: RegistryOptions;
+  /** Evaluation threads (default: the gateway's); 0 evaluates on the event loop. */
+  readonly evaluationThreads?: number;
 }
 
 export interface TestGateway {
@@ -185,6 +187,9 @@ export async function startTestGateway(
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
       watchIntervalMs: options.watchIntervalMs ?? 60_000,
       ...(options.registry === undefined ? {} : { registry: options.registry }),
+      ...(options.evaluationThreads === undefined
+        ? {}
+        : { evaluationThreads: options.evaluationThreads }),
     },
     createLogger(options.logLevel ?? 'info', logs),
   );

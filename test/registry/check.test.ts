@@ -62,11 +62,22 @@ test('check pins and verifies through the registry; --offline says what went unv
 
   await registry.stop();
   const offline = await imagegate(['check', '-f', manifests, '--config', config, '--offline']);
-  t.is(offline.code, 0, offline.stdout + offline.stderr);
+  // Nothing denied, but two images went unverified: not a pass.
+  t.is(offline.code, 1, offline.stdout + offline.stderr);
   t.true(
     offline.stdout.includes(
       `  unverified: ${registry.host}/prod/unsigned:v1: tag not resolved, so not pinned (--offline)\n  unverified: ${registry.host}/prod/unsigned:v1: signature not verified (--offline)`,
     ),
     offline.stdout,
   );
+  const accepted = await imagegate([
+    'check',
+    '-f',
+    manifests,
+    '--config',
+    config,
+    '--offline',
+    '--allow-unverified',
+  ]);
+  t.is(accepted.code, 0, accepted.stdout + accepted.stderr);
 });

@@ -136,7 +136,9 @@ const pinned: ReadonlyArray<readonly [input: string, accepted: boolean, why: str
   ['registry_example.com/app', false, 'a host that upstream re-reads as a path component'],
   [`${'a'.repeat(238)}`, false, 'docker.io/library/ counts toward 255'],
   [`${'a'.repeat(238)}/b`, true, 'a nested Docker Hub path gets no library/ prefix'],
-  [`a@blake3:${HEX}`, true, 'an unregistered algorithm follows the general grammar'],
+  [`a@blake3:${HEX}`, false, 'an algorithm the OCI image spec does not register'],
+  [`a@sha384:${HEX}${HEX.slice(0, 32)}`, false, 'sha384, which go-digest has but OCI does not'],
+  [`a@sha512:${HEX}${HEX}`, true, 'sha512 with 128 hex digits'],
   [`a@sha256:${HEX.toUpperCase()}`, false, 'sha256 wants lower-case hex'],
   [HEX, false, 'a 64-hex image ID'],
 ];

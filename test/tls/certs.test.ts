@@ -188,3 +188,25 @@ test(
   ['--imagepolicy-server', 'http://x/v1/imagereview'],
   /--imagepolicy-server must be an https:\/\/ URL/,
 );
+
+test(
+  'refuses an IPv4-mapped IPv6 address, saying which IPv4 address to write',
+  refuses,
+  ['--ip', '::ffff:10.0.0.1'],
+  /--ip "::ffff:10.0.0.1" is an IPv4-mapped IPv6 address: write the IPv4 address \(10.0.0.1\) instead/,
+);
+test(
+  'refuses an IPv6 address with a zone',
+  refuses,
+  ['--ip', 'fe80::1%eth0'],
+  /--ip "fe80::1%eth0" has a zone \(%eth0\), which a certificate cannot carry/,
+);
+
+test('IPv6 SANs carry the address written, a dotted IPv4 tail included', async (t) => {
+  const { result, read } = await generated(['--ip', 'fd00::1', '--ip', '64:ff9b::10.0.0.1']);
+  t.is(result.code, 0, result.stderr);
+  const serving = new X509Certificate(await read('tls.crt'));
+  t.truthy(serving.checkIP('fd00::1'));
+  t.truthy(serving.checkIP('64:ff9b::a00:1'));
+  t.regex(serving.subjectAltName ?? '', /IP Address:64:FF9B:0:0:0:0:A00:1/);
+});

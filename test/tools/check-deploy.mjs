@@ -9,18 +9,19 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const GATEWAY_NAMESPACE = 'imagegate-system';
 const EXCLUDED = [GATEWAY_NAMESPACE, 'kube-system'];
 const PLACEHOLDER = 'imagegate placeholder';
 // What the webhooks must send: [apiGroup, resource]. Keep in step with src/review/workloads.ts
-// (its resources are cross-checked below).
+// (its resources are cross-checked below). PersistentVolumeClaims are checked apart: the
+// mutating webhook gets them exactly when the configuration sets defaultStorageClass.
+const CLAIMS = 'persistentvolumeclaims';
 const REQUIRED_RULES = [
   ['', 'pods'],
   ['', 'pods/ephemeralcontainers'],
   ['', 'replicationcontrollers'],
-  ['', 'persistentvolumeclaims'],
   ['apps', 'deployments'],
   ['apps', 'replicasets'],
   ['apps', 'statefulsets'],
@@ -44,6 +45,16 @@ const fail = (where, message) => errors.push(`${where}: ${message}`);
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
 const list = (v) => (Array.isArray(v) ? v : []);
 const decode = (b64) => Buffer.from(String(b64).replace(/\s/g, ''), 'base64').toString('utf8');
+
+/** What registry egress to "anywhere" leaves out: everything but global unicast IPv4. */
+const NOT_GLOBAL = [
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+];
 
 function parseYaml(file, where) {
   const docs = parseAllDocuments(readFileSync(file, 'utf8'));
@@ -201,15 +212,86 @@ function checkNetworkPolicies(name, objects) {
     } else if (restrictsIngress) {
       notes.push(`${where}: webhook port open to the API server; ${rules.length} ingress rule(s)`);
     } else {
-      // Egress only (registry facts): it must never open the link-local range.
+      // Egress only (registry facts): never the link-local range; the private ranges and
+      // loopback only by a rule of their own, opened on purpose (registry-private-network).
       const blocks = list(np.spec?.egress).flatMap((r) => list(r.to).map((t) => t.ipBlock));
-      const metadata = blocks.some(
-        (b) => isObject(b) && b.cidr === '0.0.0.0/0' && !list(b.except).includes('169.254.0.0/16'),
-      );
-      if (metadata) fail(where, 'egress to 0.0.0.0/0 must except 169.254.0.0/16 (metadata)');
+      const missing = (b) => NOT_GLOBAL.filter((cidr) => !list(b.except).includes(cidr));
+      for (const block of blocks.filter((b) => isObject(b) && b.cidr === '0.0.0.0/0')) {
+        if (missing(block).length > 0) {
+          fail(where, `egress to 0.0.0.0/0 must except ${missing(block).join(', ')}`);
+        }
+      }
+      const linkLocal = blocks.filter((b) => isObject(b) && b.cidr.startsWith('169.254.'));
+      if (linkLocal.length > 0) fail(where, 'egress must never open 169.254.0.0/16 (metadata)');
       notes.push(`${where}: egress only, ${list(np.spec?.egress).length} rule(s)`);
     }
   }
+}
+
+/** The policy configuration the render ships (ConfigMap imagegate-config), parsed. */
+function shippedConfig(objects) {
+  const text = find(objects, 'ConfigMap', 'imagegate-config')?.data?.['config.yaml'];
+  const config = typeof text === 'string' ? parse(text) : undefined;
+  return isObject(config) ? config : {};
+}
+
+/** The configuration sets `key` (truthy), at the top or in a namespace's override. */
+function configSets(objects, key) {
+  const config = shippedConfig(objects);
+  const parts = [config, ...Object.values(isObject(config.namespaces) ? config.namespaces : {})];
+  return parts.some((part) => {
+    const value = isObject(part) ? part[key] : undefined;
+    return Array.isArray(value) ? value.length > 0 : Boolean(value);
+  });
+}
+
+/**
+ * The audit's pods, when a NetworkPolicy restricts them: egress to the API server (443 or
+ * 6443), never to the link-local range; registry egress only when registry facts are on.
+ */
+function checkAuditNetworkPolicies(name, objects) {
+  const audit = find(objects, 'Deployment', 'imagegate-audit');
+  if (audit === undefined) return;
+  const labels = audit.spec?.template?.metadata?.labels ?? {};
+  const selects = (np) => {
+    const sel = np.spec?.podSelector ?? {};
+    const byLabel = Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+    const byExpression = list(sel.matchExpressions).every(
+      (e) => e.operator === 'In' && list(e.values).includes(labels[e.key]),
+    );
+    return byLabel && byExpression;
+  };
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy' && selects(o));
+  const egress = policies.filter((np) => list(np.spec?.policyTypes).includes('Egress'));
+  if (egress.length === 0) return;
+  const rules = egress.flatMap((np) => list(np.spec?.egress));
+  const toPort = (port) =>
+    rules.some((r) => list(r.ports).length === 0 || list(r.ports).some((p) => p.port === port));
+  if (!toPort(443) && !toPort(6443)) {
+    fail(`${name}: audit`, 'its NetworkPolicies let it reach no API server (443 or 6443)');
+  }
+  for (const block of rules.flatMap((r) => list(r.to).map((t) => t.ipBlock))) {
+    if (
+      isObject(block) &&
+      block.cidr === '0.0.0.0/0' &&
+      !list(block.except).includes('169.254.0.0/16')
+    ) {
+      fail(`${name}: audit`, 'egress to 0.0.0.0/0 must except 169.254.0.0/16 (metadata)');
+    }
+  }
+  const registries = configSets(objects, 'pinDigests') || configSets(objects, 'signatures');
+  const dns = rules.some((r) => list(r.ports).some((p) => p.port === 53));
+  if (dns !== registries) {
+    fail(
+      `${name}: audit`,
+      registries
+        ? 'registry facts are on, but no NetworkPolicy lets the audit reach registries'
+        : 'registry egress (DNS) opened for the audit, but registry facts are off',
+    );
+  }
+  notes.push(
+    `${name}: audit NetworkPolicies: ${policies.map((np) => np.metadata?.name).join(', ')}`,
+  );
 }
 
 function checkTls(name, objects, svc, ci) {
@@ -313,7 +395,18 @@ function checkWebhooks(name, objects, svc, tls) {
       for (const [group, resource] of REQUIRED_RULES) {
         if (!sends(group, resource)) fail(where, `rules miss ${group || 'core'}/${resource}`);
       }
+      const claims = rules.some((r) => list(r.resources).includes(CLAIMS));
+      const wantsClaims = kind.startsWith('Mutating') && configSets(objects, 'defaultStorageClass');
+      if (claims !== wantsClaims) {
+        fail(
+          where,
+          wantsClaims
+            ? `rules miss ${CLAIMS}: the configuration sets defaultStorageClass`
+            : `${CLAIMS} sent, but ${kind.startsWith('Mutating') ? 'the configuration sets no defaultStorageClass' : 'only the mutating webhook has anything to do with them'}`,
+        );
+      }
       for (const resource of covered) {
+        if (resource === CLAIMS) continue;
         if (!rules.some((r) => list(r.resources).includes(resource))) {
           fail(where, `rules miss ${resource}, which src/review/workloads.ts covers`);
         }
@@ -401,6 +494,7 @@ for (const arg of rendered) {
   checkWellFormed(name, objects);
   const svc = checkDeployment(name, objects);
   checkNetworkPolicies(name, objects);
+  checkAuditNetworkPolicies(name, objects);
   baseService ??= svc;
   checkWebhooks(name, objects, svc, checkTls(name, objects, svc, ci));
   notes.push(`${name}: ${objects.length} objects`);

@@ -1,7 +1,8 @@
 # METADATA
 # description: |
 #   The effective configuration for input.namespace: data.imagegate.config with the most
-#   specific `namespaces` override merged in, every key normalized. A missing or malformed
+#   specific `namespaces` override over it (each key it names replaced whole, maps and
+#   lists included), every key normalized. A missing or malformed
 #   key falls back to the safe default (enforce, deny latest, trust nothing, no mutation).
 package imagegate.settings
 
@@ -129,7 +130,7 @@ _ranks_before(a, b) if {
 }
 
 # data.imagegate.config: rego/data.json with the user's configuration merged over it.
-_base := object.union(defaults, data.imagegate.config) if {
+_base := _replace(defaults, data.imagegate.config) if {
 	is_object(data.imagegate.config)
 } else := defaults
 
@@ -148,7 +149,11 @@ default _override := {}
 
 _override := object.remove(_overrides[override_key], {"namespaces"}) if is_object(_overrides[override_key])
 
-_merged := object.union(_base, _override)
+_merged := _replace(_base, _override)
+
+# The keys of b replace those of a whole: object.union would merge a map key by key, and
+# an override of `mirrors` could then neither drop a source nor turn mirrors off.
+_replace(a, b) := object.union(object.remove(a, object.keys(b)), b)
 
 _strings(value) := [s | some s in value; is_string(s)] if {
 	is_array(value)
@@ -162,13 +167,17 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 # stays short; "" when the entry did not come through the gateway's loader, which then
 # gathers no facts for it and the image is refused for want of them. `attestations`: the
 # predicate types the entry reads, the loader's normalized {type, required} form.
-_signature_entries(value) := [{"images": sources, "signers": signers, "id": id, "attestations": attestations} |
+_signature_entries(value) := [{
+	"images": sources, "keys": keys, "identities": identities,
+	"id": id, "attestations": attestations,
+} |
 	some entry in value
 	is_object(entry)
 	sources := _strings(object.get(entry, "images", []))
-	signers := array.concat(_strings(object.get(entry, "keys", [])), _objects(object.get(entry, "identities", [])))
+	keys := _strings(object.get(entry, "keys", []))
+	identities := _objects(object.get(entry, "identities", []))
 	count(sources) > 0
-	count(signers) > 0
+	count(keys) + count(identities) > 0
 	id := _text(object.get(entry, "id", ""))
 	attestations := [_attestation(a) | some a in _list(object.get(entry, "attestations", [])); _attestation(a)]
 ] if {

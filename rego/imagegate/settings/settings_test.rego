@@ -277,18 +277,21 @@ test_signature_entries_need_sources_and_a_signer_and_keep_their_id if {
 	]
 	settings.config.signatures == [
 		{
-			"images": ["a.example.com"], "signers": ["/k.pub"], "id": "v-1",
+			"images": ["a.example.com"], "keys": ["/k.pub"], "identities": [], "id": "v-1",
 			"attestations": [{"type": "slsaprovenance1", "required": true}, {"type": "https://x", "required": false}],
 		},
-		{"images": ["b.example.com"], "signers": [{"issuer": "https://i", "subject": "s"}], "id": "v-2", "attestations": []},
-		{"images": ["d.example.com"], "signers": ["/k.pub"], "id": "", "attestations": []},
+		{
+			"images": ["b.example.com"], "keys": [],
+			"identities": [{"issuer": "https://i", "subject": "s"}], "id": "v-2", "attestations": [],
+		},
+		{"images": ["d.example.com"], "keys": ["/k.pub"], "identities": [], "id": "", "attestations": []},
 	] with input as {"namespace": "default"} with data.imagegate.config.signatures as entries
 }
 
 test_malformed_signature_entries_are_left_out_or_emptied if {
 	settings.config.signatures == [] with input as {"namespace": "default"}
 		with data.imagegate.config.signatures as {"images": ["a.example.com"]}
-	emptied := [{"images": ["a.example.com"], "signers": ["/k.pub"], "id": "", "attestations": []}]
+	emptied := [{"images": ["a.example.com"], "keys": ["/k.pub"], "identities": [], "id": "", "attestations": []}]
 	settings.config.signatures == emptied with input as {"namespace": "default"}
 		with data.imagegate.config.signatures as [{
 			"images": ["a.example.com"], "keys": ["/k.pub"], "identities": "everyone",

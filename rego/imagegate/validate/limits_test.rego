@@ -48,3 +48,16 @@ test_max_images_falls_back_to_the_default_when_malformed if {
 		settings.config.maxImages == 32768 with data.imagegate.config.maxImages as value
 	}
 }
+
+# An answer carries the first max_shown messages and how many more there are; the
+# violations stay complete (the audit reports them all).
+test_an_answer_counts_what_it_does_not_show if {
+	many := [good(sprintf("c%d", [i]), "quay.io/evil/miner:1") | some i in numbers.range(1, 515)]
+	d := validate.decision with input as fixtures.pod(many)
+	count(d.violations) == 515
+	count(d.reasons) == validate.max_shown + 1
+	d.reasons[validate.max_shown] == "… and 3 more violations"
+	endswith(d.auditAnnotations.violations, "; … and 3 more violations")
+	few := validate.decision with input as fixtures.pod(array.slice(many, 0, 3))
+	count(few.reasons) == 3
+}

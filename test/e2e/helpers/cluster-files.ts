@@ -1,6 +1,6 @@
 /**
  * What the API server is given, derived from the real artefacts: the webhook
- * configurations in deploy/base (switched to the `url:` clientConfig for a gateway on
+ * configurations deploy/ renders (switched to the `url:` clientConfig for a gateway on
  * loopback), the kubeconfig `imagegate certs` wrote (pointed at that port), an audit
  * policy, and a policy bundle built from rego/ by the real OPA CLI.
  */
@@ -60,34 +60,49 @@ export const NAMESPACES = [
   'imagegate-system',
 ] as const;
 
-const BASE_WEBHOOKS = ['validatingwebhookconfiguration.yaml', 'mutatingwebhookconfiguration.yaml'];
-
 /** Where the webhook configurations an e2e run registers come from. */
 export type WebhookSource = 'kustomize' | 'chart';
 
-/** The chart's webhook configurations, rendered with its default values by the pinned Helm. */
-async function chartWebhooks(): Promise<unknown[]> {
-  const helm = join(ROOT, '.tools', 'bin', 'helm');
-  const { stdout } = await run(
-    helm,
-    [
-      'template',
-      'imagegate',
-      join(ROOT, 'deploy', 'helm', 'imagegate'),
-      '-n',
-      'imagegate-system',
-      '--show-only',
-      'templates/webhooks.yaml',
-    ],
-    { maxBuffer: 8 << 20 },
-  );
-  return parseAllDocuments(stdout)
+const documents = (yaml: string) =>
+  parseAllDocuments(yaml)
     .map((doc) => doc.toJS() as unknown)
     .filter(isRecord);
+
+/**
+ * The webhook configurations for E2E_CONFIG, which sets defaultStorageClass: so claims are
+ * sent too, as deploy/overlays/default-storage-class (the pinned kustomize) and the chart
+ * with that key (the pinned Helm) render them.
+ */
+async function renderedWebhooks(source: WebhookSource): Promise<unknown[]> {
+  const tool = (name: string) => join(ROOT, '.tools', 'bin', name);
+  if (source === 'chart') {
+    const { stdout } = await run(
+      tool('helm'),
+      [
+        'template',
+        'imagegate',
+        join(ROOT, 'deploy', 'helm', 'imagegate'),
+        '-n',
+        'imagegate-system',
+        '--set',
+        'config.defaultStorageClass=e2e-standard',
+        '--show-only',
+        'templates/webhooks.yaml',
+      ],
+      { maxBuffer: 8 << 20 },
+    );
+    return documents(stdout);
+  }
+  const { stdout } = await run(
+    tool('kustomize'),
+    ['build', join(ROOT, 'deploy', 'overlays', 'default-storage-class')],
+    { maxBuffer: 8 << 20 },
+  );
+  return documents(stdout).filter((o) => String(o.kind).endsWith('WebhookConfiguration'));
 }
 
 /**
- * deploy/base's (or the chart's) Validating- and MutatingWebhookConfiguration with
+ * deploy/'s (or the chart's) Validating- and MutatingWebhookConfiguration with
  * `clientConfig.url` on 127.0.0.1:port and the CA's caBundle; rules, selectors and failure
  * policy unchanged.
  */
@@ -96,16 +111,8 @@ export async function webhookConfigurations(
   caPem: string,
   source: WebhookSource = 'kustomize',
 ): Promise<string> {
-  const configs =
-    source === 'chart'
-      ? await chartWebhooks()
-      : await Promise.all(
-          BASE_WEBHOOKS.map(
-            async (file) =>
-              parse(await readFile(join(ROOT, 'deploy', 'base', file), 'utf8')) as unknown,
-          ),
-        );
-  const documents: string[] = [];
+  const configs = await renderedWebhooks(source);
+  const written: string[] = [];
   for (const config of configs) {
     const webhooks = isRecord(config) ? config.webhooks : undefined;
     if (!isRecord(config) || !Array.isArray(webhooks))
@@ -122,9 +129,9 @@ export async function webhookConfigurations(
         caBundle: Buffer.from(caPem).toString('base64'),
       };
     }
-    documents.push(stringify(config));
+    written.push(stringify(config));
   }
-  return documents.join('---\n');
+  return written.join('---\n');
 }
 
 /**

@@ -26,6 +26,12 @@ export interface ControlPlane {
   readonly kubectl: string;
   /** The API server's gitVersion, e.g. v1.37.2. */
   readonly version: string;
+  /** The CA every certificate here is signed by (PEM file), and the API server's own pair. */
+  readonly ca: string;
+  readonly serving: { readonly cert: string; readonly key: string };
+  /** kube-apiserver alone stopped, or started again (same port and flags, until /readyz). */
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,7 +55,7 @@ function script(command: string, env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 /** The environment without any IMAGEGATE_E2E_* a developer may have exported. */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('IMAGEGATE_E2E_')),
   );
@@ -77,6 +83,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     kubeconfig: stringField(info, 'kubeconfig'),
     kubectl: stringField(info, 'kubectl'),
     version: stringField(info, 'version'),
+    ca: stringField(info, 'ca'),
+    serving: {
+      cert: join(options.dir, 'pki', 'apiserver.crt'),
+      key: join(options.dir, 'pki', 'apiserver.key'),
+    },
+    stopApiserver: async () => {
+      await script('apiserver-stop', stopEnv);
+    },
+    startApiserver: async () => {
+      await script('apiserver-start', stopEnv);
+    },
     stop: async () => {
       await script('stop', stopEnv);
     },

@@ -11,7 +11,7 @@ import { isRecord, type JsonObject, stringField } from '../../../src/shared/json
 import { committedBundleBytes } from '../../helpers/bundles.ts';
 import { imagegate } from '../../helpers/cli.ts';
 import { kubeletSwap, mountConfigMap } from '../../helpers/configmap.ts';
-import { Teardowns } from '../../helpers/gateway.ts';
+import { type Teardown, Teardowns } from '../../helpers/gateway.ts';
 import {
   AUDIT_POLICY,
   E2E_CONFIG,
@@ -20,9 +20,10 @@ import {
   type WebhookSource,
   webhookConfigurations,
 } from './cluster-files.ts';
-import { startControlPlane } from './control-plane.ts';
+import { type ControlPlane, cleanEnv, startControlPlane } from './control-plane.ts';
 import { type GatewayProcess, startGatewayProcess } from './gateway-process.ts';
 import { Kubectl, pod } from './kubectl.ts';
+import { type BedNode, type NodeOptions, startNode } from './node.ts';
 import { eventually } from './poll.ts';
 
 export interface E2eOptions {
@@ -35,7 +36,12 @@ export interface E2eOptions {
    * namespace overrides for its configuration (YAML under `namespaces:`, indented two
    * spaces), more `imagegate serve` flags, more namespaces to create.
    */
-  readonly before?: (work: string) => Promise<GatewayExtras>;
+  readonly before?: (work: string, teardown: Teardown) => Promise<GatewayExtras>;
+  /**
+   * A real node (test/e2e/node.sh: containerd, kubelet, kube-scheduler): pods are
+   * scheduled, pulled and run. Only inside test/e2e/isolate.sh, as `make e2e` runs.
+   */
+  readonly node?: NodeOptions;
 }
 
 export interface GatewayExtras {
@@ -51,10 +57,14 @@ export interface E2e {
   /** The admin kubeconfig kubectl uses (for other clients of the API server). */
   readonly kubeconfig: string;
   readonly gateway: GatewayProcess;
+  /** etcd, kube-apiserver and kube-controller-manager, for tests that take the API away. */
+  readonly controlPlane: ControlPlane;
   /** Where certs, config, logs and the control plane's files are. */
   readonly work: string;
   /** The Kubernetes version of the control plane (IMAGEGATE_K8S_VERSION picks it). */
   readonly version: string;
+  /** The node, when the options asked for one. */
+  readonly node?: BedNode;
   /** Puts a bundle into the watched ConfigMap directory as kubelet does. */
   swapBundle(bundle: Buffer): Promise<void>;
   /**
@@ -94,7 +104,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
   ]);
   if (made.code !== 0) throw new Error(`imagegate certs: ${made.stderr}`);
 
-  const extras = (await options.before?.(work)) ?? {};
+  const extras = (await options.before?.(work, cleanup)) ?? {};
   const config = join(work, 'config.yaml');
   await writeFile(config, (extras.topLevel ?? '') + E2E_CONFIG + (extras.namespaceOverrides ?? ''));
   const mount = await mountConfigMap(await committedBundleBytes());
@@ -132,6 +142,16 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
     ],
   });
   cleanup.teardown(() => controlPlane.stop());
+  let node: BedNode | undefined;
+  if (options.node !== undefined) {
+    node = await startNode(
+      controlPlane.dir,
+      { ...cleanEnv(), IMAGEGATE_E2E_CGROUP_ROOT: process.env.IMAGEGATE_E2E_CGROUP_ROOT ?? '' },
+      options.node,
+    );
+    const started = node;
+    cleanup.teardown(() => started.stop());
+  }
 
   await mkdir(join(work, 'kube-cache'));
   const kubectl = new Kubectl(
@@ -156,8 +176,10 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
     kubectl,
     kubeconfig: controlPlane.kubeconfig,
     gateway,
+    controlPlane,
     work,
     version: controlPlane.version,
+    ...(node === undefined ? {} : { node }),
     swapBundle: (bundle) => kubeletSwap(mount, bundle),
     registerWebhooks,
     unregisterWebhooks: async () => {

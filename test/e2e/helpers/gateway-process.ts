@@ -4,7 +4,7 @@
  * test process is gone, so a crashed run leaves no gateway behind.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isRecord, type JsonObject } from '../../../src/shared/json.ts';
@@ -24,7 +24,7 @@ export interface GatewayProcess {
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -35,7 +35,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
-function ownerWatchdog(gatewayPid: number): ChildProcess {
+export function ownerWatchdog(gatewayPid: number): ChildProcess {
   const watchdog = spawn(
     'bash',
     [
@@ -77,31 +77,37 @@ export function collectJsonLines(
   });
 }
 
+/** `imagegate COMMAND` through tsx, its JSON log parsed into `lines` and kept in `logFile`. */
+export function spawnImagegate(
+  command: string,
+  args: readonly string[],
+  logFile: string,
+): { child: ChildProcess; watchdog: ChildProcess; lines: JsonObject[]; log: WriteStream } {
+  const log = createWriteStream(logFile);
+  const child = spawn(
+    process.execPath,
+    ['--import=tsx/esm', join(ROOT, 'src', 'cli.ts'), command, '--host=127.0.0.1', ...args],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  if (child.pid === undefined) throw new Error(`imagegate ${command} did not start`);
+  const watchdog = ownerWatchdog(child.pid);
+  const lines: JsonObject[] = [];
+  collectJsonLines(child.stdout, lines, (chunk) => log.write(chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => log.write(chunk));
+  return { child, watchdog, lines, log };
+}
+
 export async function startGatewayProcess(
   args: readonly string[],
   logDir: string,
 ): Promise<GatewayProcess> {
   const logFile = join(logDir, 'gateway.log');
-  const log = createWriteStream(logFile);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import=tsx/esm',
-      join(ROOT, 'src', 'cli.ts'),
-      'serve',
-      '--host=127.0.0.1',
-      '--port=0',
-      '--health-port=0',
-      ...args,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  const { child, watchdog, lines, log } = spawnImagegate(
+    'serve',
+    ['--port=0', '--health-port=0', ...args],
+    logFile,
   );
-  const { pid } = child;
-  if (pid === undefined) throw new Error('imagegate serve did not start');
-  const watchdog = ownerWatchdog(pid);
-  const lines: JsonObject[] = [];
-  collectJsonLines(child.stdout, lines, (chunk) => log.write(chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => log.write(chunk));
+  const pid = child.pid ?? 0;
 
   const messages = (msg: string) => lines.filter((line) => line.msg === msg);
   const stop = async (): Promise<number | null> => {

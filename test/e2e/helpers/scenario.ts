@@ -51,7 +51,12 @@ export function useE2e(
   test.before(async (t) => {
     e2e = await startE2e(options);
     t.log(`Kubernetes ${e2e.version}`);
-    await prepare?.(e2e);
+    try {
+      await prepare?.(e2e);
+    } catch (error) {
+      failed = true; // keep the files: what prepare left is the evidence
+      throw error;
+    }
   });
   test.afterEach.always((t) => {
     if (!t.passed) failed = true;

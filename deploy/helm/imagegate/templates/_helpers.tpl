@@ -32,8 +32,19 @@ app.kubernetes.io/component: gateway
 matchExpressions:
   - key: kubernetes.io/metadata.name
     operator: NotIn
-    values: [{{ .Release.Namespace }}, kube-system]
+    values: [{{ prepend (.Values.webhooks.excludedNamespaces | default list) .Release.Namespace | uniq | join ", " }}]
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when config sets defaultStorageClass, at the top or in a namespace. */}}
+{{- define "imagegate.defaultStorageClass" -}}
+{{- $on := false -}}
+{{- range $part := prepend (values (.Values.config.namespaces | default dict)) .Values.config -}}
+{{- if $part.defaultStorageClass -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $on -}}true{{- end -}}
 {{- end -}}
 
 {{/* The webhooks' caBundle: the CA's PEM, base64; none with cert-manager (its injector). */}}

@@ -1,7 +1,8 @@
 # METADATA
 # description: |
-#   Which `signatures` entry covers an image: entries list sources (as trustedRegistries,
-#   or globs on registry/path with `*` within a component) and signers; the most specific
+#   Which `signatures` entry covers an image: entries list sources (as trustedRegistries:
+#   the source and everything below it; or globs on registry/path, which match whole
+#   repositories: `*` within a component, `**` across components) and signers; the most specific
 #   matching source wins (the most path components), so a stricter entry for
 #   registry.example.com/prod is not widened by a broader one for registry.example.com.
 package imagegate.lib.signatures
@@ -15,8 +16,10 @@ _entries := [{"sources": entry.images, "id": entry.id, "attestations": entry.att
 	some entry in settings.config.signatures
 ]
 
+# The glob language (README "Globs", src/policy/image-globs.ts): `*` and `?` within one
+# path component, `**` across components; glob.match with "/" as the delimiter reads it.
 _is_glob(source) if {
-	some wildcard in ["*", "?", "["]
+	some wildcard in ["*", "?"]
 	contains(source, wildcard)
 }
 

@@ -1,0 +1,79 @@
+/**
+ * An evaluation thread: its own wasm instance (one is single-threaded and not re-entrant),
+ * and the whole of a review but the socket — JSON parsing, narrowing, input building,
+ * evaluation, the answer's text. Registry facts are asked of the event loop, which owns
+ * the registry client; while one review waits for them the thread serves others. An
+ * engine is prepared when asked and served only once committed; a review keeps the engine
+ * it began with.
+ */
+import { parentPort } from 'node:worker_threads';
+import { PolicyEngine } from '../../policy/engine.ts';
+import type { ImageFacts } from '../../registry/facts.ts';
+import { describeThrown } from '../../shared/describe-thrown.ts';
+import { factsStep } from '../facts-step.ts';
+import { reviewBytes } from '../review-core.ts';
+import type { FromWorker, ToWorker } from './messages.ts';
+
+const port = parentPort;
+if (port === null) throw new Error('evaluation-worker.ts runs as a worker thread');
+
+const post = (message: FromWorker) => port.postMessage(message);
+
+let current: PolicyEngine | undefined;
+const prepared = new Map<number, PolicyEngine>();
+/** Reviews waiting for their registry facts, by id. */
+const waiting = new Map<number, (gathered: ReadonlyMap<number, ImageFacts>) => void>();
+
+const factsFor = (id: number) =>
+  factsStep(
+    (requests, namespace, decision) =>
+      new Promise((resolve) => {
+        waiting.set(id, resolve);
+        post({ type: 'gather', id, requests: [...requests], namespace, decision });
+      }),
+  );
+
+async function handle(message: ToWorker): Promise<void> {
+  switch (message.type) {
+    case 'prepare': {
+      try {
+        const { bundle, config } = message.snapshot;
+        const engine = await PolicyEngine.create({ ...bundle, files: new Map() }, config);
+        prepared.set(message.generation, engine);
+        post({ type: 'prepared', generation: message.generation });
+      } catch (error) {
+        post({ type: 'prepared', generation: message.generation, error: describeThrown(error) });
+      }
+      return;
+    }
+    case 'commit': {
+      const engine = prepared.get(message.generation);
+      if (engine !== undefined) current = engine;
+      for (const generation of prepared.keys()) {
+        if (generation <= message.generation) prepared.delete(generation);
+      }
+      return;
+    }
+    case 'discard':
+      prepared.delete(message.generation);
+      return;
+    case 'facts': {
+      const resolve = waiting.get(message.id);
+      waiting.delete(message.id);
+      resolve?.(new Map(message.gathered));
+      return;
+    }
+    case 'review': {
+      // The engine in service now: a commit while this review waits does not change it.
+      const engine = current;
+      const facts =
+        engine !== undefined && engine.registries.size > 0 ? factsFor(message.id) : undefined;
+      const result = await reviewBytes(engine, message.endpoint, message.bytes, facts);
+      post({ type: 'result', id: message.id, result });
+    }
+  }
+}
+
+port.on('message', (message: ToWorker) => {
+  void handle(message);
+});

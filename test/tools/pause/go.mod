@@ -1,0 +1,3 @@
+module imagegate.local/pause
+
+go 1.24
