@@ -116,13 +116,13 @@ test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa 
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
-	$(OPA) test rego -v --coverage --threshold $(COVERAGE_MIN) --format=json > $(TOOLS)/coverage.json \
+	$(OPA) test rego --timeout 60s -v --coverage --threshold $(COVERAGE_MIN) --format=json > $(TOOLS)/coverage.json \
 		|| { node test/tools/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
 	@node test/tools/coverage-report.mjs $(TOOLS)/coverage.json
-	$(OPA) test rego
+	$(OPA) test rego --timeout 60s
 	$(OPA) fmt --list --fail docs/examples/policies
 	$(OPA) check --strict docs/examples/policies
-	$(OPA) test docs/examples/policies
+	$(OPA) test docs/examples/policies --timeout 60s
 
 lint: node-deps ## biome lint + format check, TypeScript type check
 	$(NODE_BIN)/biome check .

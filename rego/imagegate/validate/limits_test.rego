@@ -52,12 +52,14 @@ test_max_images_falls_back_to_the_default_when_malformed if {
 # An answer carries the first max_shown messages and how many more there are; the
 # violations stay complete (the audit reports them all).
 test_an_answer_counts_what_it_does_not_show if {
-	many := [good(sprintf("c%d", [i]), "quay.io/evil/miner:1") | some i in numbers.range(1, 515)]
-	d := validate.decision with input as fixtures.pod(many)
-	count(d.violations) == 515
-	count(d.reasons) == validate.max_shown + 1
-	d.reasons[validate.max_shown] == "… and 3 more violations"
-	endswith(d.auditAnnotations.violations, "; … and 3 more violations")
-	few := validate.decision with input as fixtures.pod(array.slice(many, 0, 3))
+	# Three violations each: untrusted, no tag, pull policy not set.
+	many := [fixtures.container(sprintf("c%d", [i]), "quay.io/evil/miner") | some i in numbers.range(1, 3)]
+	d := validate.decision with input as fixtures.pod(many) with validate.max_shown as 4
+	count(d.violations) == 9
+	count(d.reasons) == 5
+	d.reasons[4] == "… and 5 more violations"
+	endswith(d.auditAnnotations.violations, "; … and 5 more violations")
+	few := validate.decision with input as fixtures.pod(array.slice(many, 0, 1)) with validate.max_shown as 4
 	count(few.reasons) == 3
+	validate.max_shown == 512
 }
