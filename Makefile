@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps node-runtime gateway-image-layers build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps node-runtime gateway-image-layers build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -112,7 +112,7 @@ bundle-check: $(OPA) | $(NODE_TOOL) ## fail when the committed bundle is stale
 		--revision $(REVISION) --ignore '*_test.rego' -o $(TOOLS)/bundle-check/imagegate.tar.gz
 	node test/tools/compare-bundles.mjs $(BUNDLE) $(TOOLS)/bundle-check/imagegate.tar.gz
 
-test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa test with coverage
+test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa test with coverage; the example policies in docs/ too
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
@@ -120,6 +120,9 @@ test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa 
 		|| { node test/tools/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
 	@node test/tools/coverage-report.mjs $(TOOLS)/coverage.json
 	$(OPA) test rego --timeout 60s
+	$(OPA) fmt --list --fail docs/examples/policies
+	$(OPA) check --strict docs/examples/policies
+	$(OPA) test docs/examples/policies --timeout 60s
 
 lint: node-deps ## biome lint + format check, TypeScript type check
 	$(NODE_BIN)/biome check .
@@ -167,6 +170,11 @@ registry-tools: ## build or reuse the registry tests' tools: distribution, oci-r
 sigstore-tools: ## build or reuse the Sigstore test bed's servers: Rekor v2, the timestamp authority, Fulcio (cached outside the repo)
 	test/e2e/build-sigstore-tools.sh
 
+# The conformance fixtures (test/fixtures/sigstore) are committed: make test replays them
+# without the Go tools. Regenerate them after changing test/tools/sigstore-fixtures.ts.
+sigstore-fixtures: node-deps registry-tools sigstore-tools ## remake test/fixtures/sigstore: real cosign 2 and 3 against a local Sigstore (about a minute; commit the result)
+	node --import=tsx/esm test/tools/sigstore-fixtures.ts
+
 # Inside test/e2e/isolate.sh: network, mount and PID namespaces of the run's own, so the
 # node's pods, mounts and processes never reach the machine or outlive the run.
 # E2E_FILES=test/e2e/pull-credentials.e2e.ts runs one file.
@@ -194,7 +202,7 @@ SOAK_SECONDS ?= 600
 soak: node-deps $(OPA) ## mixed traffic + bundle/config reloads for SOAK_SECONDS (600); appends to docs/SOAK.md
 	SOAK_SECONDS=$(SOAK_SECONDS) node --import=tsx/esm test/soak/soak.ts
 
-bench: node-deps $(OPA) registry-tools e2e-deps ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
+bench: node-deps $(OPA) registry-tools sigstore-tools e2e-deps ## imagegate vs OPA server vs a no-op ceiling, in one run; writes docs/BENCHMARKS.md (~10 min)
 	node test/bench/run.mjs
 
 # Versions are pinned in test/e2e/build-peers.sh; only bench-cluster needs them (not CI).

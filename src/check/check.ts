@@ -53,7 +53,7 @@ export function offlineFacts(unverified: Set<string>): FactsStep {
     for (const request of wanted) {
       const image = input.images[request.index]?.raw ?? '';
       unverified.add(
-        request.keys.length > 0
+        request.verification !== ''
           ? `${image}: signature not verified`
           : `${image}: tag not resolved, so not pinned`,
       );

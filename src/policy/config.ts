@@ -4,6 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { FULCIO_EXTENSIONS, wholePattern } from '../registry/sigstore/identities.ts';
+import { REQUIREMENTS } from '../registry/sigstore/requirements.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
 import { ConfigError } from './config-error.ts';
@@ -170,43 +172,94 @@ const trustRoots: Check = (v, at) => {
   }
 };
 
-/** What keyless (Fulcio certificates, Rekor entries) would be configured with. */
-const KEYLESS = new Set([
-  'keyless',
-  'issuer',
-  'issuerRegExp',
-  'subject',
-  'subjectRegExp',
-  'identities',
-  'identity',
-  'certificateIdentity',
-  'certificateOidcIssuer',
-  'fulcio',
-  'rekor',
-  'ctlog',
-  'tlog',
-  'roots',
-  'attestors',
-]);
-const signatureEntry: Check = (v, at) => {
-  if (!isRecord(v)) fail(at, 'must be a map with images and keys');
+/**
+ * A keyless identity: the OIDC issuer (exact or `issuerRegExp`), the certificate's subject
+ * (exact, a glob with `*`/`**`, or `subjectRegExp`, always matched whole), optionally
+ * Fulcio's extensions by name, and the trust root its certificates chain to.
+ */
+const identity: Check = (v, at) => {
+  if (!isRecord(v)) fail(at, 'must be a map with issuer and subject');
+  const known = ['issuer', 'issuerRegExp', 'subject', 'subjectRegExp', 'extensions', 'trustRoot'];
   for (const key of Object.keys(v)) {
-    if (KEYLESS.has(key)) {
-      fail(
-        at,
-        `${JSON.stringify(key)}: keyless verification (Fulcio certificates, Rekor) is not supported yet; sign with a key (cosign sign --key) and list its public key under keys`,
-      );
+    if (!known.includes(key))
+      fail(at, `unknown key ${JSON.stringify(key)} (known: ${known.join(', ')})`);
+  }
+  for (const [exact, pattern] of [
+    ['issuer', 'issuerRegExp'],
+    ['subject', 'subjectRegExp'],
+  ] as const) {
+    if ((v[exact] === undefined) === (v[pattern] === undefined)) {
+      fail(at, `needs exactly one of ${exact} and ${pattern}`);
     }
-    if (key !== 'images' && key !== 'keys' && key !== 'trustRoot')
-      fail(at, `unknown key ${JSON.stringify(key)} (known: images, keys, trustRoot)`);
+    if (v[exact] !== undefined) isString(v[exact], `${at}.${exact}`);
+    if (v[pattern] !== undefined) {
+      isString(v[pattern], `${at}.${pattern}`);
+      try {
+        wholePattern(v[pattern] as string);
+      } catch (error) {
+        fail(`${at}.${pattern}`, `not a regular expression: ${describeThrown(error)}`);
+      }
+    }
   }
   if (v.trustRoot !== undefined) trustRootName(v.trustRoot, `${at}.trustRoot`);
-  for (const key of ['images', 'keys'] as const) {
-    if (!Array.isArray(v[key]) || v[key].length === 0)
-      fail(`${at}.${key}`, 'must be a non-empty list');
+  if (v.extensions !== undefined) {
+    if (!isRecord(v.extensions)) fail(`${at}.extensions`, 'must be a map of extension to value');
+    for (const [name, value] of Object.entries(v.extensions)) {
+      if (!Object.hasOwn(FULCIO_EXTENSIONS, name)) {
+        fail(
+          `${at}.extensions`,
+          `unknown Fulcio extension ${JSON.stringify(name)} (known: ${Object.keys(FULCIO_EXTENSIONS).join(', ')})`,
+        );
+      }
+      isString(value, `${at}.extensions.${name}`);
+    }
   }
-  listOf(signatureSource)(v.images, `${at}.images`);
-  listOf(signatureKey)(v.keys, `${at}.keys`);
+};
+
+/** An attestation type to read: a predicate type URI or cosign's short name, optionally not required. */
+const attestation: Check = (v, at) => {
+  if (typeof v === 'string') return isString(v, at);
+  if (!isRecord(v)) fail(at, 'must be a predicate type, or a map with type and required');
+  checkKeys(v, { type: isString, required: isBoolean }, at);
+  if (v.type === undefined) fail(at, 'needs a type');
+};
+
+const SIGNATURE_KEYS: Record<string, Check> = {
+  images: listOf(signatureSource),
+  keys: listOf(signatureKey),
+  identities: listOf(identity),
+  trustRoot: trustRootName,
+  threshold: positiveInteger(100),
+  require: oneOf(...REQUIREMENTS),
+  sct: isBoolean,
+  attestations: listOf(attestation),
+  acceptIndexSignature: isBoolean,
+};
+
+const signatureEntry: Check = (v, at) => {
+  if (!isRecord(v)) fail(at, 'must be a map with images and keys or identities');
+  checkKeys(v, SIGNATURE_KEYS, at);
+  if (!Array.isArray(v.images) || v.images.length === 0)
+    fail(`${at}.images`, 'must be a non-empty list');
+  const keys = Array.isArray(v.keys) ? v.keys.length : 0;
+  const identities = Array.isArray(v.identities) ? v.identities : [];
+  if (keys + identities.length === 0) {
+    fail(at, 'needs keys or identities (a signature by whom?)');
+  }
+  for (const [i, item] of identities.entries()) {
+    if (isRecord(item) && item.trustRoot === undefined && v.trustRoot === undefined) {
+      fail(
+        `${at}.identities[${i}]`,
+        "needs a trust root (its own trustRoot, or the entry's) for its certificates to chain to",
+      );
+    }
+  }
+  if (typeof v.threshold === 'number' && v.threshold > keys + identities.length) {
+    fail(
+      `${at}.threshold`,
+      `${v.threshold} signers cannot sign: the entry has ${keys + identities.length}`,
+    );
+  }
 };
 
 /** Keys a namespace override may set. */

@@ -12,6 +12,7 @@ import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { RegistrySettings } from '../registry/addresses.ts';
 import type { FactRequest } from '../registry/facts.ts';
 import type { PublicKeyRef } from '../registry/keys.ts';
+import type { Verification } from '../registry/sigstore/verification.ts';
 import type { LoadedTrustRoot } from '../registry/trust-roots.ts';
 import {
   type MutateDecision,
@@ -125,8 +126,23 @@ function configInForce(data: JsonObject): ConfigInForce {
   };
 }
 
-/** Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). */
-const CUSTOM_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {};
+/**
+ * Built-ins the SDK lacks, keyed by their Rego name (the SDK's own convention). The time
+ * built-ins are for policies over attestations ("a scan no older than seven days",
+ * docs/examples/policies); nanoseconds as a number, millisecond precision.
+ */
+export const CUSTOM_BUILTINS: Readonly<Record<string, (...args: unknown[]) => unknown>> = {
+  'time.now_ns': () => Date.now() * 1_000_000,
+  'time.parse_rfc3339_ns': (value: unknown) => {
+    const rfc3339 =
+      typeof value === 'string' &&
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/i.test(value);
+    const ms = rfc3339 ? Date.parse(value) : Number.NaN;
+    // A throw fails the evaluation (closed), as OPA's own built-in errors do.
+    if (!Number.isFinite(ms)) throw new EngineError(`time.parse_rfc3339_ns: ${String(value)}`);
+    return ms * 1_000_000;
+  },
+};
 
 interface LoadedPolicy {
   evaluate(input: unknown, entrypoint: string): unknown;
@@ -154,6 +170,8 @@ export class PolicyEngine {
   readonly keys: ReadonlyMap<string, PublicKeyRef>;
   /** The Sigstore trust roots `trustRoots` names, by name. */
   readonly trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
+  /** The `signatures` entries, compiled, by the id the policy names them by. */
+  readonly verifications: ReadonlyMap<string, Verification>;
   readonly #policy: LoadedPolicy;
 
   private constructor(
@@ -166,6 +184,7 @@ export class PolicyEngine {
       registrySettings: ReadonlyMap<string, RegistrySettings>;
       keys: ReadonlyMap<string, PublicKeyRef>;
       trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
+      verifications: ReadonlyMap<string, Verification>;
     },
   ) {
     this.#policy = policy;
@@ -173,6 +192,7 @@ export class PolicyEngine {
     this.registrySettings = facts.registrySettings;
     this.keys = facts.keys;
     this.trustRoots = facts.trustRoots;
+    this.verifications = facts.verifications;
     this.revision = bundle.revision;
     this.bundleDigest = bundle.digest;
     this.config = config;
@@ -191,6 +211,7 @@ export class PolicyEngine {
     config: PolicyConfig = {},
     keys: ReadonlyMap<string, PublicKeyRef> = new Map(),
     trustRoots: ReadonlyMap<string, LoadedTrustRoot> = new Map(),
+    verifications: ReadonlyMap<string, Verification> = new Map(),
   ): Promise<PolicyEngine> {
     let policy: LoadedPolicy;
     try {
@@ -236,6 +257,7 @@ export class PolicyEngine {
       registrySettings: registrySettings(merged),
       keys,
       trustRoots,
+      verifications,
     });
     try {
       engine.validate(SMOKE_INPUT);
@@ -325,8 +347,7 @@ function factRequests(value: unknown, name: string): FactRequest[] {
     const text = (key: string) =>
       isRecord(entry) && typeof entry[key] === 'string' ? entry[key] : undefined;
     const index = isRecord(entry) ? entry.index : undefined;
-    const keys = isRecord(entry) ? entry.keys : undefined;
-    const trustRoot = isRecord(entry) ? entry.trustRoot : undefined;
+    const verification = isRecord(entry) ? (entry.verification ?? '') : undefined;
     const [registry, repository, tag, digest] = [
       text('registry'),
       text('repository'),
@@ -340,23 +361,13 @@ function factRequests(value: unknown, name: string): FactRequest[] {
       repository === undefined ||
       tag === undefined ||
       digest === undefined ||
-      !Array.isArray(keys) ||
-      !keys.every((k) => typeof k === 'string') ||
-      (trustRoot !== undefined && trustRoot !== null && typeof trustRoot !== 'string')
+      typeof verification !== 'string'
     ) {
       throw new EngineError(
         `evaluating ${FACTS_ENTRYPOINT}: malformed request ${JSON.stringify(entry)}`,
       );
     }
-    return {
-      index,
-      registry,
-      repository,
-      tag,
-      digest,
-      keys: keys as string[],
-      ...(typeof trustRoot === 'string' && trustRoot !== '' ? { trustRoot } : {}),
-    };
+    return { index, registry, repository, tag, digest, verification };
   });
 }
 

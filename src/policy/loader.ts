@@ -13,6 +13,7 @@ import { type VerificationOptions, verifyBundleSignature } from './bundle-signat
 import { loadConfigFile, type PolicyConfig } from './config.ts';
 import { ConfigError } from './config-error.ts';
 import { PolicyEngine } from './engine.ts';
+import { compileSignatures } from './verifications.ts';
 
 export interface VerificationSettings {
   /** Path of the PEM public key (or certificate); read at every load so it can rotate. */
@@ -54,11 +55,21 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
     );
     signature = `verified (key id ${verified.keyId})`;
   }
-  const keys = await loadSignatureKeys(config, source.config ?? 'configuration');
-  const trustRoots = await loadTrustRoots(config, source.config ?? 'configuration');
-  const engine = await PolicyEngine.create(bundle, config, keys, trustRoots);
+  const name = source.config ?? 'configuration';
+  const keys = await loadSignatureKeys(config, name);
+  const trustRoots = await loadTrustRoots(config, name);
+  const compiled = compileSignatures(config, keys, trustRoots, name);
+  const engine = await PolicyEngine.create(
+    bundle,
+    compiled.config,
+    keys,
+    trustRoots,
+    compiled.verifications,
+  );
   const { files: _files, ...rest } = bundle;
-  return { engine, signature, snapshot: { bundle: rest, config } };
+  // Evaluation threads build their engines from the compiled configuration: the policy there
+  // must name entries by the same ids the registry facts are gathered for here.
+  return { engine, signature, snapshot: { bundle: rest, config: compiled.config } };
 }
 
 /** Every trust root `trustRoots` names, read now; each `signatures` entry's root must be one. */
@@ -77,14 +88,23 @@ export async function loadTrustRoots(
       }
     }
   }
+  const known = (name: unknown, at: string) => {
+    if (typeof name === 'string' && !roots.has(name)) {
+      throw new ConfigError(
+        `${source}: ${at}: no trust root named ${JSON.stringify(name)} (trustRoots has: ${[...roots.keys()].join(', ') || 'none'})`,
+      );
+    }
+  };
   const check = (part: JsonObject, at: string) => {
     if (!Array.isArray(part.signatures)) return;
     for (const [i, entry] of part.signatures.entries()) {
-      const name = isRecord(entry) ? entry.trustRoot : undefined;
-      if (typeof name === 'string' && !roots.has(name)) {
-        throw new ConfigError(
-          `${source}: ${at}signatures[${i}].trustRoot: no trust root named ${JSON.stringify(name)} (trustRoots has: ${[...roots.keys()].join(', ') || 'none'})`,
-        );
+      if (!isRecord(entry)) continue;
+      known(entry.trustRoot, `${at}signatures[${i}].trustRoot`);
+      const identities = Array.isArray(entry.identities) ? entry.identities : [];
+      for (const [j, identity] of identities.entries()) {
+        if (isRecord(identity)) {
+          known(identity.trustRoot, `${at}signatures[${i}].identities[${j}].trustRoot`);
+        }
       }
     }
   };

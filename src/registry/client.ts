@@ -283,16 +283,19 @@ export class RegistryClient {
     return { digest, mediaType: headerMediaType(got.headers['content-type']), body: got.body };
   }
 
-  /** The OCI 1.1 referrers index for a digest; undefined where the registry has no such API. */
+  /**
+   * The OCI 1.1 referrers index for a digest; undefined where the registry has no such API.
+   * Unfiltered: signatures come as bundles and as cosign 2's legacy referrers, and some
+   * registries ignore the filter anyway (the caller chooses among the descriptors).
+   */
   async referrers(
     registry: string,
     repository: string,
     digest: string,
-    artifactType: string,
     scope: RequestScope | AbortSignal,
   ): Promise<Buffer | undefined> {
     wellFormed(digest, `${registry}/${repository}`);
-    const path = `/v2/${repository}/referrers/${digest}?artifactType=${encodeURIComponent(artifactType)}`;
+    const path = `/v2/${repository}/referrers/${digest}`;
     const got = await this.#send(registry, repository, path, 'referrers', {
       headers: { accept: 'application/vnd.oci.image.index.v1+json' },
       scope,

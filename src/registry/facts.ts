@@ -1,25 +1,33 @@
 /**
  * Registry facts for one review: for each image the policy asked about, the digest its tag
- * names and, where a `signatures` entry covers it, whether one of its keys signed that
- * digest. Gathered before the (synchronous) evaluation, within the review's budget.
+ * names and, where a `signatures` entry covers it, whether the entry's signers (keys,
+ * keyless identities) signed that digest, and the attestations it reads. Gathered before the
+ * (synchronous) evaluation, within the review's budget.
  *
- * Cached as facts allow: a tag briefly (it moves), a verified signature of a digest long
- * (a digest is immutable), "no signature" briefly (one may be pushed next), a registry's
- * failure only for a moment and never as a pass. Running out of the review's own time is
- * not the registry failing, and is never cached. Concurrent reviews of the same tag share
- * one lookup, which stops (queued requests dropped, requests in flight aborted) only when
- * every review waiting for it has run out of time. One review sees one digest per tag.
+ * Verified once, whatever the pod says: a review reads each distinct digest's signatures
+ * once, however many containers and entries name it, and judges them locally against each
+ * entry; a judgement is cached by (repository, digest, entry and the content of its keys and
+ * trust roots) — never by tag, so the digest verified is the digest pinned. Cached as facts
+ * allow: a tag briefly (it moves), a verified digest long (a digest is immutable, and so is a
+ * signature over it), anything short of that briefly (a signature may be pushed next), a
+ * registry's failure only for a moment and never as a pass. Running out of the review's own
+ * time is not the registry failing, and is never cached. Concurrent reviews of the same tag
+ * share one lookup, which stops (queued requests dropped, requests in flight aborted) only
+ * when every review waiting for it has run out of time. One review sees one digest per tag.
  */
-import { createHash, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { AddressPolicy } from './addresses.ts';
 import type { RegistryClient, RequestScope } from './client.ts';
-import { checkSignatures, type LogTrust, type SignatureOutcome } from './cosign.ts';
+import { type Found, findArtifacts, type Judgement, judgeFound, satisfied } from './cosign.ts';
 import type { Flow } from './fair-queue.ts';
 import { OUT_OF_TIME } from './fair-queue.ts';
-import type { PublicKeyRef } from './keys.ts';
+import { descriptors } from './oci.ts';
 import { RegistryError } from './registry-error.ts';
+import type { VerifiedAttestation } from './sigstore/attestations.ts';
+import type { SignatureOutcome } from './sigstore/judge.ts';
+import type { Failure } from './sigstore/reasons.ts';
+import type { Verification } from './sigstore/verification.ts';
 
 /** What the policy asked for one image (the facts entrypoint's answer, narrowed). */
 export interface FactRequest {
@@ -29,15 +37,17 @@ export interface FactRequest {
   readonly tag: string;
   /** The reference's own digest; "" when the tag is to be resolved. */
   readonly digest: string;
-  /** Key references whose signature is required; none: no signature check. */
-  readonly keys: readonly string[];
-  /** The trust root (by name) whose transparency logs judge a bundle's log entry. */
-  readonly trustRoot?: string;
+  /** The `signatures` entry (its id) the digest is verified against; "": none. */
+  readonly verification: string;
 }
 
 export interface ImageFacts {
   readonly digest?: string;
   readonly signature?: SignatureOutcome;
+  /** Verified attestations of the types the entry reads. */
+  readonly attestations?: readonly VerifiedAttestation[];
+  /** Types the entry reads that no verified attestation has, with why. */
+  readonly attestationFailures?: Readonly<Record<string, Failure>>;
   /** Why a fact could not be had: the policy denies with it. */
   readonly error?: string;
 }
@@ -56,20 +66,15 @@ export const DEFAULT_TTLS: FactTtls = {
   failureMs: 5_000,
 };
 
-/** Trust material named by a request: the root's logs, and a fingerprint for cache keys. */
-export interface NamedLogTrust extends LogTrust {
-  readonly fingerprint: string;
-}
-
 export interface FactDeps {
   readonly client: RegistryClient;
   readonly policy: () => AddressPolicy;
-  /** The configured keys, by reference. */
-  readonly keys: (refs: readonly string[]) => Promise<readonly PublicKeyRef[]>;
-  /** A configured trust root's transparency logs, by name. */
-  readonly trustRoot?: (name: string) => NamedLogTrust;
+  /** The configured `signatures` entry with this id (throws when it is not loaded). */
+  readonly verification: (id: string) => Verification;
   readonly ttls?: FactTtls;
   readonly maxEntries?: number;
+  /** Bytes of attestation statements the judgement cache holds, at most. */
+  readonly maxStatementBytes?: number;
   /** Told of every cache use: for metrics. */
   readonly observeCache?: (kind: 'tag' | 'signature', hit: boolean) => void;
 }
@@ -93,7 +98,7 @@ export class FactSource {
   readonly #deps: FactDeps;
   readonly #ttls: FactTtls;
   readonly #tags: LRUCache<string, Cached<string>>;
-  readonly #signatures: LRUCache<string, Cached<SignatureOutcome>>;
+  readonly #signatures: LRUCache<string, Cached<Judgement>>;
   readonly #inflight = new Map<string, Shared<unknown>>();
 
   constructor(deps: FactDeps) {
@@ -101,7 +106,13 @@ export class FactSource {
     this.#ttls = deps.ttls ?? DEFAULT_TTLS;
     const max = deps.maxEntries ?? 10_000;
     this.#tags = new LRUCache({ max, ttlAutopurge: false });
-    this.#signatures = new LRUCache({ max, ttlAutopurge: false });
+    // Attestation statements make some judgements large: bounded by their bytes too.
+    this.#signatures = new LRUCache({
+      max,
+      maxSize: deps.maxStatementBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: judgementSize,
+      ttlAutopurge: false,
+    });
   }
 
   tables(): FactTables {
@@ -122,7 +133,13 @@ export class FactSource {
     tenant = '',
   ): Promise<Map<number, ImageFacts>> {
     const signal = AbortSignal.timeout(budgetMs);
-    const review: Review = { signal, flow: { tenant }, budgetMs, tags: new Map() };
+    const review: Review = {
+      signal,
+      flow: { tenant },
+      budgetMs,
+      tags: new Map(),
+      found: new Map(),
+    };
     const entries = await Promise.all(
       requests.map(
         async (r): Promise<[number, ImageFacts]> => [r.index, await this.#one(r, review)],
@@ -139,58 +156,135 @@ export class FactSource {
       };
     }
     let digest = request.digest;
-    const about = { registry, budgetMs: review.budgetMs };
     if (digest === '') {
-      // No tag and no digest: the kubelet pulls latest.
-      const tag = request.tag === '' ? 'latest' : request.tag;
-      const key = `${registry}/${repository}:${tag}`;
-      // One digest per tag for the whole review, whatever the cache does meanwhile.
-      let resolved = review.tags.get(key);
-      if (resolved === undefined) {
-        resolved = this.#cached(
-          this.#tags,
-          'tag',
-          key,
-          async (scope) =>
-            (await this.#deps.client.resolve(registry, repository, tag, scope)).digest,
-          () => this.#ttls.tagMs,
-          review,
-          about,
-        );
-        review.tags.set(key, resolved);
-      }
-      const answer = await resolved;
+      const answer = await this.#resolve(registry, repository, request.tag, review);
       if ('error' in answer) return { error: answer.error };
       digest = answer.value;
     }
-    if (request.keys.length === 0) return { digest };
-    let keys: readonly PublicKeyRef[];
-    let log: NamedLogTrust | undefined;
+    if (request.verification === '') return { digest };
+    let entry: Verification;
     try {
-      keys = await this.#deps.keys(request.keys);
-      if (request.trustRoot !== undefined) {
-        if (this.#deps.trustRoot === undefined) {
-          throw new RegistryError(`trust root ${request.trustRoot} is not loaded`);
-        }
-        log = this.#deps.trustRoot(request.trustRoot);
-      }
+      entry = this.#deps.verification(request.verification);
     } catch (error) {
       return { digest, error: describeThrown(error) };
     }
-    const fingerprint = [...keys.map((k) => keyFingerprint(k.key)), log?.fingerprint ?? ''].join(
-      ',',
-    );
-    const checked = await this.#cached(
+    const checked = await this.#judged(registry, repository, digest, entry, review);
+    if ('error' in checked) return { digest, error: checked.error };
+    let judgement = checked.value;
+    if (!judgement.signature.verified && entry.acceptIndexSignature && request.digest !== '') {
+      judgement = (await this.#byIndex(request, entry, review)) ?? judgement;
+    }
+    return {
+      digest,
+      signature: judgement.signature,
+      ...(entry.attestations.length === 0
+        ? {}
+        : {
+            attestations: judgement.attestations,
+            attestationFailures: judgement.attestationFailures,
+          }),
+    };
+  }
+
+  /** The digest a tag names, once per review whatever the cache does meanwhile. */
+  #resolve(
+    registry: string,
+    repository: string,
+    written: string,
+    review: Review,
+  ): Promise<Cached<string>> {
+    // No tag and no digest: the kubelet pulls latest.
+    const tag = written === '' ? 'latest' : written;
+    const key = `${registry}/${repository}:${tag}`;
+    let resolved = review.tags.get(key);
+    if (resolved === undefined) {
+      resolved = this.#cached(
+        this.#tags,
+        'tag',
+        key,
+        async (scope) => (await this.#deps.client.resolve(registry, repository, tag, scope)).digest,
+        () => this.#ttls.tagMs,
+        review,
+        { registry, budgetMs: review.budgetMs },
+      );
+      review.tags.set(key, resolved);
+    }
+    return resolved;
+  }
+
+  /**
+   * A digest judged against an entry: cached by repository, digest and the entry with the
+   * content of its keys and roots. What was found for the digest is read once per review,
+   * however many entries judge it.
+   */
+  #judged(
+    registry: string,
+    repository: string,
+    digest: string,
+    entry: Verification,
+    review: Review,
+  ): Promise<Cached<Judgement>> {
+    const where = `${registry}/${repository}@${digest}`;
+    const attestations = entry.attestations.length > 0;
+    const find = (scope: RequestScope): Promise<Found> => {
+      const key = `${where}|${attestations}`;
+      let found = review.found.get(key);
+      if (found === undefined) {
+        found = findArtifacts(this.#deps.client, registry, repository, digest, scope, {
+          attestations,
+        });
+        review.found.set(key, found);
+      }
+      return found;
+    };
+    return this.#cached(
       this.#signatures,
       'signature',
-      `${registry}/${repository}@${digest}|${fingerprint}`,
-      (scope) => checkSignatures(this.#deps.client, registry, repository, digest, keys, scope, log),
-      (outcome) => (outcome.verified ? this.#ttls.verifiedMs : this.#ttls.unsignedMs),
+      `${where}|${entry.fingerprint}`,
+      async (scope) => judgeFound(await find(scope), digest, entry),
+      (judgement) => (satisfied(judgement, entry) ? this.#ttls.verifiedMs : this.#ttls.unsignedMs),
       review,
-      about,
+      { registry, budgetMs: review.budgetMs },
     );
-    if ('error' in checked) return { digest, error: checked.error };
-    return { digest, signature: checked.value };
+  }
+
+  /**
+   * acceptIndexSignature: a platform manifest pinned by digest (`repo:tag@sha256:…`) whose
+   * own signature does not verify is verified by the index its tag names now, if that index
+   * lists it and verifies. Undefined when it does not.
+   */
+  async #byIndex(
+    request: FactRequest,
+    entry: Verification,
+    review: Review,
+  ): Promise<Judgement | undefined> {
+    const { registry, repository, tag, digest } = request;
+    if (tag === '') return undefined;
+    const resolved = await this.#resolve(registry, repository, tag, review);
+    if ('error' in resolved || resolved.value === digest) return undefined;
+    const index = resolved.value;
+    let lists = false;
+    try {
+      const manifest = await this.#deps.client.manifest(registry, repository, index, {
+        signal: review.signal,
+        flow: review.flow,
+      });
+      const body = JSON.parse(manifest.body.toString('utf8')) as unknown;
+      const children =
+        typeof body === 'object' && body !== null && 'manifests' in body
+          ? body.manifests
+          : undefined;
+      lists = descriptors(children, 1024).some((d) => d.digest === digest);
+    } catch {
+      return undefined;
+    }
+    if (!lists) return undefined;
+    const checked = await this.#judged(registry, repository, index, entry, review);
+    if ('error' in checked || !checked.value.signature.verified) return undefined;
+    return {
+      ...checked.value,
+      signature: { ...checked.value.signature, via: `index ${index}` },
+    };
   }
 
   /**
@@ -275,26 +369,26 @@ export class FactSource {
   }
 }
 
-/** One review's gathering: its time, its place in the queues, the digests its tags named. */
+/**
+ * One review's gathering: its time, its place in the queues, the digests its tags named,
+ * what it found for each digest (read once, judged against each entry).
+ */
 interface Review {
   readonly signal: AbortSignal;
   readonly flow: Flow;
   readonly budgetMs: number;
   readonly tags: Map<string, Promise<Cached<string>>>;
+  readonly found: Map<string, Promise<Found>>;
 }
 
-/** SHA-256 of a key's SPKI, once per key object (exporting one costs tens of µs). */
-const fingerprints = new WeakMap<KeyObject, string>();
-function keyFingerprint(key: KeyObject): string {
-  let found = fingerprints.get(key);
-  if (found === undefined) {
-    found = createHash('sha256')
-      .update(key.export({ type: 'spki', format: 'der' }))
-      .digest('hex')
-      .slice(0, 16);
-    fingerprints.set(key, found);
+/** A cached judgement's weight: its attestation statements' bytes (1 for the rest). */
+function judgementSize(cached: Cached<Judgement>): number {
+  if (!('value' in cached)) return 1;
+  let bytes = 1;
+  for (const attestation of cached.value.attestations) {
+    bytes += attestation.statement === null ? 0 : JSON.stringify(attestation.statement).length;
   }
-  return found;
+  return bytes;
 }
 
 interface Explained {

@@ -23,6 +23,47 @@ export interface LoadedTrustRoot {
   readonly fingerprint: string;
   /** Everything but public keys, which a `signatures` entry brings itself. */
   readonly material: Omit<TrustMaterial, 'publicKey'>;
+  /** What /readyz shows of it. */
+  readonly summary: TrustRootSummary;
+}
+
+export interface TrustRootSummary {
+  readonly file: string;
+  readonly fingerprint: string;
+  /** How many of each authority it names. */
+  readonly certificateAuthorities: number;
+  readonly tlogs: number;
+  readonly ctlogs: number;
+  readonly timestampAuthorities: number;
+  /**
+   * When the last of its authorities stops being valid (ISO 8601), or null when one is
+   * open-ended; an operator rotating a root sees here when the old one runs out.
+   */
+  readonly validUntil: string | null;
+}
+
+type Authorities = Omit<TrustMaterial, 'publicKey'>;
+
+function summarize(file: string, fingerprint: string, material: Authorities): TrustRootSummary {
+  const all = [
+    ...material.certificateAuthorities,
+    ...material.tlogs,
+    ...material.ctlogs,
+    ...material.timestampAuthorities,
+  ];
+  // toTrustMaterial gives an open-ended authority the far future as its end.
+  const ends = all.map((a) => a.validFor.end.getTime());
+  const last = Math.max(...ends);
+  const open = ends.length === 0 || !Number.isFinite(last) || last >= 8.64e15;
+  return {
+    file,
+    fingerprint,
+    certificateAuthorities: material.certificateAuthorities.length,
+    tlogs: material.tlogs.length,
+    ctlogs: material.ctlogs.length,
+    timestampAuthorities: material.timestampAuthorities.length,
+    validUntil: open ? null : new Date(last).toISOString(),
+  };
 }
 
 export async function loadTrustRoot(name: string, file: string): Promise<LoadedTrustRoot> {
@@ -64,10 +105,6 @@ export async function loadTrustRoot(name: string, file: string): Promise<LoadedT
     );
   }
   const { publicKey: _keys, ...rest } = material;
-  return {
-    name,
-    file,
-    fingerprint: createHash('sha256').update(text).digest('hex').slice(0, 16),
-    material: rest,
-  };
+  const fingerprint = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  return { name, file, fingerprint, material: rest, summary: summarize(file, fingerprint, rest) };
 }

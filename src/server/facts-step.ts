@@ -41,7 +41,7 @@ export function factsStep(gather: GatherFacts): FactsStep {
 
 /** Two requests that make the same registry calls are one lookup. */
 export const lookupKey = (r: FactRequest) =>
-  `${r.registry}/${r.repository}:${r.tag}@${r.digest}|${r.keys.join(',')}|${r.trustRoot ?? ''}`;
+  `${r.registry}/${r.repository}:${r.tag}@${r.digest}|${r.verification}`;
 
 /** The input with `facts` on the images gathered for (a copy: the input is not changed). */
 export function attachFacts(

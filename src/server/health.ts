@@ -93,6 +93,11 @@ export function gatewayHealth(deps: GatewayHealth): HealthSources {
         config: engine?.config ?? null,
         lastLoad: deps.policy.lastLoad ?? null,
         tls: deps.tls() ?? null,
+        // The Sigstore trust roots in force: files, what they name, when they run out.
+        trustRoots:
+          engine === undefined
+            ? null
+            : Object.fromEntries([...engine.trustRoots].map(([name, r]) => [name, r.summary])),
       };
     },
     async metrics() {

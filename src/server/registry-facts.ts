@@ -153,18 +153,10 @@ export async function startRegistryFacts(
   const facts = new FactSource({
     client,
     policy,
-    keys: async (refs) => {
-      const keys = deps.policy.engine?.keys;
-      return refs.map((ref) => {
-        const key = keys?.get(ref);
-        if (key === undefined) throw new RegistryError(`signature key ${ref} is not loaded`);
-        return key;
-      });
-    },
-    trustRoot: (name) => {
-      const root = deps.policy.engine?.trustRoots.get(name);
-      if (root === undefined) throw new RegistryError(`trust root ${name} is not loaded`);
-      return { name, fingerprint: root.fingerprint, tlogs: root.material.tlogs };
+    verification: (id) => {
+      const found = deps.policy.engine?.verifications.get(id);
+      if (found === undefined) throw new RegistryError(`signature requirement ${id} is not loaded`);
+      return found;
     },
     observeCache: (kind, hit) =>
       deps.metrics.factsCache.inc({ kind, result: hit ? 'hit' : 'miss' }),

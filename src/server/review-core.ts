@@ -7,6 +7,7 @@
  * answers whatever happens, and both paths answer the same.
  */
 import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
+import { loggedFacts } from '../registry/logged-facts.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
 import { admissionFailure } from '../review/responses.ts';
@@ -189,7 +190,7 @@ function summary(input: PolicyInput | undefined): Record<string, unknown> {
     ...(input.images.some((i) => i.facts !== undefined)
       ? {
           facts: input.images.flatMap((i) =>
-            i.facts === undefined ? [] : [{ image: i.raw, ...i.facts }],
+            i.facts === undefined ? [] : [{ image: i.raw, ...loggedFacts(i.facts) }],
           ),
         }
       : {}),

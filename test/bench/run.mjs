@@ -1,7 +1,8 @@
 /**
  * `make bench`: builds dist/, then runs every benchmark in one go — in-process evaluation,
  * HTTPS end to end against the OPA server and a no-op ceiling, reload under load, hostile
- * reviews beside benign ones, registry facts against a real registry, the audit against
+ * reviews beside benign ones, registry facts against a real registry, keyless signatures
+ * against a local Sigstore, the audit against
  * the real API server, and a CPU profile — and writes docs/BENCHMARKS.md (machine, versions, method, raw tables,
  * ratios, targets). Not part of the tests.
  *
@@ -20,6 +21,7 @@ import { promisify } from 'node:util';
 import { runAudit } from './audit.mjs';
 import { runHostile } from './hostile.mjs';
 import { runHttp } from './http.mjs';
+import { runKeyless } from './keyless.mjs';
 import {
   benchMain,
   build,
@@ -134,6 +136,7 @@ await benchMain('BENCHMARKS', renderReport, async (tmp, started) => {
     nodeArgs: ['--max-old-space-size=256'],
   });
   results.registry = await runRegistry({ tmp, tls, quick: QUICK });
+  results.keyless = await runKeyless({ tmp, quick: QUICK });
   results.tenants = await runTenants({ tmp, tls, quick: QUICK });
   results.audit = await runAudit({ tmp, quick: QUICK });
   results.profile = await runProfile({ tmp, tls, quick: QUICK });

@@ -79,20 +79,20 @@ decision := {"allowed": false, "enforcement": "deny", "exempt": false, "breakGla
 	"violations": [{"rule": "test"}], "reasons": ["deny-me is denied"], "warnings": [],
 	"auditAnnotations": {}} if denied
 
-# time.now_ns is not in the JavaScript SDK: the call throws a plain object.
-decision := {"allowed": time.now_ns() > 0} if broken
+# semver.is_valid is not in the JavaScript SDK: the call throws a plain object.
+decision := {"allowed": semver.is_valid("1.0.0")} if broken
 `,
   'm.rego': `package imagegate.mutate
 
 decision := {"patch": [], "messages": []} if input.name != "boom"
 
-decision := {"patch": [], "messages": [], "now": time.now_ns()} if input.name == "boom"
+decision := {"patch": [], "messages": [], "valid": semver.is_valid("1.0.0")} if input.name == "boom"
 `,
 };
 
 /** Throws on every input, the smoke input included. */
 const SMOKE_THROWS_REGO = {
-  'v.rego': 'package imagegate.validate\n\ndecision := {"allowed": time.now_ns() > 0}\n',
+  'v.rego': 'package imagegate.validate\n\ndecision := {"allowed": semver.is_valid("1.0.0")}\n',
   'm.rego': 'package imagegate.mutate\n\ndecision := {"patch": [], "messages": []}\n',
 };
 
@@ -200,7 +200,7 @@ test('a policy that throws for some inputs: those fail closed, the rest are deci
     const boom = await decide(gw, '/v1/validate', pod('boom', TRUSTED));
     t.false(boom.allowed);
     t.is(boom.code, 500);
-    t.regex(boom.message, /time\.now_ns/);
+    t.regex(boom.message, /semver\.is_valid/);
     const conflict = await decide(gw, '/v1/validate', pod('conflict', TRUSTED));
     t.false(conflict.allowed);
     t.is(conflict.code, 500);
@@ -260,7 +260,7 @@ const refusedAtLoad = test.macro({
   title: (title = '') => `a bundle that ${title} on the smoke input is refused at reload`,
 });
 
-test('throws', refusedAtLoad, SMOKE_THROWS_REGO, /fails its smoke evaluation: .*time\.now_ns/);
+test('throws', refusedAtLoad, SMOKE_THROWS_REGO, /fails its smoke evaluation: .*semver\.is_valid/);
 
 test(
   'runs out of wasm memory',

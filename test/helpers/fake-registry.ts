@@ -21,6 +21,7 @@ import {
 } from '../../src/registry/facts.ts';
 import { RegistryHttp } from '../../src/registry/http.ts';
 import type { PublicKeyRef } from '../../src/registry/keys.ts';
+import { keysOnly } from '../../src/registry/sigstore/verification.ts';
 import { createCa, issueCertificate } from '../../src/tls/certs.ts';
 import type { Teardown } from './teardown.ts';
 
@@ -137,7 +138,8 @@ export function facts(
   return new Facts({
     client: c,
     policy: () => policy,
-    keys: async () => options.keys ?? [],
+    // Every request names the one entry these keys make (keys only, no trust root).
+    verification: (id) => keysOnly(id, options.keys ?? []),
     ttls: { ...DEFAULT_TTLS, ...options.ttls },
     ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
   });

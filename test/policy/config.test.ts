@@ -243,7 +243,7 @@ test(rejects, 'signatures: {images: [a.io]}', /signatures: must be a list/);
 test(
   rejects,
   'signatures: [{images: [a.io/x]}]',
-  /signatures\[0\]\.keys: must be a non-empty list/,
+  /signatures\[0\]: needs keys or identities \(a signature by whom\?\)/,
 );
 test(
   rejects,
@@ -265,14 +265,62 @@ test(
   'signatures: [{images: [a.io/x], keys: ["-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----"]}]',
   /an inline key must be one PEM "PUBLIC KEY" block/,
 );
-for (const keyless of ['issuer', 'subject', 'identities', 'keyless', 'rekor']) {
-  test(
-    rejects,
-    `signatures: [{images: [a.io/x], ${keyless}: x}]`,
-    new RegExp(
-      `signatures\\[0\\]: "${keyless}": keyless verification \\(Fulcio certificates, Rekor\\) is not supported yet; sign with a key`,
-    ),
+test('keyless identities parse beside keys, with every setting of an entry', (t) => {
+  const config = parseConfig(
+    `trustRoots: {public-good: /etc/imagegate/trust/public-good.json, github: /etc/imagegate/trust/github.json}
+signatures:
+  - images: [ghcr.io/acme]
+    trustRoot: public-good
+    keys: [/etc/imagegate/keys/release.pub]
+    identities:
+      - issuer: https://token.actions.githubusercontent.com
+        subject: "https://github.com/acme/*/.github/workflows/release.yml@refs/tags/v*"
+        extensions: {sourceRepositoryURI: https://github.com/acme/app, buildTrigger: push}
+      - issuerRegExp: 'https://gitlab\\.example\\.com'
+        subjectRegExp: 'https://gitlab\\.example\\.com/acme/.+'
+        trustRoot: github
+    threshold: 2
+    require: either
+    sct: false
+    acceptIndexSignature: true
+    attestations: [slsaprovenance1, {type: "https://cosign.sigstore.dev/attestation/vuln/v1", required: false}]
+`,
+    'keyless.yaml',
   );
+  t.like(config.signatures, [{ threshold: 2, require: 'either', sct: false }]);
+});
+const keyless = (entry: string) => `signatures: [{images: [a.io/x], trustRoot: r, ${entry}}]`;
+const identity = (fields: string) => keyless(`identities: [{${fields}}]`);
+for (const [config, message] of [
+  [identity('subject: s'), /identities\[0\]: needs exactly one of issuer and issuerRegExp/],
+  [identity('issuer: i'), /identities\[0\]: needs exactly one of subject and subjectRegExp/],
+  [
+    identity('issuer: i, subject: s, subjectRegExp: s'),
+    /needs exactly one of subject and subjectRegExp/,
+  ],
+  [identity('issuer: i, subjectRegExp: "(unclosed"'), /subjectRegExp: not a regular expression/],
+  [
+    identity('issuer: i, subject: s, extensions: {repository: x}'),
+    /unknown Fulcio extension "repository"/,
+  ],
+  [
+    identity('issuer: i, subject: s, extensions: {buildTrigger: 7}'),
+    /extensions\.buildTrigger: must be a non-empty string/,
+  ],
+  [identity('issuer: i, subject: s, email: x'), /unknown key "email"/],
+  [
+    'signatures: [{images: [a.io/x], identities: [{issuer: i, subject: s}]}]',
+    /identities\[0\]: needs a trust root \(its own trustRoot, or the entry's\)/,
+  ],
+  [
+    keyless('keys: [/k.pub], require: sometimes'),
+    /require: must be one of tlog, timestamp, either, both, none/,
+  ],
+  [keyless('keys: [/k.pub], threshold: 2'), /threshold: 2 signers cannot sign: the entry has 1/],
+  [keyless('keys: [/k.pub], attestations: [{required: true}]'), /attestations\[0\]: needs a type/],
+  [keyless('keys: [/k.pub], rekor: https://rekor.example.com'), /unknown key "rekor"/],
+] as const) {
+  test(rejects, config, message);
 }
 test(rejects, 'signatures: [{images: [a.io/x], keys: [/k.pub], mode: x}]', /unknown key "mode"/);
 

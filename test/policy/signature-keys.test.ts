@@ -10,8 +10,12 @@ import test from 'ava';
 import { ConfigError } from '../../src/policy/config-error.ts';
 import { loadPolicy } from '../../src/policy/loader.ts';
 import { registryNames, registrySettings } from '../../src/policy/registry-names.ts';
+import { parseAdmissionReview } from '../../src/review/admission-review.ts';
+import { admissionInput } from '../../src/review/policy-input.ts';
 import { defaultBundlePath } from '../../src/shared/paths.ts';
+import { loadJsonObject } from '../helpers/fixtures.ts';
 import { tempDir, writeConfig } from '../helpers/gateway.ts';
+import { FIXTURES } from '../helpers/sigstore-fixtures.ts';
 
 const pem = () =>
   generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -125,4 +129,66 @@ test('trust roots: read at load; an entry naming an unknown one, or a file that 
   const missing = await writeConfig(t, `trustRoots: {bed: ${join(dir, 'gone.json')}}\n`);
   const gone = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config: missing }));
   t.regex(gone?.message ?? '', /trustRoots: trust root bed: cannot read .*gone\.json/);
+});
+
+test('signatures entries are compiled at load, named by id, one per distinct entry', async (t) => {
+  const roots = join(FIXTURES, 'roots');
+  const entry = (images: string) =>
+    `{images: [${images}], trustRoot: bed, identities: [{issuer: https://token.actions.githubusercontent.com, subject: "https://github.com/acme/**"}], attestations: [slsaprovenance1]}`;
+  const config = await writeConfig(
+    t,
+    [
+      `trustRoots: {bed: ${roots}/bed.json, tsa-only: ${roots}/tsa-only.json}`,
+      `signatures: [${entry('registry.example.com/prod')}]`,
+      `namespaces: {team-a: {signatures: [${entry('registry.example.com/team-a')}]}}`,
+      '',
+    ].join('\n'),
+  );
+  const { engine } = await loadPolicy({ bundle: defaultBundlePath(), config });
+  // The same words (the images aside) are one verification, whichever namespace says them.
+  t.is(engine.verifications.size, 1);
+  const [id, verification] = [...engine.verifications][0] ?? [];
+  t.regex(id ?? '', /^v-[0-9a-f]{16}$/);
+  t.is(verification?.requirement, 'tlog', "cosign's default with a trust root");
+  t.deepEqual(verification?.attestations, [
+    { type: 'https://slsa.dev/provenance/v1', required: true },
+  ]);
+  // What the policy sees: the entry, its id, its attestations spelled out.
+  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
+  const pod = JSON.stringify(review).replace(
+    /"image":"[^"]*"/g,
+    '"image":"registry.example.com/prod/app:1"',
+  );
+  const parsed = parseAdmissionReview(JSON.parse(pod));
+  const needed = engine.factsNeeded(admissionInput(parsed.apiVersion, parsed.request), 'validate');
+  t.true(needed.validate.length > 0);
+  t.true(needed.validate.every((r) => r.verification === id));
+});
+
+test('an entry whose requirement its roots cannot check is refused at load, with its path', async (t) => {
+  const roots = join(FIXTURES, 'roots');
+  const config = await writeConfig(
+    t,
+    [
+      `trustRoots: {tsa-only: ${roots}/tsa-only.json}`,
+      'namespaces:',
+      '  ci: {signatures: [{images: [registry.example.com/ci], trustRoot: tsa-only, identities: [{issuer: i, subject: s}]}]}',
+      '',
+    ].join('\n'),
+  );
+  const refused = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config }));
+  t.true(refused instanceof ConfigError);
+  t.regex(
+    refused?.message ?? '',
+    /namespaces\["ci"\]\.signatures\[0\]: require: tlog needs a transparency log, and trust root tsa-only names none/,
+  );
+  const unknown = await writeConfig(
+    t,
+    `trustRoots: {tsa-only: ${roots}/tsa-only.json}\nsignatures: [{images: [registry.example.com/ci], require: timestamp, trustRoot: tsa-only, identities: [{issuer: i, subject: s, trustRoot: github}]}]\n`,
+  );
+  const missing = await t.throwsAsync(loadPolicy({ bundle: defaultBundlePath(), config: unknown }));
+  t.regex(
+    missing?.message ?? '',
+    /signatures\[0\]\.identities\[0\]\.trustRoot: no trust root named "github"/,
+  );
 });

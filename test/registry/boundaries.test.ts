@@ -19,7 +19,7 @@ const tagOf = (registry: string, tag = 'v1'): FactRequest => ({
   repository: 'team/app',
   tag,
   digest: '',
-  keys: [],
+  verification: '',
 });
 
 async function one(source: FactSource, request: FactRequest, budgetMs = 3000) {

@@ -20,6 +20,7 @@ import {
 } from '../../src/registry/facts.ts';
 import { RegistryHttp } from '../../src/registry/http.ts';
 import { loadKey, type PublicKeyRef } from '../../src/registry/keys.ts';
+import { keysOnly } from '../../src/registry/sigstore/verification.ts';
 import { tempDir } from '../helpers/gateway.ts';
 import {
   authHostsOf,
@@ -67,12 +68,16 @@ function harness(
   const facts = new FactSource({
     client,
     policy: () => policy,
-    keys: async (refs) =>
-      refs.map((ref) => {
-        const key = byRef.get(ref);
-        if (key === undefined) throw new Error(`no key ${ref}`);
-        return key;
-      }),
+    // A request's verification names its keys: "release.pub,other.pub".
+    verification: (id) =>
+      keysOnly(
+        id,
+        id.split(',').map((ref) => {
+          const key = byRef.get(ref);
+          if (key === undefined) throw new Error(`no key ${ref}`);
+          return key;
+        }),
+      ),
     ttls: { ...DEFAULT_TTLS, ...options.ttls },
   });
   return { facts, requests, keys: byRef };
@@ -90,7 +95,7 @@ function request(
     repository,
     tag: ref.tag ?? '',
     digest: ref.digest ?? '',
-    keys,
+    verification: keys.join(','),
   };
 }
 
@@ -188,8 +193,8 @@ test('signatures: cosign 3 bundles by referrers and by tag fallback, cosign 2 .s
   const distribution = await startRegistry(t, { auth: 'none' });
   const release = await keyPair(t, 'release.pub');
   const cases = [
-    { registry: oci, cosign: 'v3', format: 'bundle' },
-    { registry: distribution, cosign: 'v3', format: 'bundle' },
+    { registry: oci, cosign: 'v3', format: 'bundle v0.3' },
+    { registry: distribution, cosign: 'v3', format: 'bundle v0.3' },
     { registry: distribution, cosign: 'v2', format: 'legacy' },
   ] as const;
   for (const { registry, cosign, format } of cases) {
@@ -200,7 +205,10 @@ test('signatures: cosign 3 bundles by referrers and by tag fallback, cosign 2 .s
     const facts = await one(h, request(registry, repo, { tag: 'v1' }, ['release.pub']));
     t.deepEqual(
       facts,
-      { digest: image.digest, signature: { verified: true, key: 'release.pub', format } },
+      {
+        digest: image.digest,
+        signature: { verified: true, signers: ['release.pub'], key: 'release.pub', format },
+      },
       `${cosign} on ${registry.referrers ? 'a referrers registry' : 'distribution'}`,
     );
   }
@@ -215,7 +223,12 @@ test("a bundle listed with the config's empty type (go-containerregistry's refer
     harness([raw], [release.ref]),
     request(raw, 'signed/app', { tag: 'v1' }, ['release.pub']),
   );
-  t.deepEqual(facts.signature, { verified: true, key: 'release.pub', format: 'bundle' });
+  t.deepEqual(facts.signature, {
+    verified: true,
+    signers: ['release.pub'],
+    key: 'release.pub',
+    format: 'bundle v0.3',
+  });
 });
 
 test('unsigned, signed by another key, and a signature copied from another image are told apart', async (t) => {
@@ -253,7 +266,11 @@ test('unsigned, signed by another key, and a signature copied from another image
   ]);
   t.deepEqual(
     await check('app/copied'),
-    { verified: false, reason: 'signature for another digest' },
+    {
+      verified: false,
+      reason: 'signature for another digest',
+      detail: `it signs ${a.digest}`,
+    },
     'legacy',
   );
   await crane(['delete', `${registry.host}/app/copied:${tagOf(b.digest)}.sig`]).catch(
@@ -270,7 +287,7 @@ test('unsigned, signed by another key, and a signature copied from another image
   );
   t.deepEqual(
     copied.signature,
-    { verified: false, reason: 'signature for another digest' },
+    { verified: false, reason: 'signature for another digest', detail: `it signs ${a.digest}` },
     'bundle',
   );
 });

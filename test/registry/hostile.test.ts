@@ -42,7 +42,7 @@ const tagOf = (registry: string, tag: string, index = 0): FactRequest => ({
   repository: 'team/app',
   tag,
   digest: '',
-  keys: [],
+  verification: '',
 });
 
 /** HEAD of a tag: its digest (a function of the tag), after `delayMs`. */
@@ -330,12 +330,17 @@ test('registry-supplied digests never reach a URL; a bad descriptor hides no val
         repository: 'team/app',
         tag: '',
         digest: image,
-        keys: ['release.pub'],
+        verification: 'release',
       },
     ],
     20_000,
   );
-  t.deepEqual(gathered.get(0)?.signature, { verified: true, key: 'release.pub', format: 'legacy' });
+  t.deepEqual(gathered.get(0)?.signature, {
+    verified: true,
+    signers: ['release.pub'],
+    key: 'release.pub',
+    format: 'legacy',
+  });
   t.deepEqual(
     registry.seen.filter((s) => !s.url.startsWith('/v2/team/app/')).map((s) => s.url),
     [],

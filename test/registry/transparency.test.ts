@@ -74,14 +74,25 @@ test('a key-signed bundle with a Rekor v2 entry verifies, the entry checked agai
   t.true(verified.allowed, verified.message);
   t.deepEqual(verified.signature, {
     verified: true,
+    signers: ['cosign.pub'],
     key: 'cosign.pub',
-    format: 'bundle',
+    format: 'bundle v0.3',
     transparencyLog: 'verified by bed',
   });
-  // A bundle signed without a log has no entry to check: the key's signature is enough.
+  // A trust root makes the log required, as `cosign verify --key` does: a bundle signed
+  // without one is refused for that, unless the entry says `require: none`.
   const unlogged = await judge(rooted, offlineSigned);
-  t.true(unlogged.allowed, unlogged.message);
-  t.deepEqual(unlogged.signature, { verified: true, key: 'cosign.pub', format: 'bundle' });
+  t.false(unlogged.allowed);
+  t.regex(unlogged.message, /: no transparency-log entry$/);
+  const lenient = await gateway(', trustRoot: bed, require: none');
+  const accepted = await judge(lenient, offlineSigned);
+  t.true(accepted.allowed, accepted.message);
+  t.deepEqual(accepted.signature, {
+    verified: true,
+    signers: ['cosign.pub'],
+    key: 'cosign.pub',
+    format: 'bundle v0.3',
+  });
   // Signed by another key, logged in the same log: another key, not a log problem.
   const other = await judge(rooted, stranger);
   t.false(other.allowed);
@@ -95,8 +106,9 @@ test('with no transparency log configured the entry is set aside, and the facts 
   t.true(verified.allowed, verified.message);
   t.deepEqual(verified.signature, {
     verified: true,
+    signers: ['cosign.pub'],
     key: 'cosign.pub',
-    format: 'bundle',
+    format: 'bundle v0.3',
     transparencyLog: 'not checked: no transparency log is configured for this entry',
   });
 });

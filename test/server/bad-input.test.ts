@@ -281,7 +281,7 @@ for (const endpoint of ['/v1/validate', '/v1/mutate']) {
   test(answeredMalformed, endpoint, { kind: {} }, /request\.kind is missing/);
 }
 
-/** Decisions that throw (time.now_ns is not in the wasm SDK) for name or namespace "boom". */
+/** Decisions that throw (semver.is_valid is not in the wasm SDK) for name or namespace "boom". */
 const BOOM_REGO = {
   'v.rego': `package imagegate.validate
 
@@ -292,13 +292,13 @@ boom if input.namespace == "boom"
 decision := {"allowed": true, "enforcement": "deny", "exempt": false, "breakGlass": false,
 	"violations": [], "reasons": [], "warnings": [], "auditAnnotations": {}} if not boom
 
-decision := {"allowed": time.now_ns() > 0} if boom
+decision := {"allowed": semver.is_valid("1.0.0")} if boom
 `,
   'm.rego': `package imagegate.mutate
 
 decision := {"patch": [], "messages": []} if input.name != "boom"
 
-decision := {"patch": [], "messages": [], "now": time.now_ns()} if input.name == "boom"
+decision := {"patch": [], "messages": [], "valid": semver.is_valid("1.0.0")} if input.name == "boom"
 `,
 };
 
@@ -329,12 +329,12 @@ const failsClosed = test.macro({
     t.false('patch' in answer.response);
     const status = record(answer.response.status, 'status');
     t.is(status.code, 500);
-    t.regex(String(status.message), /time\.now_ns/);
+    t.regex(String(status.message), /semver\.is_valid/);
     const logged = gw.logs.messages('decision').filter((line) => line.uid === uid);
     t.is(logged.length, 1);
     t.is(logged[0]?.level, 50);
     t.false(logged[0]?.allowed);
-    t.regex(String(logged[0]?.error), /time\.now_ns/);
+    t.regex(String(logged[0]?.error), /semver\.is_valid/);
     // The same engine still answers a review that does not hit the broken rule.
     request.name = 'fine';
     t.true(admissionAnswer(await gw.post(endpoint, review)).response.allowed);
@@ -353,7 +353,7 @@ test('fail closed on /v1/imagereview: denied with a reason, logged', async (t) =
   t.is(result.status, 200);
   const status = record(record(result.body, 'answer').status, 'status');
   t.false(status.allowed);
-  t.regex(String(status.reason), /^imagegate: .*time\.now_ns/);
+  t.regex(String(status.reason), /^imagegate: .*semver\.is_valid/);
   const logged = gw.logs
     .messages('decision')
     .filter((line) => line.endpoint === 'imagereview' && line.namespace === 'boom');

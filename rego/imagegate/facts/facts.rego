@@ -37,6 +37,5 @@ _request(lookup) := {
 	"repository": lookup.reference.path,
 	"tag": lookup.reference.tag,
 	"digest": lookup.reference.digest,
-	"keys": lookup.keys,
-	"trustRoot": lookup.trustRoot,
+	"verification": lookup.verification,
 }

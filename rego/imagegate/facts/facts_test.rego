@@ -11,11 +11,11 @@ digest := "sha256:4f7a9d3e1b8c2a6f0e5d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a
 
 pod_of(images) := fixtures.pod([fixtures.container(sprintf("c%d", [i]), image) | some i, image in images])
 
-signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]}]
+signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "id": "v-release"}]
 
-lookup(index, registry, repository, tag, keys) := {
+lookup(index, registry, repository, tag, verification) := {
 	"index": index, "registry": registry, "repository": repository,
-	"tag": tag, "digest": "", "keys": keys, "trustRoot": "",
+	"tag": tag, "digest": "", "verification": verification,
 }
 
 # The lookups alone, without the bound that comes with them.
@@ -38,8 +38,8 @@ test_pinning_asks_the_tags_of_a_pod_once_for_the_mutating_side if {
 	review := pod_of(["registry.example.com/app:1", concat("", ["registry.example.com/app@", digest]), "nginx"])
 	needed := facts.needed with input as review with data.imagegate.config.pinDigests as "pods"
 	needed.mutate == [
-		lookup(0, "registry.example.com", "app", "1", []),
-		lookup(2, "docker.io", "library/nginx", "", []),
+		lookup(0, "registry.example.com", "app", "1", ""),
+		lookup(2, "docker.io", "library/nginx", "", ""),
 	]
 
 	# What the validating side sees has been pinned; it asks only for an image still by tag
@@ -52,7 +52,7 @@ test_pods_mode_leaves_templates_alone_and_all_pins_uncontrolled_ones if {
 	pods := facts.needed with input as deployment with data.imagegate.config.pinDigests as "pods"
 	lookups(pods) == {"mutate": [], "validate": []}
 	every_template := facts.needed with input as deployment with data.imagegate.config.pinDigests as "all"
-	every_template.mutate == [lookup(0, "registry.example.com", "app", "1", [])]
+	every_template.mutate == [lookup(0, "registry.example.com", "app", "1", "")]
 
 	controlled := fixtures.build({
 		"kind": "ReplicaSet", "operation": "CREATE",
@@ -67,7 +67,7 @@ test_a_pin_is_resolved_where_the_rewrite_sends_the_image if {
 	needed := facts.needed with input as pod_of(["nginx:1.27"])
 		with data.imagegate.config.pinDigests as "pods"
 		with data.imagegate.config.mirrors as {"docker.io": "harbor.example.com/dockerhub-proxy"}
-	needed.mutate == [lookup(0, "harbor.example.com", "dockerhub-proxy/library/nginx", "1.27", [])]
+	needed.mutate == [lookup(0, "harbor.example.com", "dockerhub-proxy/library/nginx", "1.27", "")]
 }
 
 test_signatures_are_asked_only_where_an_entry_covers_the_image if {
@@ -75,15 +75,15 @@ test_signatures_are_asked_only_where_an_entry_covers_the_image if {
 	needed := facts.needed with input as review with data.imagegate.config.signatures as signed_prod
 	lookups(needed) == {
 		"mutate": [],
-		"validate": [lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"])],
+		"validate": [lookup(0, "registry.example.com", "prod/app", "1", "v-release")],
 	}
 }
 
-test_the_most_specific_entry_names_the_keys if {
+test_the_most_specific_entry_names_the_verification if {
 	entries := [
-		{"images": ["registry.example.com"], "keys": ["/keys/any.pub"]},
-		{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]},
-		{"images": ["registry.example.com/*/tools"], "keys": ["/keys/tools.pub"]},
+		{"images": ["registry.example.com"], "keys": ["/keys/any.pub"], "id": "v-any"},
+		{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "id": "v-release"},
+		{"images": ["registry.example.com/*/tools"], "keys": ["/keys/tools.pub"], "id": "v-tools"},
 	]
 	review := pod_of([
 		"registry.example.com/prod/app:1",
@@ -91,10 +91,10 @@ test_the_most_specific_entry_names_the_keys if {
 		"registry.example.com/team/tools:3",
 	])
 	needed := facts.needed with input as review with data.imagegate.config.signatures as entries
-	[[r.index, r.keys] | some r in needed.validate] == [
-		[0, ["/keys/release.pub"]],
-		[1, ["/keys/any.pub"]],
-		[2, ["/keys/tools.pub"]],
+	[[r.index, r.verification] | some r in needed.validate] == [
+		[0, "v-release"],
+		[1, "v-any"],
+		[2, "v-tools"],
 	]
 }
 
@@ -105,7 +105,7 @@ test_an_image_review_asks_for_signatures_and_never_pins if {
 		with data.imagegate.config.pinDigests as "all"
 	lookups(needed) == {
 		"mutate": [],
-		"validate": [lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"])],
+		"validate": [lookup(0, "registry.example.com", "prod/app", "1", "v-release")],
 	}
 }
 
@@ -148,20 +148,29 @@ test_a_signed_image_pinned_by_digest_is_checked_at_that_digest if {
 		with data.imagegate.config.pinDigests as "pods"
 	needed.mutate == []
 	needed.validate == [object.union(
-		lookup(0, "registry.example.com", "prod/app", "1", ["/keys/release.pub"]),
+		lookup(0, "registry.example.com", "prod/app", "1", "v-release"),
 		{"digest": digest},
 	)]
 }
 
-test_the_entry_trust_root_comes_with_its_signature_lookup if {
-	entries := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "trustRoot": "bed"}]
+test_a_keyless_entry_is_looked_up_like_a_keyed_one if {
+	entries := [{
+		"images": ["registry.example.com/prod"], "trustRoot": "public-good", "id": "v-keyless",
+		"identities": [{"issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/acme/*"}],
+	}]
 	needed := facts.needed with input as pod_of(["registry.example.com/prod/app:1", "registry.example.com/dev/x:1"])
 		with data.imagegate.config.signatures as entries
 		with data.imagegate.config.pinDigests as "pods"
-	[[r.index, r.keys, r.trustRoot] | some r in needed.validate] == [
-		[0, ["/keys/release.pub"], "bed"],
-		[1, [], ""],
-	]
+	[[r.index, r.verification] | some r in needed.validate] == [[0, "v-keyless"], [1, ""]]
+}
+
+# An entry the gateway's loader did not compile has no id: nothing is looked up for it, and
+# the validating decision refuses the image for want of facts (never lets it through).
+test_an_entry_without_an_id_is_never_looked_up if {
+	entries := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]}]
+	needed := facts.needed with input as pod_of([concat("", ["registry.example.com/prod/app@", digest])])
+		with data.imagegate.config.signatures as entries
+	needed.validate == []
 }
 
 test_only_the_decision_about_to_be_made_is_asked_about if {

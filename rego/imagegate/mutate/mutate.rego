@@ -160,7 +160,7 @@ _image_message(image, changed) := concat("", ["rewritten to \"", changed, "\""])
 # description: |
 #   The registry facts this evaluation needs (imagegate.facts): the digest of every tag
 #   pinDigests would pin, asked of the registry the image will be pulled from.
-lookups := [{"index": index, "reference": reference, "keys": [], "trustRoot": ""} |
+lookups := [{"index": index, "reference": reference, "verification": ""} |
 	active
 	some index, image in images.every_image
 	images.considered(image)

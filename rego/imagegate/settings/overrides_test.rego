@@ -39,10 +39,20 @@ replace_table := {
 	"pinDigests": {"global": "all", "override": "pods", "off": false},
 	"signatures": {
 		"global": [
-			{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "trustRoot": ""},
-			{"images": ["ghcr.io/acme"], "keys": ["/keys/acme.pub"], "trustRoot": "public"},
+			{
+				"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"],
+				"identities": [], "id": "v-1", "attestations": [],
+			},
+			{
+				"images": ["ghcr.io/acme"], "keys": [], "id": "v-2",
+				"identities": [{"issuer": "https://i", "subject": "s"}],
+				"attestations": [{"type": "https://slsa.dev/provenance/v1", "required": true}],
+			},
 		],
-		"override": [{"images": ["registry.example.com/eu"], "keys": ["/keys/eu.pub"], "trustRoot": ""}],
+		"override": [{
+			"images": ["registry.example.com/eu"], "keys": ["/keys/eu.pub"],
+			"identities": [], "id": "v-3", "attestations": [],
+		}],
 		"off": [],
 	},
 }

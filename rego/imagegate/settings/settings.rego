@@ -161,19 +161,44 @@ _strings(value) := [s | some s in value; is_string(s)] if {
 	is_string(value)
 } else := []
 
-# Entries with at least one source and one key; a malformed one is left out. trustRoot
-# ("" for none) names the root whose transparency logs judge a signature's log entry.
-_signature_entries(value) := [{"images": sources, "keys": keys, "trustRoot": root} |
+# Entries with at least one source and one signer (a key or a keyless identity); a
+# malformed one is left out. `id` names the entry in facts requests: the gateway compiled it
+# (keys, identities, trust roots, requirements) when the configuration loaded, so a request
+# stays short; "" when the entry did not come through the gateway's loader, which then
+# gathers no facts for it and the image is refused for want of them. `attestations`: the
+# predicate types the entry reads, the loader's normalized {type, required} form.
+_signature_entries(value) := [{
+	"images": sources, "keys": keys, "identities": identities,
+	"id": id, "attestations": attestations,
+} |
 	some entry in value
 	is_object(entry)
 	sources := _strings(object.get(entry, "images", []))
 	keys := _strings(object.get(entry, "keys", []))
+	identities := _objects(object.get(entry, "identities", []))
 	count(sources) > 0
-	count(keys) > 0
-	root := _text(object.get(entry, "trustRoot", ""))
+	count(keys) + count(identities) > 0
+	id := _text(object.get(entry, "id", ""))
+	attestations := [_attestation(a) | some a in _list(object.get(entry, "attestations", [])); _attestation(a)]
 ] if {
 	is_array(value)
 } else := []
+
+_objects(value) := [o | some o in value; is_object(o)] if is_array(value)
+
+else := []
+
+_list(value) := value if is_array(value)
+
+else := []
+
+# A type alone is required; {type, required: false} is read for the policy only.
+_attestation(a) := {"type": a, "required": true} if is_string(a)
+
+_attestation(a) := {"type": a.type, "required": a.required != false} if {
+	is_object(a)
+	is_string(a.type)
+}
 
 _string_map(value) := {key: target |
 	some key, raw in value

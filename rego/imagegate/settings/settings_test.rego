@@ -262,3 +262,39 @@ test_mirrors_keep_only_string_targets if {
 	}
 	settings.config.mirrors == {} with data.imagegate.config.mirrors as ["docker.io"]
 }
+
+test_signature_entries_need_sources_and_a_signer_and_keep_their_id if {
+	entries := [
+		{
+			"images": ["a.example.com"], "keys": ["/k.pub"], "id": "v-1",
+			"attestations": ["slsaprovenance1", {"type": "https://x", "required": false}, 7],
+		},
+		{"images": ["b.example.com"], "identities": [{"issuer": "https://i", "subject": "s"}, "junk"], "id": "v-2"},
+		{"images": ["c.example.com"], "id": "v-3"},
+		{"images": [], "keys": ["/k.pub"], "id": "v-4"},
+		{"images": ["d.example.com"], "keys": ["/k.pub"]},
+		"not an entry",
+	]
+	settings.config.signatures == [
+		{
+			"images": ["a.example.com"], "keys": ["/k.pub"], "identities": [], "id": "v-1",
+			"attestations": [{"type": "slsaprovenance1", "required": true}, {"type": "https://x", "required": false}],
+		},
+		{
+			"images": ["b.example.com"], "keys": [],
+			"identities": [{"issuer": "https://i", "subject": "s"}], "id": "v-2", "attestations": [],
+		},
+		{"images": ["d.example.com"], "keys": ["/k.pub"], "identities": [], "id": "", "attestations": []},
+	] with input as {"namespace": "default"} with data.imagegate.config.signatures as entries
+}
+
+test_malformed_signature_entries_are_left_out_or_emptied if {
+	settings.config.signatures == [] with input as {"namespace": "default"}
+		with data.imagegate.config.signatures as {"images": ["a.example.com"]}
+	emptied := [{"images": ["a.example.com"], "keys": ["/k.pub"], "identities": [], "id": "", "attestations": []}]
+	settings.config.signatures == emptied with input as {"namespace": "default"}
+		with data.imagegate.config.signatures as [{
+			"images": ["a.example.com"], "keys": ["/k.pub"], "identities": "everyone",
+			"attestations": "all", "id": 7,
+		}]
+}

@@ -6,13 +6,16 @@ import data.imagegate.facts
 import data.imagegate.fixtures_test as fixtures
 import data.imagegate.validate
 
-signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"]}]
+signed_prod := [{"images": ["registry.example.com/prod"], "keys": ["/keys/release.pub"], "id": "v-release"}]
 
 with_facts(image, facts) := object.union(good("c0", image), {"facts": facts})
 
 no_signature := {"digest": digest, "signature": {"verified": false, "reason": "no signature"}}
 
-verified_by(key) := {"digest": digest, "signature": {"verified": true, "key": key, "format": "bundle"}}
+verified_by(key) := {
+	"digest": digest,
+	"signature": {"verified": true, "key": key, "signers": [key], "format": "bundle v0.3"},
+}
 
 test_a_verified_signature_is_allowed_and_audited if {
 	signed := with_facts("registry.example.com/prod/app:1", verified_by("release.pub"))
@@ -134,7 +137,7 @@ test_check_offline_leaves_facts_unjudged_and_nothing_else if {
 # webhook rewrote them or a pod spec wrote the mirror's path itself: judged where pulled.
 hub_mirror := {"docker.io": "harbor.example.com/dockerhub-proxy"}
 
-signed_acme := [{"images": ["docker.io/acme"], "keys": ["/keys/acme.pub"]}]
+signed_acme := [{"images": ["docker.io/acme"], "keys": ["/keys/acme.pub"], "id": "v-acme"}]
 
 mirrored_acme := "harbor.example.com/dockerhub-proxy/acme/app:1.0"
 
@@ -165,8 +168,8 @@ test_the_signature_is_looked_up_where_the_image_is_pulled if {
 	needed := facts.needed with input as fixtures.pod([good("c0", mirrored_acme)])
 		with data.imagegate.config.mirrors as hub_mirror
 		with data.imagegate.config.signatures as signed_acme
-	[[r.registry, r.repository, r.keys] | some r in needed.validate] == [
-		["harbor.example.com", "dockerhub-proxy/acme/app", ["/keys/acme.pub"]],
+	[[r.registry, r.repository, r.verification] | some r in needed.validate] == [
+		["harbor.example.com", "dockerhub-proxy/acme/app", "v-acme"],
 	]
 
 	# A template its controller owns keeps the written reference; its pods are pulled from

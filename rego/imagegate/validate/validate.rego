@@ -16,7 +16,7 @@ import data.imagegate.settings
 # Violation rules, in the order they are reported for each image.
 rules := [
 	"invalid-reference", "trusted-registry", "latest-tag", "disallowed-tag",
-	"require-digest", "pin-digest", "signature", "pull-policy",
+	"require-digest", "pin-digest", "signature", "attestation", "pull-policy",
 ]
 
 break_glass_annotation := "break-glass.image-policy.k8s.io/reason"
@@ -220,7 +220,8 @@ problem(image, "pin-digest") := concat("", ["not pinned to a digest (pinDigests)
 	not _unchecked(image)
 }
 
-# signatures: one of the covering entry's keys must have signed the digest pulled.
+# signatures: the covering entry's signers (its keys or keyless identities, as many as its
+# threshold) must have signed the digest pulled, with the evidence it requires.
 problem(image, "signature") := concat("", [
 	"signature required (", required.scope, "): ", _unsigned_reason(image),
 ]) if {
@@ -228,6 +229,22 @@ problem(image, "signature") := concat("", [
 	not _verified(image)
 	not _unchecked(image)
 	required := _signature_required(image)
+}
+
+# attestations: each type the covering entry requires, verified like its signature and
+# about the digest pulled. Judged once the signature is (else that violation says why).
+problem(image, "attestation") := concat("", [
+	"attestation required (", required.scope, "): ", concat("; ", missing),
+]) if {
+	images.valid(image)
+	_verified(image)
+	required := _signature_required(image)
+	missing := [concat("", [a.type, ": ", _attestation_reason(image, a.type)]) |
+		some a in required.attestations
+		a.required
+		not _attested(image, a.type)
+	]
+	count(missing) > 0
 }
 
 problem(image, "pull-policy") := concat("", [
@@ -293,9 +310,21 @@ _unchecked(image) if is_string(image.facts.unverified)
 
 _verified(image) if {
 	image.facts.signature.verified == true
-	is_string(image.facts.signature.key)
+	count(_signers(image)) > 0
 	_facts_for(image)
 }
+
+_signers(image) := [signer | some signer in image.facts.signature.signers; is_string(signer)]
+
+_attested(image, type) if {
+	some attestation in image.facts.attestations
+	attestation.type == type
+}
+
+_attestation_reason(image, type) := reason if {
+	reason := image.facts.attestationFailures[type].reason
+	is_string(reason)
+} else := "no attestation"
 
 # The facts are of the digest pulled: the reference's own, or the one its tag names now.
 _facts_for(image) if pulled_reference(image).digest == ""
@@ -314,21 +343,21 @@ _unsigned_reason(image) := image.facts.signature.reason if {
 #   The registry facts this evaluation needs (imagegate.facts): a signature check where a
 #   `signatures` entry covers the reference pulled, and the tag's digest where pinDigests
 #   should have pinned it and did not (for the reason).
-lookups := [{"index": index, "reference": reference, "keys": verification.keys, "trustRoot": verification.trustRoot} |
+lookups := [{"index": index, "reference": reference, "verification": verification} |
 	not settings.excluded
 	some index, image in images.checked_indexed
 	not exemptions.exempt(image)
 	images.valid(image)
 	reference := pulled_reference(image)
 	verification := signatures.verification_any([reference, image.reference])
-	_looked_up(reference, verification.keys)
+	_looked_up(reference, verification)
 ]
 
 # The signature an image needs: an entry covering the reference pulled, the one written,
 # or a mirror's source either stands for; verified where the image is pulled.
 _signature_required(image) := signatures.required_any([pulled_reference(image), image.reference])
 
-_looked_up(_, keys) if count(keys) > 0
+_looked_up(_, verification) if verification != ""
 
 _looked_up(reference, _) if {
 	reference.digest == ""
@@ -336,8 +365,8 @@ _looked_up(reference, _) if {
 }
 
 # METADATA
-# description: The images signed by a configured key, and by which (for the audit log).
-verified := [concat("", [images.text(image, "raw"), " by ", image.facts.signature.key]) |
+# description: The images signed by configured signers, and by which (for the audit log).
+verified := [concat("", [images.text(image, "raw"), " by ", concat(", ", _signers(image))]) |
 	not settings.excluded
 	some image in images.checked
 	not exemptions.exempt(image)

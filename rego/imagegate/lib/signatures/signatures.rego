@@ -2,7 +2,7 @@
 # description: |
 #   Which `signatures` entry covers an image: entries list sources (as trustedRegistries:
 #   the source and everything below it; or globs on registry/path, which match whole
-#   repositories: `*` within a component, `**` across components) and keys; the most specific
+#   repositories: `*` within a component, `**` across components) and signers; the most specific
 #   matching source wins (the most path components), so a stricter entry for
 #   registry.example.com/prod is not widened by a broader one for registry.example.com.
 package imagegate.lib.signatures
@@ -12,7 +12,7 @@ import data.imagegate.lib.sources
 import data.imagegate.settings
 
 # The entries with their sources' specificity, once per evaluation.
-_entries := [{"sources": entry.images, "keys": entry.keys, "trustRoot": entry.trustRoot} |
+_entries := [{"sources": entry.images, "id": entry.id, "attestations": entry.attestations} |
 	some entry in settings.config.signatures
 ]
 
@@ -40,18 +40,18 @@ _covers(source, reference) := count(parts) - 1 if {
 
 # METADATA
 # description: |
-#   The keys an image must be signed with (by one of them), and the source of the entry
-#   that asks it; undefined when no entry covers it. An image is known by several
+#   The entry an image must be verified by (its id, the attestations it reads) and the
+#   source that asks it; undefined when no entry covers it. An image is known by several
 #   references — the one pulled, the one written, and what a rewrite made either of
 #   (rewrite.origins: a mirror's source) — and an entry covering any of them applies
 #   (SPEC: a requirement covering the written or the rewritten reference applies); the
 #   most specific entry wins.
-required_any(references) := {"keys": best.keys, "scope": best.scope, "trustRoot": best.trustRoot} if {
+required_any(references) := {"id": best.id, "scope": best.scope, "attestations": best.attestations} if {
 	candidates := {candidate |
 		some reference in references
 		some candidate in array.concat([reference], rewrite.origins(reference, _hosts))
 	}
-	covering := [{"keys": entry.keys, "trustRoot": entry.trustRoot, "scope": source, "length": length} |
+	covering := [{"id": entry.id, "attestations": entry.attestations, "scope": source, "length": length} |
 		some reference in candidates
 		some entry in _entries
 		some source in entry.sources
@@ -73,8 +73,9 @@ _hosts contains sources.host(split(trim_space(source), "/")[0]) if {
 
 # METADATA
 # description: |
-#   What an image known by these references must be verified with: the keys (none when no
-#   entry covers it) and the trust root ("" for none).
-verification_any(references) := {"keys": entry.keys, "trustRoot": entry.trustRoot} if {
+#   The entry (its id) an image known by these references is verified against: "" when
+#   no entry covers it, or when the covering entry has no id (then no facts are gathered
+#   and the image is refused for want of them, never let through).
+verification_any(references) := entry.id if {
 	entry := required_any(references)
-} else := {"keys": [], "trustRoot": ""}
+} else := ""
