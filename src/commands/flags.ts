@@ -5,6 +5,7 @@
  */
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import type { VerificationSettings } from '../policy/loader.ts';
+import type { RemoteSourceOptions } from '../server/bundle-source.ts';
 import type { RegistryOptions } from '../server/registry-facts.ts';
 import { InputError } from '../shared/input-error.ts';
 import { LOG_LEVELS } from '../shared/logger.ts';
@@ -169,5 +170,44 @@ export function registryOptions(flags: Flags): RegistryOptions {
     ca: flags.list('registry-ca'),
     requestTimeoutMs: timeout,
     budgetMs: budget,
+  };
+}
+
+export const BUNDLE_SOURCE_FLAGS = {
+  'bundle-persist-dir': { type: 'string' },
+  'bundle-poll-interval-ms': { type: 'string' },
+  'bundle-max-backoff-ms': { type: 'string' },
+  'bundle-timeout-ms': { type: 'string' },
+  'bundle-long-poll-s': { type: 'string' },
+  'bundle-token-file': { type: 'string' },
+  'bundle-client-cert': { type: 'string' },
+  'bundle-client-key': { type: 'string' },
+  'bundle-ca': { type: 'string', multiple: true },
+  'bundle-cosign-key': { type: 'string', multiple: true },
+  'bundle-cosign-trust-root': { type: 'string' },
+} as const satisfies FlagTable;
+
+/** How a remote --bundle (oci://, https://) is polled, kept and authenticated to. */
+export function bundleSourceOptions(flags: Flags): RemoteSourceOptions {
+  const intervalMs = flags.integer('bundle-poll-interval-ms', 60_000, 10, 86_400_000);
+  const maxBackoffMs = flags.integer('bundle-max-backoff-ms', 120_000, 10, 86_400_000);
+  const trustRoot = flags.string('bundle-cosign-trust-root');
+  const keys = flags.list('bundle-cosign-key');
+  if (trustRoot !== undefined && keys.length === 0) {
+    throw new InputError('--bundle-cosign-trust-root needs --bundle-cosign-key');
+  }
+  return {
+    timing: { intervalMs, maxBackoffMs: Math.max(maxBackoffMs, intervalMs) },
+    persistDir: flags.string('bundle-persist-dir'),
+    service: {
+      timeoutMs: flags.integer('bundle-timeout-ms', 10_000, 100, 300_000),
+      longPollSeconds: flags.integer('bundle-long-poll-s', 0, 0, 3_600),
+      tokenFile: flags.string('bundle-token-file'),
+      clientCert: flags.string('bundle-client-cert'),
+      clientKey: flags.string('bundle-client-key'),
+      caFiles: flags.list('bundle-ca'),
+    },
+    artifactKeys: keys,
+    artifactTrustRoot: trustRoot,
   };
 }
