@@ -6,6 +6,7 @@
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import type { VerificationSettings } from '../policy/loader.ts';
 import type { RemoteSourceOptions } from '../server/bundle-source.ts';
+import type { CollectorSettings } from '../server/collector.ts';
 import type { RegistryOptions } from '../server/registry-facts.ts';
 import { InputError } from '../shared/input-error.ts';
 import { LOG_LEVELS } from '../shared/logger.ts';
@@ -209,5 +210,64 @@ export function bundleSourceOptions(flags: Flags): RemoteSourceOptions {
     },
     artifactKeys: keys,
     artifactTrustRoot: trustRoot,
+  };
+}
+
+export const COLLECTOR_FLAGS = {
+  'collector-url': { type: 'string' },
+  'collector-token-file': { type: 'string' },
+  'collector-ca': { type: 'string', multiple: true },
+  'collector-client-cert': { type: 'string' },
+  'collector-client-key': { type: 'string' },
+  'decision-logs': { type: 'boolean' },
+  'decision-log-interval-ms': { type: 'string' },
+  'decision-log-buffer': { type: 'string' },
+  status: { type: 'boolean' },
+  'status-interval-ms': { type: 'string' },
+  label: { type: 'string', multiple: true },
+} as const satisfies FlagTable;
+
+/** --collector-url and what is sent there; undefined when nothing is. */
+export function collectorSettings(flags: Flags): CollectorSettings | undefined {
+  const url = flags.string('collector-url');
+  const logs = flags.boolean('decision-logs');
+  const status = flags.boolean('status');
+  if (url === undefined) {
+    if (logs || status) throw new InputError('--decision-logs and --status need --collector-url');
+    return undefined;
+  }
+  if (!logs && !status) {
+    throw new InputError('--collector-url: say what to send it (--decision-logs, --status)');
+  }
+  try {
+    new URL(url);
+  } catch {
+    throw new InputError(`--collector-url ${JSON.stringify(url)} is not a URL`);
+  }
+  const labels: Record<string, string> = {};
+  for (const label of flags.list('label')) {
+    const at = label.indexOf('=');
+    if (at < 1) throw new InputError(`--label ${JSON.stringify(label)}: write KEY=VALUE`);
+    labels[label.slice(0, at)] = label.slice(at + 1);
+  }
+  return {
+    url,
+    tokenFile: flags.string('collector-token-file'),
+    caFiles: flags.list('collector-ca'),
+    clientCert: flags.string('collector-client-cert'),
+    clientKey: flags.string('collector-client-key'),
+    timeoutMs: 10_000,
+    labels,
+    decisionLogs: logs
+      ? {
+          intervalMs: flags.integer('decision-log-interval-ms', 10_000, 10, 3_600_000),
+          maxBackoffMs: 120_000,
+          maxBufferedEvents: flags.integer('decision-log-buffer', 10_000, 1, 1_000_000),
+          maxBatchBytes: 1024 * 1024,
+        }
+      : undefined,
+    statusIntervalMs: status
+      ? flags.integer('status-interval-ms', 60_000, 100, 3_600_000)
+      : undefined,
   };
 }

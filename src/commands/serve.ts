@@ -16,6 +16,8 @@ import type { Command } from './command.ts';
 import {
   BUNDLE_SOURCE_FLAGS,
   bundleSourceOptions,
+  COLLECTOR_FLAGS,
+  collectorSettings,
   type Flags,
   parseFlags,
   REGISTRY_FLAGS,
@@ -59,6 +61,19 @@ flags:
   --verification-key FILE   PEM public key: refuse unsigned or wrongly signed bundles
   --verification-key-id ID, --verification-scope S, --verification-alg ALG
                         as opa's --verification-key-id, --scope, --signing-alg (RS256)
+  --collector-url URL   a collector speaking OPA's APIs (decision logs, status)
+  --decision-logs       send decision logs there: gzipped JSON batches POSTed to
+                        URL/logs, OPA's format, never the reviewed object
+  --decision-log-interval-ms N  how often (default 10000); failures back off
+  --decision-log-buffer N       events kept while it is down (default 10000; past it
+                        the oldest are dropped, counted in imagegate_decision_logs_dropped_total)
+  --status              send status there (OPA's format, POST URL/status): at start,
+                        on every change, and every --status-interval-ms (default 60000)
+  --status-interval-ms N
+  --label KEY=VALUE     a label on every event and report (e.g. cluster=prod-eu-1), repeatable
+  --collector-token-file FILE   bearer token, read at every request
+  --collector-ca FILE   extra trusted CA (PEM), repeatable
+  --collector-client-cert FILE, --collector-client-key FILE   TLS client auth
   --state-dir DIR       where the self-signed CA is kept (default <package>/.state)
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (default info)
   --evaluation-threads N  threads that parse and evaluate reviews, one wasm instance
@@ -97,6 +112,7 @@ const FLAGS = {
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
   ...BUNDLE_SOURCE_FLAGS,
+  ...COLLECTOR_FLAGS,
 } as const;
 
 interface Serving {
@@ -153,6 +169,7 @@ function serveOptions(flags: Flags): ServeOptions {
     host: flags.string('host') ?? '0.0.0.0',
     bundle,
     ...(remote ? { remote: bundleSourceOptions(flags) } : {}),
+    collector: collectorSettings(flags),
     config: flags.string('config'),
     tlsCert: flags.string('tls-cert'),
     tlsKey: flags.string('tls-key'),

@@ -6,9 +6,10 @@
  * one that activated is kept on disk. A bundle that was refused is not fetched again
  * until the source changes; the previous policy keeps serving meanwhile.
  */
+
+import { nextDelay, type PollTiming } from '../shared/backoff.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { Logger } from '../shared/logger.ts';
-import { nextDelay, type PollTiming } from './backoff.ts';
 import type { RemoteLocation } from './bundle-location.ts';
 import { loadPersisted, saveBundle } from './bundle-store.ts';
 import type { Origin, SourceStatus } from './source-status.ts';

@@ -5,13 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ArtifactVerification } from '../distribution/artifact-signature.ts';
-import type { PollTiming } from '../distribution/backoff.ts';
 import type { RemoteLocation } from '../distribution/bundle-location.ts';
 import { ociFetcher, serviceFetcher } from '../distribution/fetchers.ts';
 import { BundleServiceClient, type BundleServiceOptions } from '../distribution/http-bundle.ts';
 import { type Fetcher, RemoteBundle } from '../distribution/remote-bundle.ts';
 import { loadKey } from '../registry/keys.ts';
 import { loadTrustRoot } from '../registry/trust-roots.ts';
+import type { PollTiming } from '../shared/backoff.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';

@@ -3,6 +3,7 @@
  * and returns a handle, so tests run the real HTTPS server in-process. `imagegate serve`
  * (commands/serve.ts) starts one, or a cluster of them; signals stay in cli.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -15,6 +16,7 @@ import type { LoadedPolicy, VerificationSettings } from '../policy/loader.ts';
 import type { Watch } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { packageVersion } from '../shared/paths.ts';
 import { ensureDevCertificates } from '../tls/dev-certs.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from './app.ts';
 import {
@@ -22,6 +24,7 @@ import {
   type StartedSource,
   startBundleSource,
 } from './bundle-source.ts';
+import { type Collector, type CollectorSettings, startCollector } from './collector.ts';
 import { inProcessEvaluator } from './evaluator.ts';
 import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
 import { servePolicy } from './policy-reload.ts';
@@ -73,6 +76,8 @@ export interface ServeOptions {
    * instance; 0 evaluates on the event loop. Default DEFAULT_EVALUATION_THREADS.
    */
   readonly evaluationThreads?: number | undefined;
+  /** Decision logs and status to a collector (OPA's APIs); undefined: none. */
+  readonly collector?: CollectorSettings | undefined;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
   readonly onStatus?: (status: GatewayStatus) => void;
 }
@@ -107,7 +112,9 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const policy = new PolicyHolder();
   let tls: ServingTls | undefined;
   let remote: StartedSource | undefined;
-  const report = () =>
+  let collector: Collector | undefined;
+  const report = () => {
+    collector?.changed();
     options.onStatus?.({
       revision: policy.engine?.revision ?? '',
       bundleDigest: policy.engine?.bundleDigest ?? '',
@@ -116,6 +123,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       tls: tls?.status(),
       source: remote?.remote.status,
     });
+  };
   const location = parseBundleLocation(options.bundle);
   const intervalMs = options.watchIntervalMs ?? 2000;
   const watches: Watch[] = [];
@@ -130,6 +138,16 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     logger,
     intervalMs,
   });
+  if (options.collector !== undefined) {
+    collector = await startCollector(options.collector, {
+      policy,
+      source: () => remote?.remote.status,
+      metrics,
+      logger,
+      id: randomUUID(),
+      version: packageVersion(),
+    });
+  }
   const threads = options.evaluationThreads ?? DEFAULT_EVALUATION_THREADS;
   const pool = threads > 0 ? new EvaluationPool(threads, facts.gather, logger) : undefined;
   const evaluator = pool ?? inProcessEvaluator(policy, facts.withFacts);
@@ -159,6 +177,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     }
   } catch (error) {
     await remote?.close();
+    await collector?.close();
     await evaluator.close();
     await facts.close();
     throw error;
@@ -188,6 +207,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     metrics,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     draining: () => !accepting,
+    decisions: collector?.decisions,
   });
   const https: HttpsServer = createHttpsServer(
     {
@@ -252,6 +272,8 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       clearTimeout(timer);
       await evaluator.close();
       await facts.close();
+      // After the last review: its decision is in the final upload.
+      await collector?.close();
       if (health !== undefined) {
         await new Promise<void>((resolve) => {
           health.close(() => resolve());

@@ -2,10 +2,10 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { nextDelay } from '../../src/distribution/backoff.ts';
 import { parseBundleLocation } from '../../src/distribution/bundle-location.ts';
 import { loadPersisted, saveBundle } from '../../src/distribution/bundle-store.ts';
 import { bundleLayer } from '../../src/distribution/oci-bundle.ts';
+import { nextDelay } from '../../src/shared/backoff.ts';
 import { InputError } from '../../src/shared/input-error.ts';
 import { tempDir } from '../helpers/teardown.ts';
 

@@ -13,6 +13,7 @@ import type { SecureVersion, TLSSocket } from 'node:tls';
 import test from 'ava';
 import type { VerificationSettings } from '../../src/policy/loader.ts';
 import type { RemoteSourceOptions } from '../../src/server/bundle-source.ts';
+import type { CollectorSettings } from '../../src/server/collector.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
 import type { RegistryOptions } from '../../src/server/registry-facts.ts';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
@@ -148,6 +149,8 @@ export interface GatewayOptions {
   readonly remote?: RemoteSourceOptions;
   /** Bundle signature verification (--verification-key). */
   readonly verification?: VerificationSettings;
+  /** Decision logs and status to a collector. */
+  readonly collector?: CollectorSettings;
 }
 
 export interface TestGateway {
@@ -198,6 +201,7 @@ export async function startTestGateway(
         : { evaluationThreads: options.evaluationThreads }),
       ...(options.remote === undefined ? {} : { remote: options.remote }),
       ...(options.verification === undefined ? {} : { verification: options.verification }),
+      ...(options.collector === undefined ? {} : { collector: options.collector }),
     },
     createLogger(options.logLevel ?? 'info', logs),
   );

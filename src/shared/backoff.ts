@@ -1,5 +1,5 @@
 /**
- * When to ask a remote source again. Steady state: the poll interval, spread by ±10% so a
+ * When to ask a remote service again (a bundle source, a collector). Steady state: the poll interval, spread by ±10% so a
  * fleet started together does not poll in step. After failures: exponential from a short
  * first retry up to a cap, with "equal jitter" (half fixed, half random), so a registry
  * coming back from an outage is not met by every gateway in the same second.
