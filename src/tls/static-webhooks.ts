@@ -94,7 +94,7 @@ export function staticWebhookFiles(
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
     metadata: { name: STATIC_NAME, labels },
-    webhooks: [webhook(`validate${STATIC_SUFFIX}`, `${base}/v1/validate`, ca)],
+    webhooks: [webhook(`validate.imagegate${STATIC_SUFFIX}`, `${base}/v1/validate`, ca)],
   };
   const mutating = {
     apiVersion: 'admissionregistration.k8s.io/v1',
@@ -102,7 +102,7 @@ export function staticWebhookFiles(
     metadata: { name: STATIC_NAME, labels },
     webhooks: [
       {
-        ...webhook(`mutate${STATIC_SUFFIX}`, `${base}/v1/mutate`, ca),
+        ...webhook(`mutate.imagegate${STATIC_SUFFIX}`, `${base}/v1/mutate`, ca),
         reinvocationPolicy: 'IfNeeded',
       },
     ],
