@@ -131,8 +131,9 @@ layers: node-deps ## the import layering of src/ (dependency-cruiser; rules in s
 test-ts: node-deps registry-tools sigstore-tools debian-tools ## ava tests (engine tests run the committed, compiled bundle; registry tests real registries and a real Sigstore)
 	IMAGEGATE_REQUIRE_REGISTRY_TOOLS=1 $(NODE_BIN)/ava
 
-deploy-check: node-deps $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT) ## lint and render deploy/ (kustomize, the Helm chart, the Dockerfile) and check it
+deploy-check: node-deps $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT) debian-tools ## lint and render deploy/ (kustomize, the Helm chart, the Dockerfile, the alerting rules) and check it
 	$(DOCKERFILE_LINT) deploy/Dockerfile
+	cd deploy/helm/imagegate/files && "$$(../../../../test/e2e/build-debian-tools.sh --check | sed -n 's/^PROMTOOL=//p')" test rules imagegate.rules.test.yaml
 	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) bash test/tools/render-deploy.sh
 
 test: deps lint layers test-rego bundle-check deploy-check test-ts ## everything CI runs

@@ -18,6 +18,8 @@ export interface Metrics {
   readonly registryQueueWait: Histogram<'registry'>;
   /** The size of every bounded registry table, read at each scrape from what `watch` names. */
   readonly registryTables: { watch(read: () => Readonly<Record<string, number>>): () => void };
+  /** When the serving certificate in use expires (alerts: close to expiry). */
+  readonly certificateExpiry: Gauge;
   /** When the bundle serving now was activated (any source). */
   readonly bundleActivated: Gauge;
   /** Remote bundle sources: where the bundle serving now came from, polls, failures. */
@@ -131,6 +133,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       registers: [registry],
     }),
     registryTables: tableGauge(registry),
+    certificateExpiry: new Gauge({
+      name: 'imagegate_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the serving certificate in use expires (Unix time).',
+      registers: [registry],
+      aggregator: 'min',
+    }),
     bundleActivated: new Gauge({
       name: 'imagegate_bundle_activation_timestamp_seconds',
       help: 'When the bundle serving now was activated (Unix time): serving since.',

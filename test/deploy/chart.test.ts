@@ -73,7 +73,7 @@ test(
   'deploy/overlays/cert-manager',
   ['-f', join(CHART, 'ci', 'cert-manager-values.yaml')],
 );
-for (const overlay of ['bundle-oci', 'bundle-service', 'collector']) {
+for (const overlay of ['bundle-oci', 'bundle-service', 'collector', 'monitoring']) {
   test(
     `the chart with ci/${overlay}-values.yaml renders what deploy/overlays/${overlay} does`,
     same,
