@@ -21,7 +21,11 @@ export const OCI_LAYER_TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
  * The committed bundle with `revision` in its manifest and `trusted` as the only trusted
  * registry: reviews of `trusted/app:1` pass under it and fail under any other variant.
  */
-export async function variantBundle(revision: string, trusted: string): Promise<Buffer> {
+export async function variantBundle(
+  revision: string,
+  trusted: string,
+  more: Record<string, unknown> = {},
+): Promise<Buffer> {
   const files = new Map((await readBundleArchive(await committedBundleBytes())).files);
   const manifest: unknown = JSON.parse(files.get('.manifest')?.toString('utf8') ?? '{}');
   const data: unknown = JSON.parse(files.get('data.json')?.toString('utf8') ?? '{}');
@@ -31,6 +35,7 @@ export async function variantBundle(revision: string, trusted: string): Promise<
   const config = data.imagegate.config;
   if (!isRecord(config)) throw new Error('variantBundle: no data.imagegate.config');
   config.trustedRegistries = [trusted];
+  Object.assign(config, more);
   files.set('.manifest', Buffer.from(JSON.stringify({ ...manifest, revision })));
   files.set('data.json', Buffer.from(JSON.stringify(data)));
   return packBundle(files);
