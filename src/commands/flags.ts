@@ -239,10 +239,16 @@ export function collectorSettings(flags: Flags): CollectorSettings | undefined {
   if (!logs && !status) {
     throw new InputError('--collector-url: say what to send it (--decision-logs, --status)');
   }
+  let parsed: URL | undefined;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
-    throw new InputError(`--collector-url ${JSON.stringify(url)} is not a URL`);
+    parsed = undefined;
+  }
+  if (parsed?.protocol !== 'https:' && parsed?.protocol !== 'http:') {
+    throw new InputError(
+      `--collector-url ${JSON.stringify(url)} is not an https:// (or http://) URL`,
+    );
   }
   const labels: Record<string, string> = {};
   for (const label of flags.list('label')) {
