@@ -40,6 +40,8 @@ export interface RemoteBundleDeps {
   readonly location: RemoteLocation;
   readonly fetch: Fetcher;
   readonly timing: PollTiming;
+  /** One poll (every request it makes, the download included), at most. */
+  readonly pollBudgetMs: number;
   /** Where the last good bundle is kept; none: not kept. */
   readonly persistDir?: string | undefined;
   readonly logger: Logger;
@@ -129,7 +131,8 @@ export class RemoteBundle {
     this.#update({ lastRequest: now });
     let fetched: Fetched;
     try {
-      fetched = await this.#deps.fetch(this.#seen, this.#abort.signal);
+      const budget = AbortSignal.timeout(this.#deps.pollBudgetMs);
+      fetched = await this.#deps.fetch(this.#seen, AbortSignal.any([this.#abort.signal, budget]));
     } catch (error) {
       if (this.#stopped) return 'failed';
       const failures = this.#status.consecutiveFailures + 1;

@@ -69,6 +69,12 @@ export async function startBundleSource(
     location,
     fetch,
     timing: options.timing,
+    // A registry poll is a HEAD, and on a new digest a manifest and a layer of at most
+    // 32 MiB; a bundle service's request may be held for the long poll's wait.
+    pollBudgetMs:
+      location.kind === 'oci'
+        ? 60_000
+        : options.service.timeoutMs * 2 + options.service.longPollSeconds * 1000,
     persistDir: options.persistDir,
     logger: deps.logger,
     observe: (result) => metrics.bundleRequests.inc({ kind: location.kind, result }),
