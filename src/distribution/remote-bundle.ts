@@ -60,6 +60,8 @@ export class RemoteBundle {
   #serving: Buffer | undefined;
   #status: SourceStatus;
   #timer: NodeJS.Timeout | undefined;
+  /** The last poll answered "unchanged" within a second: no long poll was held. */
+  #answeredAtOnce = false;
   #stopped = false;
   readonly #abort = new AbortController();
 
@@ -115,9 +117,11 @@ export class RemoteBundle {
   #schedule(activate: Activate): void {
     if (this.#stopped) return;
     const failures = this.#status.consecutiveFailures;
-    // A long poll returns when the bundle changes or its wait ends: ask again at once.
+    // A long poll returns when the bundle changes or its wait ends: ask again at once —
+    // unless the server answered "unchanged" without holding the request, which asked
+    // again at once would be a busy loop.
     const delay =
-      failures === 0 && this.#status.longPolling
+      failures === 0 && this.#status.longPolling && !this.#answeredAtOnce
         ? 0
         : nextDelay(this.#deps.timing, failures, this.#deps.random);
     this.#timer = setTimeout(() => {
@@ -128,6 +132,8 @@ export class RemoteBundle {
 
   async #poll(activate: Activate): Promise<'unchanged' | 'activated' | 'refused' | 'failed'> {
     const now = new Date().toISOString();
+    const started = performance.now();
+    this.#answeredAtOnce = false;
     this.#update({ lastRequest: now });
     let fetched: Fetched;
     try {
@@ -154,6 +160,7 @@ export class RemoteBundle {
     });
     // A server without ETags sends the same bundle again: same content, nothing to do.
     if (!fetched.changed || fetched.version === this.#seen) {
+      this.#answeredAtOnce = performance.now() - started < 1_000;
       this.#deps.observe?.('unchanged');
       // The bundle kept on disk is the one the source has: it is the source's now.
       if (this.#status.origin === 'persisted' && fetched.version === this.#status.version) {
