@@ -116,10 +116,10 @@ test-rego: tools | $(NODE_TOOL) ## opa fmt, opa check --strict, regal lint, opa 
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
 	$(REGAL) lint rego
-	$(OPA) test rego -v --coverage --threshold $(COVERAGE_MIN) --format=json > $(TOOLS)/coverage.json \
+	$(OPA) test rego --timeout 60s -v --coverage --threshold $(COVERAGE_MIN) --format=json > $(TOOLS)/coverage.json \
 		|| { node test/tools/coverage-report.mjs $(TOOLS)/coverage.json; exit 1; }
 	@node test/tools/coverage-report.mjs $(TOOLS)/coverage.json
-	$(OPA) test rego
+	$(OPA) test rego --timeout 60s
 
 lint: node-deps ## biome lint + format check, TypeScript type check
 	$(NODE_BIN)/biome check .
@@ -207,7 +207,7 @@ bench: node-deps $(OPA) registry-tools e2e-deps ## imagegate vs OPA server vs a 
 peers: ## build or reuse OPA Gatekeeper and Kyverno from the Go module proxy (cached outside the repo; ~10 min cold)
 	test/e2e/build-peers.sh
 
-bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs Gatekeeper vs Kyverno through the real API server; writes docs/BENCHMARKS-CLUSTER.md (~15 min)
+bench-cluster: node-deps registry-tools e2e-deps peers ## imagegate vs a no-op webhook, CEL policies, Gatekeeper, Kyverno through the real API server (refuses a busy machine); writes docs/BENCHMARKS-CLUSTER.md (~15 min)
 	node test/bench/cluster/run.mjs
 
 clean: ## remove build output and tools

@@ -3,9 +3,9 @@
  * mutating webhook first, its patch applied, then the validating webhook on the result.
  */
 import fastJsonPatch from 'fast-json-patch';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
 import type { Enforcement, PatchOperation } from '../review/decision.ts';
-import { admissionInput, imageCount, type PolicyInput } from '../review/policy-input.ts';
+import { admissionInput, imageCount } from '../review/policy-input.ts';
 import { createRequestFor } from '../review/synthetic.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { JsonObject } from '../shared/json.ts';
@@ -32,13 +32,6 @@ export interface CheckResult {
   /** Images whose registry facts were not asked for (--offline), and what went unchecked. */
   readonly unverified?: readonly string[];
 }
-
-/** Puts the registry facts a decision needs on the input (the gateway's step). */
-export type FactsStep = (
-  engine: PolicyEngine,
-  input: PolicyInput,
-  decision: 'mutate' | 'validate',
-) => Promise<PolicyInput>;
 
 export interface CheckOptions {
   /** Namespace for manifests that name none (kubectl's default). */

@@ -4,8 +4,9 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { checkManifest, type FactsStep, formatResults, summarize } from '../check/check.ts';
+import { checkManifest, formatResults, summarize } from '../check/check.ts';
 import { type Manifest, parseManifests } from '../check/manifests.ts';
+import type { FactsStep } from '../policy/engine.ts';
 import { PolicyHolder } from '../policy/holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy/loader.ts';
 import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';

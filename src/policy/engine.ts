@@ -43,6 +43,16 @@ export interface FactsNeeded {
   readonly maxLookups: number;
 }
 
+/**
+ * Puts the registry facts a decision needs on the input: the gateway's step (registry
+ * facts gathered on the event loop), check's (the same, or offline), the audit's.
+ */
+export type FactsStep = (
+  engine: PolicyEngine,
+  input: PolicyInput,
+  decision: 'mutate' | 'validate',
+) => Promise<PolicyInput>;
+
 /** maxLookups when the bundle's facts entrypoint names none (docs/registries.md). */
 export const DEFAULT_MAX_LOOKUPS = 256;
 

@@ -66,23 +66,37 @@ function leading(items: readonly string[], limit: number, separatorBytes: number
   return kept.length === 0 && first !== undefined ? [`${cut(first, limit)}…`] : kept;
 }
 
-const leftOut = (shown: number, total: number) =>
-  `… and ${total - shown} more (${total} in all; the gateway's decision log has every one)`;
+const leftOut = (shown: number, total: number) => `… and ${total - shown} more (${total} in all)`;
 
-/** Every reason, one line: kubectl shows it after "denied the request: ". Bounded. */
-export function joinReasons(reasons: readonly string[], limit = MAX_TEXT_BYTES): string {
+/**
+ * Every reason, one line: kubectl shows it after "denied the request: ". Bounded.
+ * `total`: how many violations there are, when the policy gave only the first of them
+ * (it ends its reasons with "… and N more violations", which a cut replaces).
+ */
+export function joinReasons(
+  reasons: readonly string[],
+  limit = MAX_TEXT_BYTES,
+  total = reasons.length,
+): string {
   const all = reasons.join(SEPARATOR);
   if (bytes(all) <= limit) return all;
-  const kept = leading(reasons, limit - NOTE_BYTES, bytes(SEPARATOR));
-  return [...kept, leftOut(kept.length, reasons.length)].join(SEPARATOR);
+  const own = total > reasons.length ? reasons.slice(0, -1) : reasons;
+  const kept = leading(own, limit - NOTE_BYTES, bytes(SEPARATOR));
+  return [...kept, leftOut(kept.length, Math.max(total, reasons.length))].join(SEPARATOR);
 }
+
+/** How many reasons a denial has in all: the policy may give only the first of many. */
+const reasonsInAll = (decision: ValidateDecision) =>
+  decision.reasons.length < decision.violations.length
+    ? decision.violations.length
+    : decision.reasons.length;
 
 /** An audit annotation's value (the policy joins the violations itself), bounded. */
 function boundedAnnotation(value: string, limit = MAX_TEXT_BYTES): string {
   if (bytes(value) <= limit) return value;
   const head = cut(value, limit - NOTE_BYTES);
   const boundary = head.lastIndexOf(SEPARATOR);
-  return `${boundary > 0 ? head.slice(0, boundary) : head}${SEPARATOR}… (cut at ${limit} bytes; the gateway's decision log has every violation)`;
+  return `${boundary > 0 ? head.slice(0, boundary) : head}${SEPARATOR}… (cut at ${limit} bytes)`;
 }
 
 function withAudit(annotations: Readonly<Record<string, string>>): {
@@ -107,7 +121,13 @@ export function validationResponse(
     decision.warnings.length > 0 ? { warnings: apiServerWarnings(decision.warnings, uid) } : {};
   const status = decision.allowed
     ? {}
-    : { status: { code: 403, reason: 'Forbidden', message: joinReasons(decision.reasons) } };
+    : {
+        status: {
+          code: 403,
+          reason: 'Forbidden',
+          message: joinReasons(decision.reasons, MAX_TEXT_BYTES, reasonsInAll(decision)),
+        },
+      };
   return {
     apiVersion,
     kind: 'AdmissionReview',
@@ -160,7 +180,9 @@ export function admissionFailure(
  * the violations in auditAnnotations (the policy puts them there).
  */
 export function imageReviewResponse(decision: ValidateDecision): ImageReviewBody {
-  const reason = decision.allowed ? {} : { reason: joinReasons(decision.reasons) };
+  const reason = decision.allowed
+    ? {}
+    : { reason: joinReasons(decision.reasons, MAX_TEXT_BYTES, reasonsInAll(decision)) };
   return {
     apiVersion: IMAGE_REVIEW_API_VERSION,
     kind: 'ImageReview',

@@ -2,8 +2,10 @@
  * Who evaluates a review: the pool of evaluation threads (server/pool/), or the event loop
  * itself (`--evaluation-threads 0`). Both run review-core.ts, so they answer alike.
  */
+
+import type { FactsStep } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
-import { type Endpoint, type FactsStep, type ReviewResult, reviewBytes } from './review-core.ts';
+import { type Endpoint, type ReviewResult, reviewBytes } from './review-core.ts';
 
 export interface ReviewEvaluator {
   review(endpoint: Endpoint, bytes: Uint8Array): Promise<ReviewResult>;

@@ -3,11 +3,12 @@
  * event loop): ask the policy which facts the decision needs, bound them by maxLookups,
  * have them gathered where the registry client is, put them on the images.
  */
+
+import type { FactsStep } from '../policy/engine.ts';
 import type { FactRequest, ImageFacts } from '../registry/facts.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { LimitError } from '../shared/input-error.ts';
 import type { JsonObject } from '../shared/json.ts';
-import type { FactsStep } from './review-core.ts';
 
 /** The facts for these requests, by image index: registry I/O, on the main thread. */
 export type GatherFacts = (

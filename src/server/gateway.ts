@@ -162,7 +162,24 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       ? {}
       : { prepare: (loaded: LoadedPolicy) => pool.prepare(loaded.snapshot) }),
   };
+  // Whatever fails from here on (the policy, the certificate, the port) must not leave
+  // threads, watches, a bundle source, the collector or the registry client behind: the
+  // threads would keep the process up.
+  const abandon = async () => {
+    for (const watch of watches) watch.stop();
+    await remote?.close();
+    await collector?.close();
+    await evaluator.close();
+    await facts.close();
+  };
   try {
+    return await serve();
+  } catch (error) {
+    await abandon();
+    throw error;
+  }
+
+  async function serve(): Promise<Gateway> {
     if (location.kind === 'file') {
       watches.push(await servePolicy(reloadDeps));
     } else {
@@ -175,111 +192,118 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       });
       watches.push(await serveRemotePolicy(reloadDeps, remote.remote));
     }
-  } catch (error) {
-    await remote?.close();
-    await collector?.close();
-    await evaluator.close();
-    await facts.close();
-    throw error;
-  }
 
-  let caPath: string | undefined;
-  let certPath = options.tlsCert;
-  let keyPath = options.tlsKey;
-  if (certPath === undefined || keyPath === undefined) {
-    const dev = await ensureDevCertificates(options.stateDir);
-    ({ caPath, certPath, keyPath } = dev);
-    logger.info(
-      { ca: dev.caPath, created: dev.createdCa },
-      'serving with a self-signed certificate; trust this CA to call the gateway',
+    let caPath: string | undefined;
+    let certPath = options.tlsCert;
+    let keyPath = options.tlsKey;
+    if (certPath === undefined || keyPath === undefined) {
+      const dev = await ensureDevCertificates(options.stateDir);
+      ({ caPath, certPath, keyPath } = dev);
+      logger.info(
+        { ca: dev.caPath, created: dev.createdCa },
+        'serving with a self-signed certificate; trust this CA to call the gateway',
+      );
+    }
+    const files = { cert: certPath, key: keyPath, clientCa: options.clientCa };
+    tls = await loadServingTls(files, { metrics, logger, intervalMs, changed: report });
+    report();
+
+    const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+    const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
+    let accepting = true;
+    const app = createApp({
+      evaluator,
+      logger,
+      metrics,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      draining: () => !accepting,
+      decisions: collector?.decisions,
+    });
+    const https: HttpsServer = createHttpsServer(
+      {
+        ...tls.initial,
+        minVersion: 'TLSv1.2',
+        ...(files.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
+        // A slow client must not hold a socket for ever (slowloris). Node checks the
+        // deadlines every connectionsCheckingInterval (30 s by default), so that is tied to
+        // them: otherwise a cut-off could lag by up to 30 s.
+        requestTimeout: requestTimeoutMs,
+        headersTimeout: headersTimeoutMs,
+        connectionsCheckingInterval: Math.max(
+          100,
+          Math.min(headersTimeoutMs, requestTimeoutMs) / 4,
+        ),
+        // A client that never finishes its TLS handshake holds a socket too (Node: 120 s).
+        handshakeTimeout: headersTimeoutMs,
+      },
+      app.callback(),
     );
+    https.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    watches.push(await tls.watch(https));
+
+    const health: HttpServer | undefined =
+      options.healthPort === null
+        ? undefined
+        : createHttpServer(
+            createHealthApp(
+              gatewayHealth({
+                policy,
+                metrics,
+                accepting: () => accepting,
+                tls: tls.status,
+                source: () => remote?.remote.status,
+              }),
+            ).callback(),
+          );
+
+    https.listen(options.port, options.host);
+    if (health !== undefined) health.listen(options.healthPort ?? 0, options.host);
+    try {
+      await Promise.all([once(https, 'listening'), ...(health ? [once(health, 'listening')] : [])]);
+    } catch (error) {
+      // A port taken: let go of the other one too.
+      https.close();
+      health?.close();
+      throw error;
+    }
+    const port = (https.address() as AddressInfo).port;
+    const healthPort = health === undefined ? null : (health.address() as AddressInfo).port;
+    logger.info(
+      { port, healthPort, clientAuth: files.clientCa !== undefined },
+      'imagegate serving',
+    );
+
+    return {
+      port,
+      healthPort,
+      policy,
+      metrics,
+      caPath,
+      source: () => remote?.remote.status,
+      async close(graceMs = 25_000) {
+        accepting = false;
+        for (const watch of watches) watch.stop();
+        await remote?.close();
+        const closed = new Promise<void>((resolve) => https.close(() => resolve()));
+        // Connections that finish their request while draining are closed by the
+        // Connection: close header; sweep the ones that were idle in between as well.
+        const sweep = setInterval(() => https.closeIdleConnections(), 50);
+        https.closeIdleConnections();
+        const timer = setTimeout(() => https.closeAllConnections(), graceMs);
+        await closed;
+        clearInterval(sweep);
+        clearTimeout(timer);
+        await evaluator.close();
+        await facts.close();
+        // After the last review: its decision is in the final upload.
+        await collector?.close();
+        if (health !== undefined) {
+          await new Promise<void>((resolve) => {
+            health.close(() => resolve());
+            health.closeAllConnections();
+          });
+        }
+      },
+    };
   }
-  const files = { cert: certPath, key: keyPath, clientCa: options.clientCa };
-  tls = await loadServingTls(files, { metrics, logger, intervalMs, changed: report });
-  report();
-
-  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
-  const requestTimeoutMs = Math.max(options.requestTimeoutMs ?? 30_000, headersTimeoutMs);
-  let accepting = true;
-  const app = createApp({
-    evaluator,
-    logger,
-    metrics,
-    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    draining: () => !accepting,
-    decisions: collector?.decisions,
-  });
-  const https: HttpsServer = createHttpsServer(
-    {
-      ...tls.initial,
-      minVersion: 'TLSv1.2',
-      ...(files.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
-      // A slow client must not hold a socket for ever (slowloris). Node checks the
-      // deadlines every connectionsCheckingInterval (30 s by default), so that is tied to
-      // them: otherwise a cut-off could lag by up to 30 s.
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: headersTimeoutMs,
-      connectionsCheckingInterval: Math.max(100, Math.min(headersTimeoutMs, requestTimeoutMs) / 4),
-      // A client that never finishes its TLS handshake holds a socket too (Node: 120 s).
-      handshakeTimeout: headersTimeoutMs,
-    },
-    app.callback(),
-  );
-  https.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  watches.push(await tls.watch(https));
-
-  const health: HttpServer | undefined =
-    options.healthPort === null
-      ? undefined
-      : createHttpServer(
-          createHealthApp(
-            gatewayHealth({
-              policy,
-              metrics,
-              accepting: () => accepting,
-              tls: tls.status,
-              source: () => remote?.remote.status,
-            }),
-          ).callback(),
-        );
-
-  https.listen(options.port, options.host);
-  if (health !== undefined) health.listen(options.healthPort ?? 0, options.host);
-  await Promise.all([once(https, 'listening'), ...(health ? [once(health, 'listening')] : [])]);
-  const port = (https.address() as AddressInfo).port;
-  const healthPort = health === undefined ? null : (health.address() as AddressInfo).port;
-  logger.info({ port, healthPort, clientAuth: files.clientCa !== undefined }, 'imagegate serving');
-
-  return {
-    port,
-    healthPort,
-    policy,
-    metrics,
-    caPath,
-    source: () => remote?.remote.status,
-    async close(graceMs = 25_000) {
-      accepting = false;
-      for (const watch of watches) watch.stop();
-      await remote?.close();
-      const closed = new Promise<void>((resolve) => https.close(() => resolve()));
-      // Connections that finish their request while draining are closed by the
-      // Connection: close header; sweep the ones that were idle in between as well.
-      const sweep = setInterval(() => https.closeIdleConnections(), 50);
-      https.closeIdleConnections();
-      const timer = setTimeout(() => https.closeAllConnections(), graceMs);
-      await closed;
-      clearInterval(sweep);
-      clearTimeout(timer);
-      await evaluator.close();
-      await facts.close();
-      // After the last review: its decision is in the final upload.
-      await collector?.close();
-      if (health !== undefined) {
-        await new Promise<void>((resolve) => {
-          health.close(() => resolve());
-          health.closeAllConnections();
-        });
-      }
-    },
-  };
 }

@@ -6,7 +6,7 @@
  * contacted and which keys verify.
  */
 import { readFile } from 'node:fs/promises';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
 import { type AddressPolicy, addressPolicy, type RegistrySettings } from '../registry/addresses.ts';
 import { RegistryClient } from '../registry/client.ts';
@@ -19,7 +19,6 @@ import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import { factsStep, type GatherFacts } from './facts-step.ts';
-import type { FactsStep } from './review-core.ts';
 
 export interface RegistryOptions {
   /** A `.dockerconfigjson` (watched). */

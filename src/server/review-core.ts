@@ -6,7 +6,7 @@
  * writes the result. Every failure becomes a result here — never a throw — so a worker
  * answers whatever happens, and both paths answer the same.
  */
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
 import { admissionFailure } from '../review/responses.ts';
@@ -25,13 +25,6 @@ import {
 export type Endpoint = 'validate' | 'mutate' | 'imagereview';
 
 export const ENDPOINTS: readonly Endpoint[] = ['validate', 'mutate', 'imagereview'];
-
-/** Registry facts for a decision: the input with them on its images (itself when none). */
-export type FactsStep = (
-  engine: PolicyEngine,
-  input: PolicyInput,
-  decision: 'mutate' | 'validate',
-) => Promise<PolicyInput>;
 
 /** What the HTTP layer writes, counts and logs for one review. */
 export interface ReviewResult {

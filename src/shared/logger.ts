@@ -27,5 +27,30 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  return pino(options, destination ?? stdout());
+}
+
+let shared: ReturnType<typeof pino.destination> | undefined;
+
+/**
+ * Standard output, written asynchronously: lines that arrive while a write is under way
+ * go out together with the next one, so under load a decision line no longer costs a
+ * write(2) of its own (the default level kept 0.65–0.93× of `warn`'s throughput,
+ * docs/BENCHMARKS.md), and at a trickle each line still leaves at once. What is buffered
+ * is written before the process exits, also on a fatal path (process.exit runs 'exit'
+ * listeners).
+ */
+function stdout(): DestinationStream {
+  if (shared === undefined) {
+    const destination = pino.destination({ dest: 1, sync: false });
+    process.once('exit', () => {
+      try {
+        destination.flushSync();
+      } catch {
+        // Nothing to flush, or stdout is gone (EPIPE): nothing more can be said.
+      }
+    });
+    shared = destination;
+  }
+  return shared;
 }

@@ -38,7 +38,10 @@ export async function build(dir = ROOT) {
  * A benchmark's whole run: builds dist/, gives `measure(tmp, startedAt)` a temp dir for
  * logs (ending the children it started on an interrupt), then writes docs/REPORT.md from
  * what it returns with `render` — or $TMPDIR/imagegate-REPORT.quick.md for a quick run,
- * or BENCH_OUT. The temp dir goes unless the run failed or BENCH_KEEP=1.
+ * or BENCH_OUT. The temp dir goes unless the run failed, BENCH_KEEP=1, or the results ask
+ * to keep it (`keepLogs`: a reason, e.g. a backend that could not run). A measurement that
+ * refuses to run (an Error with `refused: true`, e.g. a busy machine) is no failure to
+ * debug: its message, exit code 2, nothing kept.
  */
 export async function benchMain(report, render, measure) {
   const startedAt = Date.now();
@@ -52,9 +55,12 @@ export async function benchMain(report, render, measure) {
     });
   }
   let failed = false;
+  let refused = false;
+  let keepFor;
   try {
     await build();
     const results = await measure(tmp, startedAt);
+    keepFor = results.keepLogs;
     results.machine.loadAverageAtEnd = loadavg();
     results.totalS = (Date.now() - startedAt) / 1000;
     writeFileSync(join(tmp, 'results.json'), JSON.stringify(results, null, 2));
@@ -66,13 +72,20 @@ export async function benchMain(report, render, measure) {
     writeFileSync(out, render(results));
     log(`wrote ${out} after ${results.totalS.toFixed(0)} s`);
   } catch (error) {
-    failed = true;
-    log(`benchmark failed: ${error.stack ?? error}`);
-    log(`logs kept in ${tmp}`);
-    process.exitCode = 1;
+    if (error?.refused === true) {
+      refused = true;
+      log(`benchmark not run: ${error.message}`);
+      process.exitCode = 2;
+    } else {
+      failed = true;
+      log(`benchmark failed: ${error.stack ?? error}`);
+      log(`logs kept in ${tmp}`);
+      process.exitCode = 1;
+    }
   } finally {
-    if (!failed && process.env.BENCH_KEEP !== '1') rmSync(tmp, { recursive: true, force: true });
-    else if (!failed) log(`kept ${tmp} (results.json, logs)`);
+    if (refused || (!failed && !keepFor && process.env.BENCH_KEEP !== '1')) {
+      rmSync(tmp, { recursive: true, force: true });
+    } else if (!failed) log(`kept ${tmp} (results.json, logs)${keepFor ? `: ${keepFor}` : ''}`);
   }
 }
 
@@ -301,7 +314,7 @@ function cores() {
 // --- request bodies ---
 
 /** A Pod CREATE AdmissionReview in namespace shop, as the API server sends one, for these containers. */
-export function podCreateReview(containers, { uid, name }) {
+export function podCreateReview(containers, { uid, name, namespace = 'shop' }) {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -310,12 +323,12 @@ export function podCreateReview(containers, { uid, name }) {
       kind: { group: '', version: 'v1', kind: 'Pod' },
       resource: { group: '', version: 'v1', resource: 'pods' },
       operation: 'CREATE',
-      namespace: 'shop',
+      namespace,
       name,
       object: {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: 'shop' },
+        metadata: { name, namespace },
         spec: { containers },
       },
     },

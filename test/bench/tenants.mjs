@@ -16,36 +16,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startImagegate } from './http.mjs';
-import { httpsJson, log, percentile, ROOT } from './lib.mjs';
+import { httpsJson, log, percentile, podCreateReview, ROOT } from './lib.mjs';
 
 const dist = (path) => import(join(ROOT, 'dist', path));
 
-function pod(namespace, images, uid) {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      operation: 'CREATE',
-      namespace,
-      name: 'app',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'app', namespace },
-        spec: {
-          containers: images.map((image, i) => ({
-            name: `c${i}`,
-            image,
-            imagePullPolicy: 'Always',
-          })),
-        },
-      },
-    },
-  };
-}
+/** A Pod CREATE in `namespace` with one container per image, pulled Always. */
+const pod = (namespace, images, uid) =>
+  podCreateReview(
+    images.map((image, i) => ({ name: `c${i}`, image, imagePullPolicy: 'Always' })),
+    { uid, name: 'app', namespace },
+  );
 
 const uid = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const p50 = (values) =>

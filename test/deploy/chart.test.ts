@@ -96,6 +96,13 @@ test(
 );
 
 test(
+  'the chart with a registry on a private network renders what deploy/overlays/registry-private-network does',
+  same,
+  'deploy/overlays/registry-private-network',
+  ['-f', join(CHART, 'ci', 'registry-private-network-values.yaml')],
+);
+
+test(
   'the chart with audit.enabled renders what deploy/overlays/audit does',
   same,
   'deploy/overlays/audit',

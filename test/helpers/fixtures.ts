@@ -46,3 +46,30 @@ export function sentString(object: JsonObject, key: string): string {
   if (typeof value !== 'string') throw new TypeError(`fixture field ${key} is not a string`);
   return value;
 }
+
+/**
+ * The captured Pod CREATE (admission/pod-create-v1) with these images as its containers,
+ * each pulled Always and named c0, c1…, no init containers; optionally in another namespace
+ * or with another uid. What most registry and server tests send.
+ */
+export function podWithImages(
+  images: readonly string[],
+  options: { namespace?: string; uid?: string; names?: readonly string[] } = {},
+): JsonObject {
+  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
+  const request = review.request as JsonObject;
+  const object = request.object as JsonObject;
+  if (options.namespace !== undefined) {
+    request.namespace = options.namespace;
+    (object.metadata as JsonObject).namespace = options.namespace;
+  }
+  if (options.uid !== undefined) request.uid = options.uid;
+  const spec = object.spec as JsonObject;
+  spec.containers = images.map((image, i) => ({
+    name: options.names?.[i] ?? `c${i}`,
+    image,
+    imagePullPolicy: 'Always',
+  }));
+  delete spec.initContainers;
+  return review;
+}

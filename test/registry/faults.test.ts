@@ -7,13 +7,12 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { isRecord } from '../../src/shared/json.ts';
 import { type Fault, startFaultProxy } from '../helpers/fault-proxy.ts';
-import { loadJsonObject } from '../helpers/fixtures.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
   poll,
-  record,
   startTestGateway,
   Teardowns,
   tempDir,
@@ -48,14 +47,6 @@ function bed() {
   return shared;
 }
 
-function podReview(image: string): JsonObject {
-  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
-  const spec = record(record(record(review.request, 'request').object, 'object').spec, 'spec');
-  spec.containers = [{ name: 'app', image, imagePullPolicy: 'Always' }];
-  delete spec.initContainers;
-  return review;
-}
-
 const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const faulty = test.macro<[Fault, (proxy: string) => RegExp, number?]>({
@@ -87,7 +78,9 @@ const faulty = test.macro<[Fault, (proxy: string) => RegExp, number?]>({
     });
     const raw = `${proxy.host}/${repo}:v1`;
     const review = async () => {
-      const { response } = admissionAnswer(await gateway.post('/v1/validate', podReview(raw)));
+      const { response } = admissionAnswer(
+        await gateway.post('/v1/validate', podWithImages([raw], { names: ['app'] })),
+      );
       const status = isRecord(response.status) ? response.status : {};
       return { allowed: response.allowed === true, message: String(status.message ?? '') };
     };

@@ -15,7 +15,6 @@ import { addressPolicy } from '../../src/registry/addresses.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import type { FactRequest } from '../../src/registry/facts.ts';
 import { RegistryHttp } from '../../src/registry/http.ts';
-import type { JsonObject } from '../../src/shared/json.ts';
 import { createCa, issueCertificate } from '../../src/tls/certs.ts';
 import {
   ca,
@@ -27,7 +26,7 @@ import {
   MANIFEST,
   resolver,
 } from '../helpers/fake-registry.ts';
-import { loadJsonObject } from '../helpers/fixtures.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
   record,
@@ -441,19 +440,6 @@ test('per-registry tables are bounded: cooldowns, queues and connection pools', 
   await http.close();
 });
 
-/** The captured Pod CREATE in `namespace`, one container per image. */
-function podReview(namespace: string, images: readonly string[]): JsonObject {
-  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
-  const request = record(review.request, 'request');
-  request.namespace = namespace;
-  const object = record(request.object, 'object');
-  record(object.metadata, 'metadata').namespace = namespace;
-  const spec = record(object.spec, 'spec');
-  spec.containers = images.map((image, i) => ({ name: `c${i}`, image, imagePullPolicy: 'Always' }));
-  delete spec.initContainers;
-  return review;
-}
-
 test('a review that needs more lookups than maxLookups is refused before any is made', async (t) => {
   const registry = await fake(t, (req) => ({
     status: 200,
@@ -474,7 +460,9 @@ test('a review that needs more lookups than maxLookups is refused before any is 
   const images = (n: number) =>
     Array.from({ length: n }, (_, i) => `${registry.host}/team/app:v${i}`);
 
-  const flood = admissionAnswer(await gateway.post('/v1/mutate', podReview('shop', images(7))));
+  const flood = admissionAnswer(
+    await gateway.post('/v1/mutate', podWithImages(images(7), { namespace: 'shop' })),
+  );
   t.false(flood.response.allowed);
   t.deepEqual(flood.response.status, {
     code: 400,
@@ -486,10 +474,13 @@ test('a review that needs more lookups than maxLookups is refused before any is 
   // The same tag twice is one lookup; a namespace's override is its bound.
   const repeated = [...images(6), `${registry.host}/team/app:v0`];
   t.true(
-    admissionAnswer(await gateway.post('/v1/mutate', podReview('shop', repeated))).response
-      .allowed === true,
+    admissionAnswer(
+      await gateway.post('/v1/mutate', podWithImages(repeated, { namespace: 'shop' })),
+    ).response.allowed === true,
   );
-  const ci = admissionAnswer(await gateway.post('/v1/mutate', podReview('ci-7', images(3))));
+  const ci = admissionAnswer(
+    await gateway.post('/v1/mutate', podWithImages(images(3), { namespace: 'ci-7' })),
+  );
   t.regex(String(record(ci.response.status, 'status').message), /at most 2 \(maxLookups\)$/);
   const metrics = (await gateway.health('/metrics')).text;
   t.regex(metrics, /imagegate_limit_refusals_total\{endpoint="mutate",limit="lookups"\} 2/);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import jsonpatch from 'fast-json-patch';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { loadJsonObject } from '../helpers/fixtures.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
   type HttpResult,
@@ -34,14 +34,6 @@ import { registryTest } from '../helpers/registry-test.ts';
 import { runTool } from '../helpers/registry-tools.ts';
 
 const test = await registryTest('test/registry/mirrors');
-
-function podReview(images: readonly string[]): JsonObject {
-  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
-  const spec = record(record(record(review.request, 'request').object, 'object').spec, 'spec');
-  spec.containers = images.map((image, i) => ({ name: `c${i}`, image, imagePullPolicy: 'Always' }));
-  delete spec.initContainers;
-  return review;
-}
 
 /** The review with the mutating webhook's patch applied to its object: what validate sees. */
 function mutated(review: JsonObject, answer: HttpResult): JsonObject {
@@ -131,7 +123,10 @@ test('a signature required of the source is verified on its mirror, however the 
   const scope = `${source.host}/acme`;
 
   // Written at the source: rewritten to the mirror and pinned there, then verified there.
-  const written = podReview([`${source.host}/acme/app:1.0`, `${source.host}/acme/unsigned:1.0`]);
+  const written = podWithImages([
+    `${source.host}/acme/app:1.0`,
+    `${source.host}/acme/unsigned:1.0`,
+  ]);
   const admitted = mutated(written, await gateway.post('/v1/mutate', written));
   t.deepEqual(imagesOf(admitted), [
     `${mirror.host}/hub/acme/app:1.0@${signed.digest}`,
@@ -153,7 +148,7 @@ test('a signature required of the source is verified on its mirror, however the 
     [`${mirror.host}/hub/acme/app:1.0@${signed.digest}`, true],
     [`${mirror.host}/hub/acme/unsigned:1.0@${unsigned.digest}`, false],
   ] as const) {
-    const direct = verdict(await gateway.post('/v1/validate', podReview([image])));
+    const direct = verdict(await gateway.post('/v1/validate', podWithImages([image])));
     t.is(direct.allowed, allowed, `${image}: ${direct.message}`);
     if (!allowed)
       t.regex(
@@ -184,7 +179,7 @@ test('the digest pinned is the digest verified, when the tag moves between the w
     config,
     registry: { ca: await caFiles(t, registry) },
   });
-  const review = podReview([`${registry.host}/prod/app:v1`]);
+  const review = podWithImages([`${registry.host}/prod/app:v1`]);
   const pinned = mutated(review, await gateway.post('/v1/mutate', review));
   t.deepEqual(imagesOf(pinned), [`${registry.host}/prod/app:v1@${first.digest}`]);
 
@@ -201,7 +196,7 @@ test('the digest pinned is the digest verified, when the tag moves between the w
   const moved = verdict(
     await gateway.post(
       '/v1/validate',
-      podReview([`${registry.host}/prod/app:v1@${second.digest}`]),
+      podWithImages([`${registry.host}/prod/app:v1@${second.digest}`]),
     ),
   );
   t.false(moved.allowed);

@@ -11,28 +11,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
-import { loadJsonObject } from '../helpers/fixtures.ts';
-import {
-  admissionAnswer,
-  record,
-  startTestGateway,
-  tempDir,
-  writeConfig,
-} from '../helpers/gateway.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
+import { admissionAnswer, startTestGateway, tempDir, writeConfig } from '../helpers/gateway.ts';
 import { generateKeyPair, pushImage, signImage, startRegistry } from '../helpers/registry.ts';
 import { startSigstoreBed } from '../helpers/sigstore.ts';
 import { cosignSign } from '../helpers/sigstore-sign.ts';
 import { sigstoreTest } from '../helpers/sigstore-test.ts';
 
 const test = await sigstoreTest('test/registry/transparency');
-
-function podReview(image: string): JsonObject {
-  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
-  const spec = record(record(record(review.request, 'request').object, 'object').spec, 'spec');
-  spec.containers = [{ name: 'app', image, imagePullPolicy: 'Always' }];
-  delete spec.initContainers;
-  return review;
-}
 
 async function bed(t: ExecutionContext) {
   const sigstore = await startSigstoreBed(t);
@@ -64,7 +50,10 @@ async function bed(t: ExecutionContext) {
       registry: { ca: [join(dir, 'registry-ca.crt')] },
     });
   const judge = async (gw: Awaited<ReturnType<typeof gateway>>, image: { reference: string }) => {
-    const result = await gw.post('/v1/validate', podReview(image.reference));
+    const result = await gw.post(
+      '/v1/validate',
+      podWithImages([image.reference], { names: ['app'] }),
+    );
     const { response } = admissionAnswer(result);
     const status = isRecord(response.status) ? response.status : {};
     const decision = gw.logs.messages('decision').at(-1);

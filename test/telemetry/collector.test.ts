@@ -127,6 +127,28 @@ test('status: the active revision and labels at start, and the error of a failin
     async () => (collector.reports.length >= count + 2 ? true : undefined),
     'periodic reports',
   );
+
+  // A gateway whose bundle service is down says so, and that it has no policy.
+  const failing = await startCollector(t);
+  await startTestGateway(t, {
+    bundle: `https://127.0.0.1:${await freePort()}/bundles/imagegate.tar.gz`,
+    remote: {
+      timing: { intervalMs: 100, maxBackoffMs: 200 },
+      service: { timeoutMs: 500, longPollSeconds: 0, caFiles: [] },
+      artifactKeys: [],
+    },
+    collector: settings(failing.url),
+  });
+  const down = await poll(
+    async () =>
+      failing.reports.find((r) => record(record(r.bundles, 'bundles').imagegate, 'b').code),
+    'a report of the failing source',
+  );
+  t.like(down, {
+    plugins: { bundle: { state: 'NOT_READY' } },
+    bundles: { imagegate: { code: 'bundle_error' } },
+  });
+  t.regex(String(record(record(down.bundles, 'bundles').imagegate, 'b').message), /unreachable/);
 });
 
 test('a collector that fails: batches retried with backoff until each event arrives once', async (t) => {

@@ -46,6 +46,16 @@ const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v)
 const list = (v) => (Array.isArray(v) ? v : []);
 const decode = (b64) => Buffer.from(String(b64).replace(/\s/g, ''), 'base64').toString('utf8');
 
+/** What registry egress to "anywhere" leaves out: everything but global unicast IPv4. */
+const NOT_GLOBAL = [
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+];
+
 function parseYaml(file, where) {
   const docs = parseAllDocuments(readFileSync(file, 'utf8'));
   const objects = [];
@@ -235,12 +245,17 @@ function checkNetworkPolicies(name, objects) {
     } else if (restrictsIngress) {
       notes.push(`${where}: webhook port open to the API server; ${rules.length} ingress rule(s)`);
     } else {
-      // Egress only (registry facts): it must never open the link-local range.
+      // Egress only (registry facts): never the link-local range; the private ranges and
+      // loopback only by a rule of their own, opened on purpose (registry-private-network).
       const blocks = list(np.spec?.egress).flatMap((r) => list(r.to).map((t) => t.ipBlock));
-      const metadata = blocks.some(
-        (b) => isObject(b) && b.cidr === '0.0.0.0/0' && !list(b.except).includes('169.254.0.0/16'),
-      );
-      if (metadata) fail(where, 'egress to 0.0.0.0/0 must except 169.254.0.0/16 (metadata)');
+      const missing = (b) => NOT_GLOBAL.filter((cidr) => !list(b.except).includes(cidr));
+      for (const block of blocks.filter((b) => isObject(b) && b.cidr === '0.0.0.0/0')) {
+        if (missing(block).length > 0) {
+          fail(where, `egress to 0.0.0.0/0 must except ${missing(block).join(', ')}`);
+        }
+      }
+      const linkLocal = blocks.filter((b) => isObject(b) && b.cidr.startsWith('169.254.'));
+      if (linkLocal.length > 0) fail(where, 'egress must never open 169.254.0.0/16 (metadata)');
       notes.push(`${where}: egress only, ${list(np.spec?.egress).length} rule(s)`);
     }
   }

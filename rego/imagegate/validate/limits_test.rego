@@ -48,3 +48,18 @@ test_max_images_falls_back_to_the_default_when_malformed if {
 		settings.config.maxImages == 32768 with data.imagegate.config.maxImages as value
 	}
 }
+
+# An answer carries the first max_shown messages and how many more there are; the
+# violations stay complete (the audit reports them all).
+test_an_answer_counts_what_it_does_not_show if {
+	# Three violations each: untrusted, no tag, pull policy not set.
+	many := [fixtures.container(sprintf("c%d", [i]), "quay.io/evil/miner") | some i in numbers.range(1, 3)]
+	d := validate.decision with input as fixtures.pod(many) with validate.max_shown as 4
+	count(d.violations) == 9
+	count(d.reasons) == 5
+	d.reasons[4] == "… and 5 more violations"
+	endswith(d.auditAnnotations.violations, "; … and 5 more violations")
+	few := validate.decision with input as fixtures.pod(array.slice(many, 0, 1)) with validate.max_shown as 4
+	count(few.reasons) == 3
+	validate.max_shown == 512
+}

@@ -77,7 +77,23 @@ object_violations := [violation |
 	}
 ]
 
-messages := [violation.message | some violation in violations]
+# METADATA
+# description: |
+#   The messages an answer carries: every violation's, up to max_shown, then how many more
+#   there are. kube-apiserver shows a few KiB of them at most and the gateway cuts each
+#   text at 16 KiB; a review with tens of thousands of violations would otherwise build
+#   megabytes of strings here (three times: reasons, warnings, the audit annotation) and
+#   run the policy out of memory. `violations` stays complete (the audit reports each).
+messages := array.concat(
+	[violation.message | some violation in array.slice(violations, 0, max_shown)],
+	_more(count(violations) - max_shown),
+)
+
+max_shown := 512
+
+_more(n) := [concat("", ["… and ", format_int(n, 10), " more violations"])] if n > 0
+
+_more(n) := [] if n <= 0
 
 # METADATA
 # description: |

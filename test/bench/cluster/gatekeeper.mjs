@@ -21,6 +21,26 @@ import {
 } from './kube.mjs';
 
 export const name = 'gatekeeper';
+
+/**
+ * Why the bench's Gatekeeper policy (gatekeeper/*.yaml, written for the 16 cases) judges
+ * an edge case differently from the policy, by case name; each is a line or two of Rego
+ * or one more Assign away, not a limit of Gatekeeper.
+ */
+export const explain = {
+  'upper-case-host':
+    'the ConstraintTemplate compares the registry as written, and `REGISTRY.EXAMPLE.COM` is not in its list (lower() would fix it); a trusted image refused, nothing untrusted admitted.',
+  'latest-pinned':
+    'the template reads the tag without looking for a digest, so `latest@sha256:…` is refused though the digest decides what is pulled.',
+  'upper-case-path':
+    'the template splits the reference at "/", ":" and "@" and checks host and tag, not the grammar: it admits a reference no runtime can pull (the kubelet then fails the pod with InvalidImageName; nothing untrusted runs).',
+  'short-digest':
+    'the template takes any "@" as a digest and does not check the digest itself: it admits a reference no runtime can pull (InvalidImageName on the node; nothing untrusted runs).',
+  'volume-trusted':
+    "the two Assign mutators set imagePullPolicy on containers and initContainers only; an image volume's pullPolicy stays as written.",
+  'volume-untrusted':
+    'the template reads containers, initContainers and ephemeralContainers only: an image volume (spec.volumes[].image.reference) is never checked, so an untrusted one is admitted.',
+};
 const HERE = join(ROOT, 'test', 'bench', 'cluster', 'gatekeeper');
 const NAMESPACE = 'gatekeeper-system';
 const POD = 'gatekeeper-bench';

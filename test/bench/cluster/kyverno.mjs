@@ -27,6 +27,21 @@ import { apply, kubectl, must, untilEnforcing } from './kube.mjs';
 
 export const name = 'kyverno';
 
+/**
+ * Why the bench's Kyverno policies (kyverno/*.yaml, written for the 16 cases) judge an
+ * edge case differently from the policy, by case name.
+ */
+export const explain = {
+  'upper-case-host':
+    "Kyverno's `images` variable keeps the registry as written, and the AnyNotIn condition compares it with the lower-case hosts; a trusted image refused, nothing untrusted admitted.",
+  'latest-pinned':
+    '`images.*.*.tag` is still `latest` beside the digest, and the no-latest condition looks at the tag only, so a digest-pinned image is refused.',
+  'volume-trusted':
+    "bench-pull-always patches containers and initContainers only; an image volume's pullPolicy stays as written.",
+  'volume-untrusted':
+    "Kyverno 1.19.1's `images` variable holds containers, initContainers and ephemeralContainers, not image volumes: an untrusted image volume is never seen by the rules.",
+};
+
 const HERE = join(ROOT, 'test', 'bench', 'cluster', 'kyverno');
 /** Kyverno's namespace, and the names its Helm chart gives the admission controller. */
 const KYVERNO_NAMESPACE = 'kyverno';
