@@ -41,7 +41,7 @@ NODE_BIN := node_modules/.bin
 ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools node node-deps node-runtime gateway-image-layers build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
+.PHONY: help deps tools node node-deps node-runtime gateway-image-layers debian-tools build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -131,11 +131,12 @@ lint: node-deps ## biome lint + format check, TypeScript type check
 layers: node-deps ## the import layering of src/ (dependency-cruiser; rules in src/.dependency-cruiser.cjs)
 	$(NODE_BIN)/depcruise --config src/.dependency-cruiser.cjs --output-type err-long src
 
-test-ts: node-deps registry-tools sigstore-tools ## ava tests (engine tests run the committed, compiled bundle; registry tests real registries and a real Sigstore)
+test-ts: node-deps registry-tools sigstore-tools debian-tools ## ava tests (engine tests run the committed, compiled bundle; registry tests real registries and a real Sigstore)
 	IMAGEGATE_REQUIRE_REGISTRY_TOOLS=1 $(NODE_BIN)/ava
 
-deploy-check: node-deps $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT) ## lint and render deploy/ (kustomize, the Helm chart, the Dockerfile) and check it
+deploy-check: node-deps $(KUSTOMIZE) $(HELM) $(DOCKERFILE_LINT) debian-tools ## lint and render deploy/ (kustomize, the Helm chart, the Dockerfile, the alerting rules) and check it
 	$(DOCKERFILE_LINT) deploy/Dockerfile
+	cd deploy/helm/imagegate/files && "$$(../../../../test/e2e/build-debian-tools.sh --check | sed -n 's/^PROMTOOL=//p')" test rules imagegate.rules.test.yaml
 	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) bash test/tools/render-deploy.sh
 
 test: deps lint layers test-rego bundle-check deploy-check test-ts ## everything CI runs
@@ -164,6 +165,11 @@ node-runtime: ## build or reuse the e2e node's containerd, runc, CNI plugins, pa
 # `ava` without them skips the registry tests and says so.
 registry-tools: ## build or reuse the registry tests' tools: distribution, oci-registry, crane, cosign 3 and 2 (cached outside the repo)
 	test/e2e/build-registry-tools.sh
+
+# nginx (a real bundle server) and promtool (alerting-rule tests) from Debian's packages,
+# extracted into the cache: nothing is installed system-wide.
+debian-tools: ## fetch or reuse nginx and promtool from Debian's packages (cached outside the repo)
+	test/e2e/build-debian-tools.sh
 
 # Versions are pinned in test/e2e/build-sigstore-tools.sh: the Sigstore test bed's servers
 # (test/helpers/sigstore.ts); cosign comes from registry-tools. test-ts needs them too.

@@ -8,12 +8,15 @@
  *            signatures, the fact cache             → shared
  *   policy   bundles, signatures, configuration, the wasm engine, loader, holder
  *                                                  → registry, review, shared
+ *   distribution  remote bundle sources: oci://, OPA bundle services, the last good
+ *            bundle on disk, polling            → policy, registry, review, shared
+ *   telemetry decision logs and status to a collector (OPA's APIs)  → shared
  *   tls      certificates, development CA, control-plane files     → shared
  *   check    manifests reviewed offline            → policy, review, shared
  *   audit    what the cluster runs, judged; PolicyReports, leader election
  *                                                  → policy, review, shared
  *   server   the HTTPS gateway, health, reloads, workers, registry facts
- *                                                  → policy, registry, review, tls, shared
+ *                     → distribution, policy, registry, review, telemetry, tls, shared
  *   commands one module per CLI command            → everything above
  *   cli.ts   the entry point: Node.js version, env, signals, exit codes → commands, shared
  *
@@ -25,6 +28,8 @@ const layer = (name, mayUse) => {
     'review',
     'registry',
     'policy',
+    'distribution',
+    'telemetry',
     'tls',
     'check',
     'audit',
@@ -55,13 +60,17 @@ module.exports = {
     layer('review', ['shared']),
     layer('registry', ['shared']),
     layer('policy', ['registry', 'review', 'shared']),
+    layer('distribution', ['policy', 'registry', 'review', 'shared']),
+    layer('telemetry', ['shared']),
     layer('tls', ['shared']),
     layer('check', ['policy', 'review', 'shared']),
     layer('audit', ['policy', 'review', 'shared']),
-    layer('server', ['policy', 'registry', 'review', 'tls', 'shared']),
+    layer('server', ['distribution', 'policy', 'registry', 'review', 'telemetry', 'tls', 'shared']),
     layer('commands', [
       'audit',
       'check',
+      'distribution',
+      'telemetry',
       'policy',
       'registry',
       'review',

@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError } from '../shared/input-error.ts';
 import { canonicalIp, createCa, issueCertificate } from '../tls/certs.ts';
 import {
@@ -14,6 +14,7 @@ import {
   tlsSecret,
   ttlProblem,
 } from '../tls/control-plane.ts';
+import { staticWebhookFiles } from '../tls/static-webhooks.ts';
 import type { Command } from './command.ts';
 import { parseFlags } from './flags.ts';
 
@@ -37,6 +38,13 @@ flags:
                         --allow-ttl=-1 for "no cache")
   --imagepolicy-server URL   the ImagePolicyWebhook backend the API server calls
                         (default https://SERVICE.NAMESPACE.svc:443/v1/imagereview)
+  --webhook-url URL     where the static webhook manifests send reviews (URL/v1/validate,
+                        URL/v1/mutate; default https://SERVICE.NAMESPACE.svc:443)
+
+Also written: static/validating/ and static/mutating/ (webhook configurations named
+imagegate.static.k8s.io) and admission-configuration-static.yaml naming them as each
+plugin's staticManifestsDir: Kubernetes 1.37+ loads them at API server start (KEP-5793,
+feature gate ManifestBasedAdmissionControlConfig, on by default from 1.37; absent in 1.35).
   -h, --help            this text
 
 Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_OUT=...).
@@ -54,10 +62,12 @@ const FLAGS = {
   'allow-ttl': { type: 'string' },
   'deny-ttl': { type: 'string' },
   'imagepolicy-server': { type: 'string' },
+  'webhook-url': { type: 'string' },
 } as const;
 
 interface CertsOptions extends ClusterNames {
   readonly out: string;
+  readonly webhookUrl?: string | undefined;
   readonly ips: readonly string[];
   readonly days: number;
 }
@@ -99,6 +109,19 @@ function checkCertsOptions(options: CertsOptions): void {
     if (url?.protocol !== 'https:') {
       throw new InputError(
         '--imagepolicy-server must be an https:// URL (e.g. https://10.0.0.5:443/v1/imagereview)',
+      );
+    }
+  }
+  if (options.webhookUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(options.webhookUrl);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:' || url.pathname !== '/' || url.search !== '') {
+      throw new InputError(
+        '--webhook-url must be an https:// URL with no path (e.g. https://10.0.0.5:443)',
       );
     }
   }
@@ -148,8 +171,12 @@ async function runCerts(options: CertsOptions): Promise<string[]> {
   for (const [name, text] of Object.entries(controlPlaneFiles(options, ca, client))) {
     files[name] = { text, secret: name.endsWith('kubeconfig.yaml') };
   }
+  for (const [name, text] of Object.entries(staticWebhookFiles(options, ca, options.webhookUrl))) {
+    files[name] = { text };
+  }
   await mkdir(options.out, { recursive: true, mode: 0o700 });
   for (const [name, file] of Object.entries(files)) {
+    await mkdir(dirname(join(options.out, name)), { recursive: true, mode: 0o700 });
     await writeFile(join(options.out, name), file.text, { mode: file.secret ? 0o600 : 0o644 });
   }
   return Object.keys(files);
@@ -173,6 +200,7 @@ export const command: Command = {
       allowTtl: flags.integer('allow-ttl', 50),
       denyTtl: flags.integer('deny-ttl', 50),
       ...(imagePolicyServer === undefined ? {} : { imagePolicyServer }),
+      webhookUrl: flags.string('webhook-url'),
     });
     context.write(`wrote ${written.map((f) => join(out, f)).join('\n      ')}\n`);
     return 0;

@@ -5,6 +5,8 @@
  */
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import type { VerificationSettings } from '../policy/loader.ts';
+import type { RemoteSourceOptions } from '../server/bundle-source.ts';
+import type { CollectorSettings } from '../server/collector.ts';
 import type { RegistryOptions } from '../server/registry-facts.ts';
 import { InputError } from '../shared/input-error.ts';
 import { LOG_LEVELS } from '../shared/logger.ts';
@@ -169,5 +171,109 @@ export function registryOptions(flags: Flags): RegistryOptions {
     ca: flags.list('registry-ca'),
     requestTimeoutMs: timeout,
     budgetMs: budget,
+  };
+}
+
+export const BUNDLE_SOURCE_FLAGS = {
+  'bundle-persist-dir': { type: 'string' },
+  'bundle-poll-interval-ms': { type: 'string' },
+  'bundle-max-backoff-ms': { type: 'string' },
+  'bundle-timeout-ms': { type: 'string' },
+  'bundle-long-poll-s': { type: 'string' },
+  'bundle-token-file': { type: 'string' },
+  'bundle-client-cert': { type: 'string' },
+  'bundle-client-key': { type: 'string' },
+  'bundle-ca': { type: 'string', multiple: true },
+  'bundle-cosign-key': { type: 'string', multiple: true },
+  'bundle-cosign-trust-root': { type: 'string' },
+} as const satisfies FlagTable;
+
+/** How a remote --bundle (oci://, https://) is polled, kept and authenticated to. */
+export function bundleSourceOptions(flags: Flags): RemoteSourceOptions {
+  const intervalMs = flags.integer('bundle-poll-interval-ms', 60_000, 10, 86_400_000);
+  const maxBackoffMs = flags.integer('bundle-max-backoff-ms', 120_000, 10, 86_400_000);
+  const trustRoot = flags.string('bundle-cosign-trust-root');
+  const keys = flags.list('bundle-cosign-key');
+  if (trustRoot !== undefined && keys.length === 0) {
+    throw new InputError('--bundle-cosign-trust-root needs --bundle-cosign-key');
+  }
+  return {
+    timing: { intervalMs, maxBackoffMs: Math.max(maxBackoffMs, intervalMs) },
+    persistDir: flags.string('bundle-persist-dir'),
+    service: {
+      timeoutMs: flags.integer('bundle-timeout-ms', 10_000, 100, 300_000),
+      longPollSeconds: flags.integer('bundle-long-poll-s', 0, 0, 3_600),
+      tokenFile: flags.string('bundle-token-file'),
+      clientCert: flags.string('bundle-client-cert'),
+      clientKey: flags.string('bundle-client-key'),
+      caFiles: flags.list('bundle-ca'),
+    },
+    artifactKeys: keys,
+    artifactTrustRoot: trustRoot,
+  };
+}
+
+export const COLLECTOR_FLAGS = {
+  'collector-url': { type: 'string' },
+  'collector-token-file': { type: 'string' },
+  'collector-ca': { type: 'string', multiple: true },
+  'collector-client-cert': { type: 'string' },
+  'collector-client-key': { type: 'string' },
+  'decision-logs': { type: 'boolean' },
+  'decision-log-interval-ms': { type: 'string' },
+  'decision-log-buffer': { type: 'string' },
+  status: { type: 'boolean' },
+  'status-interval-ms': { type: 'string' },
+  label: { type: 'string', multiple: true },
+} as const satisfies FlagTable;
+
+/** --collector-url and what is sent there; undefined when nothing is. */
+export function collectorSettings(flags: Flags): CollectorSettings | undefined {
+  const url = flags.string('collector-url');
+  const logs = flags.boolean('decision-logs');
+  const status = flags.boolean('status');
+  if (url === undefined) {
+    if (logs || status) throw new InputError('--decision-logs and --status need --collector-url');
+    return undefined;
+  }
+  if (!logs && !status) {
+    throw new InputError('--collector-url: say what to send it (--decision-logs, --status)');
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed?.protocol !== 'https:' && parsed?.protocol !== 'http:') {
+    throw new InputError(
+      `--collector-url ${JSON.stringify(url)} is not an https:// (or http://) URL`,
+    );
+  }
+  const labels: Record<string, string> = {};
+  for (const label of flags.list('label')) {
+    const at = label.indexOf('=');
+    if (at < 1) throw new InputError(`--label ${JSON.stringify(label)}: write KEY=VALUE`);
+    labels[label.slice(0, at)] = label.slice(at + 1);
+  }
+  return {
+    url,
+    tokenFile: flags.string('collector-token-file'),
+    caFiles: flags.list('collector-ca'),
+    clientCert: flags.string('collector-client-cert'),
+    clientKey: flags.string('collector-client-key'),
+    timeoutMs: 10_000,
+    labels,
+    decisionLogs: logs
+      ? {
+          intervalMs: flags.integer('decision-log-interval-ms', 10_000, 10, 3_600_000),
+          maxBackoffMs: 120_000,
+          maxBufferedEvents: flags.integer('decision-log-buffer', 10_000, 1, 1_000_000),
+          maxBatchBytes: 1024 * 1024,
+        }
+      : undefined,
+    statusIntervalMs: status
+      ? flags.integer('status-interval-ms', 60_000, 100, 3_600_000)
+      : undefined,
   };
 }

@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { parseBundleLocation } from '../distribution/bundle-location.ts';
 import { isClusterWorker, startPrimary, startWorker } from '../server/cluster.ts';
 import { type ServeOptions, startGateway } from '../server/gateway.ts';
 import { DEFAULT_EVALUATION_THREADS } from '../server/pool/evaluation-pool.ts';
@@ -13,6 +14,10 @@ import { createLogger, type Logger } from '../shared/logger.ts';
 import { defaultBundlePath, packageRoot } from '../shared/paths.ts';
 import type { Command } from './command.ts';
 import {
+  BUNDLE_SOURCE_FLAGS,
+  bundleSourceOptions,
+  COLLECTOR_FLAGS,
+  collectorSettings,
   type Flags,
   parseFlags,
   REGISTRY_FLAGS,
@@ -30,8 +35,25 @@ flags:
   --port N              HTTPS port (default 8443)
   --health-port N       /healthz, /readyz, /metrics (default 8080)
   --host ADDR           listen address (default 0.0.0.0)
-  --bundle PATH         policy bundle (.tar.gz or a directory holding one), watched
-                        (default: the embedded bundles/imagegate.tar.gz)
+  --bundle SOURCE       policy bundle: a .tar.gz or a directory holding one, watched
+                        (default: the embedded bundles/imagegate.tar.gz); or
+                        oci://REGISTRY/REPO:TAG (or @sha256:...), OPA's OCI layout, through
+                        the --registry-* settings; or https://... an OPA bundle service.
+                        A remote source is polled; see README, "Run a fleet"
+  --bundle-poll-interval-ms N   how often a remote source is asked (default 60000, +-10%)
+  --bundle-max-backoff-ms N     longest wait between attempts while it fails (default 120000)
+  --bundle-persist-dir DIR      keep the last good remote bundle here (a writable volume);
+                        served at start when the source cannot answer
+  --bundle-timeout-ms N         one request to a bundle service (default 10000)
+  --bundle-long-poll-s N        bundle service: ask the server to hold requests up to N s
+                        until the bundle changes (OPA long polling; default 0: off)
+  --bundle-token-file FILE      bundle service: bearer token, read at every request
+  --bundle-client-cert FILE, --bundle-client-key FILE   bundle service: TLS client auth
+  --bundle-ca FILE              bundle service: extra trusted CA (PEM), repeatable
+  --bundle-cosign-key FILE      oci://: the artifact must carry a cosign signature by this
+                        key (PEM; repeatable: any one of them)
+  --bundle-cosign-trust-root FILE   oci://: a Sigstore trusted_root.json checking that
+                        signature's transparency-log entry
   --config FILE         policy configuration (YAML or JSON), watched
   --tls-cert FILE       serving certificate (PEM), watched; default: self-signed
   --tls-key FILE        its key (PEM), watched
@@ -39,6 +61,19 @@ flags:
   --verification-key FILE   PEM public key: refuse unsigned or wrongly signed bundles
   --verification-key-id ID, --verification-scope S, --verification-alg ALG
                         as opa's --verification-key-id, --scope, --signing-alg (RS256)
+  --collector-url URL   a collector speaking OPA's APIs (decision logs, status)
+  --decision-logs       send decision logs there: gzipped JSON batches POSTed to
+                        URL/logs, OPA's format, never the reviewed object
+  --decision-log-interval-ms N  how often (default 10000); failures back off
+  --decision-log-buffer N       events kept while it is down (default 10000; past it
+                        the oldest are dropped, counted in imagegate_decision_logs_dropped_total)
+  --status              send status there (OPA's format, POST URL/status): at start,
+                        on every change, and every --status-interval-ms (default 60000)
+  --status-interval-ms N
+  --label KEY=VALUE     a label on every event and report (e.g. cluster=prod-eu-1), repeatable
+  --collector-token-file FILE   bearer token, read at every request
+  --collector-ca FILE   extra trusted CA (PEM), repeatable
+  --collector-client-cert FILE, --collector-client-key FILE   TLS client auth
   --state-dir DIR       where the self-signed CA is kept (default <package>/.state)
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (default info)
   --evaluation-threads N  threads that parse and evaluate reviews, one wasm instance
@@ -76,6 +111,8 @@ const FLAGS = {
   'watch-interval-ms': { type: 'string' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
+  ...BUNDLE_SOURCE_FLAGS,
+  ...COLLECTOR_FLAGS,
 } as const;
 
 interface Serving {
@@ -123,11 +160,16 @@ function workerCount(value: string | undefined): number {
 }
 
 function serveOptions(flags: Flags): ServeOptions {
+  const bundle = flags.string('bundle') ?? defaultBundlePath();
+  // Parsed now, so a malformed source is a bad flag (exit 2), not a gateway polling nothing.
+  const remote = parseBundleLocation(bundle).kind !== 'file';
   return {
     port: flags.port('port', 8443),
     healthPort: flags.port('health-port', 8080),
     host: flags.string('host') ?? '0.0.0.0',
-    bundle: flags.string('bundle') ?? defaultBundlePath(),
+    bundle,
+    ...(remote ? { remote: bundleSourceOptions(flags) } : {}),
+    collector: collectorSettings(flags),
     config: flags.string('config'),
     tlsCert: flags.string('tls-cert'),
     tlsKey: flags.string('tls-key'),

@@ -8,7 +8,7 @@ import { type LoadedTrustRoot, loadTrustRoot } from '../registry/trust-roots.ts'
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
-import { type Bundle, readBundleFile } from './bundle.ts';
+import { type Bundle, readBundleArchive, readBundleFile } from './bundle.ts';
 import { type VerificationOptions, verifyBundleSignature } from './bundle-signature.ts';
 import { loadConfigFile, type PolicyConfig } from './config.ts';
 import { ConfigError } from './config-error.ts';
@@ -24,7 +24,10 @@ export interface VerificationSettings {
 }
 
 export interface PolicySource {
+  /** A path, or where `archive` came from (`oci://…`, `https://…`) for messages. */
   readonly bundle: string;
+  /** The bundle's bytes, fetched from a remote source: read instead of the path. */
+  readonly archive?: Buffer | undefined;
   readonly config?: string | undefined;
   readonly verification?: VerificationSettings | undefined;
 }
@@ -45,7 +48,10 @@ export interface PolicySnapshot {
 
 export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
   const config = source.config === undefined ? {} : await loadConfigFile(source.config);
-  const bundle = await readBundleFile(source.bundle);
+  const bundle =
+    source.archive === undefined
+      ? await readBundleFile(source.bundle)
+      : await readBundleArchive(source.archive, source.bundle);
   let signature = bundle.files.has('.signatures.json') ? 'signed, not verified' : 'unsigned';
   if (source.verification !== undefined) {
     // With a key configured, an unsigned bundle is refused (GHSA-g2pf-6v5v-qcc8).

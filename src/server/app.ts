@@ -25,6 +25,8 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** True once shutdown has begun. */
   readonly draining?: () => boolean;
+  /** Told every decision line as it is logged (decision logs to a collector). */
+  readonly decisions?: ((line: Readonly<Record<string, unknown>>) => void) | undefined;
 }
 
 /** The histogram label each endpoint's evaluation is filed under. */
@@ -101,16 +103,15 @@ export function createApp(deps: AppDeps): Koa {
         }
         const { level, message, fields } = result.log;
         if (message === 'decision') {
-          deps.logger[level](
-            {
-              decisionId: randomUUID(),
-              endpoint,
-              ...fields,
-              revision: result.revision,
-              durationMs: Number((performance.now() - started).toFixed(3)),
-            },
-            message,
-          );
+          const line = {
+            decisionId: randomUUID(),
+            endpoint,
+            ...fields,
+            revision: result.revision,
+            durationMs: Number((performance.now() - started).toFixed(3)),
+          };
+          deps.logger[level](line, message);
+          deps.decisions?.(line);
         } else {
           deps.logger[level]({ path: ctx.path, ...fields }, message);
         }

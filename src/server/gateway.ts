@@ -3,23 +3,34 @@
  * and returns a handle, so tests run the real HTTPS server in-process. `imagegate serve`
  * (commands/serve.ts) starts one, or a cluster of them; signals stay in cli.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { parseBundleLocation } from '../distribution/bundle-location.ts';
+import type { SourceStatus } from '../distribution/source-status.ts';
 import type { ConfigInForce } from '../policy/engine.ts';
 import { type LoadStatus, PolicyHolder } from '../policy/holder.ts';
-import type { VerificationSettings } from '../policy/loader.ts';
+import type { LoadedPolicy, VerificationSettings } from '../policy/loader.ts';
 import type { Watch } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { packageVersion } from '../shared/paths.ts';
 import { ensureDevCertificates } from '../tls/dev-certs.ts';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from './app.ts';
+import {
+  type RemoteSourceOptions,
+  type StartedSource,
+  startBundleSource,
+} from './bundle-source.ts';
+import { type Collector, type CollectorSettings, startCollector } from './collector.ts';
 import { inProcessEvaluator } from './evaluator.ts';
 import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
 import { servePolicy } from './policy-reload.ts';
 import { DEFAULT_EVALUATION_THREADS, EvaluationPool } from './pool/evaluation-pool.ts';
 import { type RegistryOptions, startRegistryFacts } from './registry-facts.ts';
+import { serveRemotePolicy } from './remote-policy.ts';
 import { loadServingTls, type ServingTls } from './tls-reload.ts';
 
 /**
@@ -37,7 +48,10 @@ export interface ServeOptions {
   /** null: no health server (a cluster worker; the primary serves health for all). */
   readonly healthPort: number | null;
   readonly host: string;
+  /** A path, `oci://registry/repo:tag` or an OPA bundle service URL (distribution/). */
   readonly bundle: string;
+  /** How a remote `bundle` is polled, kept and authenticated to. */
+  readonly remote?: RemoteSourceOptions | undefined;
   readonly config: string | undefined;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
@@ -62,6 +76,8 @@ export interface ServeOptions {
    * instance; 0 evaluates on the event loop. Default DEFAULT_EVALUATION_THREADS.
    */
   readonly evaluationThreads?: number | undefined;
+  /** Decision logs and status to a collector (OPA's APIs); undefined: none. */
+  readonly collector?: CollectorSettings | undefined;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
   readonly onStatus?: (status: GatewayStatus) => void;
 }
@@ -72,6 +88,8 @@ export interface GatewayStatus {
   readonly config: ConfigInForce | null;
   readonly lastLoad: LoadStatus | undefined;
   readonly tls: TlsStatus | undefined;
+  /** A remote bundle source's state (undefined for a file bundle). */
+  readonly source?: SourceStatus | undefined;
 }
 
 export interface Gateway {
@@ -80,6 +98,8 @@ export interface Gateway {
   readonly policy: PolicyHolder;
   readonly metrics: Metrics;
   readonly caPath: string | undefined;
+  /** A remote bundle source's state, when `bundle` names one. */
+  readonly source: () => SourceStatus | undefined;
   /** Stops accepting, lets in-flight requests finish, closes both servers. */
   close(graceMs?: number): Promise<void>;
 }
@@ -91,14 +111,20 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const metrics = createMetrics();
   const policy = new PolicyHolder();
   let tls: ServingTls | undefined;
-  const report = () =>
+  let remote: StartedSource | undefined;
+  let collector: Collector | undefined;
+  const report = () => {
+    collector?.changed();
     options.onStatus?.({
       revision: policy.engine?.revision ?? '',
       bundleDigest: policy.engine?.bundleDigest ?? '',
       config: policy.engine?.config ?? null,
       lastLoad: policy.lastLoad,
       tls: tls?.status(),
+      source: remote?.remote.status,
     });
+  };
+  const location = parseBundleLocation(options.bundle);
   const intervalMs = options.watchIntervalMs ?? 2000;
   const watches: Watch[] = [];
   const source = {
@@ -112,13 +138,37 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     logger,
     intervalMs,
   });
+  if (options.collector !== undefined) {
+    collector = await startCollector(options.collector, {
+      policy,
+      source: () => remote?.remote.status,
+      metrics,
+      logger,
+      id: randomUUID(),
+      version: packageVersion(),
+    });
+  }
   const threads = options.evaluationThreads ?? DEFAULT_EVALUATION_THREADS;
   const pool = threads > 0 ? new EvaluationPool(threads, facts.gather, logger) : undefined;
   const evaluator = pool ?? inProcessEvaluator(policy, facts.withFacts);
+  const reloadDeps = {
+    source,
+    policy,
+    metrics,
+    logger,
+    intervalMs,
+    changed: report,
+    ...(pool === undefined
+      ? {}
+      : { prepare: (loaded: LoadedPolicy) => pool.prepare(loaded.snapshot) }),
+  };
   // Whatever fails from here on (the policy, the certificate, the port) must not leave
-  // threads, watches or the registry client behind: the threads would keep the process up.
+  // threads, watches, a bundle source, the collector or the registry client behind: the
+  // threads would keep the process up.
   const abandon = async () => {
     for (const watch of watches) watch.stop();
+    await remote?.close();
+    await collector?.close();
     await evaluator.close();
     await facts.close();
   };
@@ -130,17 +180,18 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   }
 
   async function serve(): Promise<Gateway> {
-    watches.push(
-      await servePolicy({
-        source,
-        policy,
+    if (location.kind === 'file') {
+      watches.push(await servePolicy(reloadDeps));
+    } else {
+      if (options.remote === undefined) throw new Error(`${options.bundle}: no remote options`);
+      remote = await startBundleSource(location, options.remote, {
+        facts,
         metrics,
         logger,
-        intervalMs,
         changed: report,
-        ...(pool === undefined ? {} : { prepare: (loaded) => pool.prepare(loaded.snapshot) }),
-      }),
-    );
+      });
+      watches.push(await serveRemotePolicy(reloadDeps, remote.remote));
+    }
 
     let caPath: string | undefined;
     let certPath = options.tlsCert;
@@ -166,6 +217,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       metrics,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
       draining: () => !accepting,
+      decisions: collector?.decisions,
     });
     const https: HttpsServer = createHttpsServer(
       {
@@ -194,7 +246,13 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         ? undefined
         : createHttpServer(
             createHealthApp(
-              gatewayHealth({ policy, metrics, accepting: () => accepting, tls: tls.status }),
+              gatewayHealth({
+                policy,
+                metrics,
+                accepting: () => accepting,
+                tls: tls.status,
+                source: () => remote?.remote.status,
+              }),
             ).callback(),
           );
 
@@ -221,9 +279,11 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
       policy,
       metrics,
       caPath,
+      source: () => remote?.remote.status,
       async close(graceMs = 25_000) {
         accepting = false;
         for (const watch of watches) watch.stop();
+        await remote?.close();
         const closed = new Promise<void>((resolve) => https.close(() => resolve()));
         // Connections that finish their request while draining are closed by the
         // Connection: close header; sweep the ones that were idle in between as well.
@@ -235,6 +295,8 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         clearTimeout(timer);
         await evaluator.close();
         await facts.close();
+        // After the last review: its decision is in the final upload.
+        await collector?.close();
         if (health !== undefined) {
           await new Promise<void>((resolve) => {
             health.close(() => resolve());

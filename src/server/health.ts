@@ -6,6 +6,7 @@
  */
 import Router from '@koa/router';
 import Koa from 'koa';
+import type { SourceStatus } from '../distribution/source-status.ts';
 import type { LoadStatus, PolicyHolder } from '../policy/holder.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import type { Metrics } from '../shared/metrics.ts';
@@ -78,6 +79,8 @@ export interface GatewayHealth {
   readonly accepting: () => boolean;
   /** The serving certificate's state; a refused rotation shows here, not only in logs. */
   readonly tls: () => TlsStatus | undefined;
+  /** A remote bundle source: where the policy came from, since when, how polls go. */
+  readonly source?: () => SourceStatus | undefined;
 }
 
 /** One gateway process: ready while it has a policy and accepts connections. */
@@ -92,6 +95,7 @@ export function gatewayHealth(deps: GatewayHealth): HealthSources {
         bundleDigest: engine?.bundleDigest ?? null,
         config: engine?.config ?? null,
         lastLoad: deps.policy.lastLoad ?? null,
+        bundleSource: deps.source?.() ?? null,
         tls: deps.tls() ?? null,
         // The Sigstore trust roots in force: files, what they name, when they run out.
         trustRoots:

@@ -32,18 +32,25 @@ export interface PolicyReloadDeps {
   readonly prepare?: (loaded: LoadedPolicy) => Promise<() => void>;
 }
 
-/** Loads the policy into the holder (throwing when it cannot), then watches its files. */
-export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
-  const { source, policy, metrics, logger } = deps;
-  const load = deps.load ?? loadPolicy;
-  const policyFiles = async () => [
-    await resolveBundlePath(source.bundle).catch(() => source.bundle),
+/** The files a policy is built from besides its bundle: a change to any reloads it. */
+export function configFiles(source: PolicySource, policy: PolicyHolder): string[] {
+  return [
     ...(source.config === undefined ? [] : [source.config]),
     ...(source.verification === undefined ? [] : [source.verification.keyFile]),
     // The signature keys the configuration in force names: a rotated key is reloaded.
     ...keyFiles([...(policy.engine?.keys.keys() ?? [])]),
     // And the trust roots: a rotated trusted_root.json is reloaded the same way.
     ...[...(policy.engine?.trustRoots.values() ?? [])].map((root) => root.file),
+  ];
+}
+
+/** Loads the policy into the holder (throwing when it cannot), then watches its files. */
+export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
+  const { source, policy, metrics, logger } = deps;
+  const load = deps.load ?? loadPolicy;
+  const policyFiles = async () => [
+    await resolveBundlePath(source.bundle).catch(() => source.bundle),
+    ...configFiles(source, policy),
   ];
   // Fingerprinted before the first load reads them: a change that lands while it loads
   // (or before the first poll) differs from this and is picked up.
@@ -68,36 +75,57 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
   warnAbout(logger, engine);
 
   return watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
-    try {
-      const loaded = await load(source);
-      const next = loaded.engine;
-      const commit = await deps.prepare?.(loaded);
-      const previous = policy.engine;
-      policy.swap(next, source.bundle);
-      commit?.();
-      deps.changed();
-      showServing(metrics, previous, next);
-      metrics.reloads.inc({ kind: 'policy', result: 'ok' });
-      logger.info(
-        {
-          revision: next.revision,
-          previous: previous?.revision,
-          config: next.config,
-          previousConfig: previous?.config.digest,
-        },
-        'policy reloaded',
-      );
-      warnAbout(logger, next);
-    } catch (error) {
-      policy.refuse(source.bundle, describeThrown(error));
-      deps.changed();
-      metrics.reloads.inc({ kind: 'policy', result: 'refused' });
-      logger.error(
-        { error: describeThrown(error), serving: policy.engine?.revision },
-        'policy reload refused; the previous policy keeps serving',
-      );
-    }
+    await reloadPolicy(deps, source);
   });
+}
+
+/**
+ * Loads `source` and swaps it in everywhere (holder and evaluation threads); a policy that
+ * fails to load, verify or smoke-evaluate is refused — the previous one keeps serving —
+ * and the refusal recorded (logs, metrics, /readyz). Never throws. `about` is logged.
+ */
+export async function reloadPolicy(
+  deps: PolicyReloadDeps,
+  source: PolicySource,
+  about: Record<string, unknown> = {},
+): Promise<PolicyEngine | undefined> {
+  const { policy, metrics, logger } = deps;
+  const load = deps.load ?? loadPolicy;
+  try {
+    const loaded = await load(source);
+    const next = loaded.engine;
+    const commit = await deps.prepare?.(loaded);
+    const previous = policy.engine;
+    policy.swap(next, source.bundle);
+    commit?.();
+    deps.changed();
+    showServing(metrics, previous, next);
+    metrics.reloads.inc({ kind: 'policy', result: 'ok' });
+    logger.info(
+      {
+        ...about,
+        revision: next.revision,
+        previous: previous?.revision,
+        signature: loaded.signature,
+        config: next.config,
+        previousConfig: previous?.config.digest,
+      },
+      previous === undefined ? 'policy loaded' : 'policy reloaded',
+    );
+    warnAbout(logger, next);
+    return next;
+  } catch (error) {
+    policy.refuse(source.bundle, describeThrown(error));
+    deps.changed();
+    metrics.reloads.inc({ kind: 'policy', result: 'refused' });
+    logger.error(
+      { ...about, error: describeThrown(error), serving: policy.engine?.revision ?? null },
+      policy.engine === undefined
+        ? 'policy refused; no policy serves yet (not ready, reviews fail closed)'
+        : 'policy reload refused; the previous policy keeps serving',
+    );
+    return undefined;
+  }
 }
 
 /** What loads but is rarely meant: logged at every load, shown in /readyz (`config.warnings`). */
@@ -106,12 +134,17 @@ function warnAbout(logger: Logger, engine: PolicyEngine): void {
 }
 
 /** The `*_info` gauges name exactly the bundle and configuration serving now. */
-function showServing(metrics: Metrics, previous: PolicyEngine | undefined, next: PolicyEngine) {
+export function showServing(
+  metrics: Metrics,
+  previous: PolicyEngine | undefined,
+  next: PolicyEngine,
+) {
   if (previous !== undefined) {
     metrics.bundleInfo.remove({ revision: previous.revision, digest: previous.bundleDigest });
     metrics.configInfo.remove(configLabels(previous.config));
   }
   metrics.bundleInfo.set({ revision: next.revision, digest: next.bundleDigest }, 1);
+  metrics.bundleActivated.set(Date.now() / 1000);
   metrics.configInfo.set(configLabels(next.config), 1);
 }
 

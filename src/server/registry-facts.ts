@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
-import { type AddressPolicy, addressPolicy } from '../registry/addresses.ts';
+import { type AddressPolicy, addressPolicy, type RegistrySettings } from '../registry/addresses.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { type Credentials, parseDockerConfig } from '../registry/credentials.ts';
 import { FactSource } from '../registry/facts.ts';
@@ -38,6 +38,12 @@ export const DEFAULT_BUDGET_MS = 3_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
 
 export interface RegistryFacts {
+  /**
+   * A client for one registry the operator named outside the configuration (an OCI
+   * bundle's): the same credentials, CAs and metrics, and an address policy that allows
+   * that registry alone — on a private network too, since no pod author chose it.
+   */
+  readonly clientFor: (registry: string) => RegistryClient;
   readonly gather: GatherFacts;
   /** The input with the facts this decision needs on its images (itself when none). */
   readonly withFacts: FactsStep;
@@ -114,6 +120,9 @@ export async function startRegistryFacts(
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const budgetMs = options.budgetMs ?? DEFAULT_BUDGET_MS;
   const http = new RegistryHttp({ policy, ca, requestTimeoutMs });
+  /** Every pool of every client, for a rotated CA and for close(). */
+  const pools = [http];
+  let currentCa = ca;
   if (caFiles.length > 0) {
     // A rotated CA bundle (a ConfigMap the kubelet refreshes) is used for new connections.
     watches.push(
@@ -123,7 +132,8 @@ export async function startRegistryFacts(
         deps.intervalMs,
         async () => {
           try {
-            http.setCa(await readCa());
+            currentCa = await readCa();
+            for (const pool of pools) pool.setCa(currentCa);
             deps.metrics.reloads.inc({ kind: 'registry-ca', result: 'ok' });
             deps.logger.info({ files: caFiles }, 'registry CAs reloaded');
           } catch (error) {
@@ -137,19 +147,31 @@ export async function startRegistryFacts(
       ),
     );
   }
-  const client = new RegistryClient({
-    http,
-    credentials: () => credentials,
-    ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
-    observe: (registry, kind, outcome, seconds) => {
-      deps.metrics.registryRequests.inc({ registry, kind, outcome });
-      deps.metrics.registryDuration.observe({ registry, kind }, seconds);
-    },
-    observeQueue: {
-      queued: (registry, delta) => deps.metrics.registryQueued.inc({ registry }, delta),
-      waited: (registry, seconds) => deps.metrics.registryQueueWait.observe({ registry }, seconds),
-    },
-  });
+  const clientOver = (over: RegistryHttp) =>
+    new RegistryClient({
+      http: over,
+      credentials: () => credentials,
+      ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
+      observe: (registry, kind, outcome, seconds) => {
+        deps.metrics.registryRequests.inc({ registry, kind, outcome });
+        deps.metrics.registryDuration.observe({ registry, kind }, seconds);
+      },
+      observeQueue: {
+        queued: (registry, delta) => deps.metrics.registryQueued.inc({ registry }, delta),
+        waited: (registry, seconds) =>
+          deps.metrics.registryQueueWait.observe({ registry }, seconds),
+      },
+    });
+  const client = clientOver(http);
+  const clientFor = (registry: string) => {
+    const settings = new Map<string, RegistrySettings>([
+      [registry.toLowerCase(), { network: 'private' }],
+    ]);
+    const named = addressPolicy([registry], settings);
+    const own = new RegistryHttp({ policy: () => named, ca: currentCa, requestTimeoutMs });
+    pools.push(own);
+    return clientOver(own);
+  };
   const facts = new FactSource({
     client,
     policy,
@@ -176,13 +198,14 @@ export async function startRegistryFacts(
     }
   };
   return {
+    clientFor,
     budgetMs,
     gather,
     withFacts: factsStep(gather),
     async close() {
       unwatch();
       for (const watch of watches) watch.stop();
-      await http.close();
+      await Promise.all(pools.map((pool) => pool.close()));
     },
   };
 }

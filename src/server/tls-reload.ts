@@ -60,6 +60,8 @@ export async function loadServingTls(
           ? { source: files.cert, at, ok: true }
           : { source: files.cert, at, ok: false, error: problem },
     };
+    const expires = Date.parse(status.notAfter);
+    if (Number.isFinite(expires)) metrics.certificateExpiry.set(expires / 1000);
     if (!initial) deps.changed();
   };
 

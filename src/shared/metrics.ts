@@ -18,6 +18,20 @@ export interface Metrics {
   readonly registryQueueWait: Histogram<'registry'>;
   /** The size of every bounded registry table, read at each scrape from what `watch` names. */
   readonly registryTables: { watch(read: () => Readonly<Record<string, number>>): () => void };
+  /** When the serving certificate in use expires (alerts: close to expiry). */
+  readonly certificateExpiry: Gauge;
+  /** When the bundle serving now was activated (any source). */
+  readonly bundleActivated: Gauge;
+  /** Remote bundle sources: where the bundle serving now came from, polls, failures. */
+  readonly bundleSource: Gauge<'kind' | 'source' | 'origin'>;
+  readonly bundleRequests: Counter<'kind' | 'result'>;
+  readonly bundleLastSuccess: Gauge;
+  readonly bundleFailures: Gauge;
+  /** Decision logs and status sent to a collector (telemetry/). */
+  readonly decisionLogsSent: Counter;
+  readonly decisionLogsDropped: Counter<'reason'>;
+  readonly decisionLogsBuffered: Gauge;
+  readonly collectorUploads: Counter<'api' | 'result'>;
 }
 
 const REGISTRY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5];
@@ -119,6 +133,65 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       registers: [registry],
     }),
     registryTables: tableGauge(registry),
+    certificateExpiry: new Gauge({
+      name: 'imagegate_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the serving certificate in use expires (Unix time).',
+      registers: [registry],
+      aggregator: 'min',
+    }),
+    bundleActivated: new Gauge({
+      name: 'imagegate_bundle_activation_timestamp_seconds',
+      help: 'When the bundle serving now was activated (Unix time): serving since.',
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    bundleSource: new Gauge({
+      name: 'imagegate_bundle_source_info',
+      help: 'The remote bundle source (value 1): its kind (oci, http), the --bundle value, and where the bundle serving now came from (remote, persisted: the last good one kept on disk, none).',
+      labelNames: ['kind', 'source', 'origin'],
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    bundleRequests: new Counter({
+      name: 'imagegate_bundle_requests_total',
+      help: 'Polls of the remote bundle source, by kind and result (downloaded, unchanged, error).',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    bundleLastSuccess: new Gauge({
+      name: 'imagegate_bundle_last_successful_request_timestamp_seconds',
+      help: 'When the remote bundle source last answered (Unix time; 0: never): how stale the policy may be.',
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    bundleFailures: new Gauge({
+      name: 'imagegate_bundle_consecutive_failures',
+      help: 'Polls of the remote bundle source that failed in a row (0 once it answers).',
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    decisionLogsSent: new Counter({
+      name: 'imagegate_decision_logs_sent_total',
+      help: 'Decision-log events a collector accepted.',
+      registers: [registry],
+    }),
+    decisionLogsDropped: new Counter({
+      name: 'imagegate_decision_logs_dropped_total',
+      help: 'Decision-log events never delivered, by reason (buffer_full, upload_failed, too_large).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    decisionLogsBuffered: new Gauge({
+      name: 'imagegate_decision_logs_buffered',
+      help: 'Decision-log events waiting to be sent.',
+      registers: [registry],
+    }),
+    collectorUploads: new Counter({
+      name: 'imagegate_collector_uploads_total',
+      help: 'Uploads to the collector, by API (logs, status) and result (ok, error).',
+      labelNames: ['api', 'result'],
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,5 +1,5 @@
 /** Locations inside the installed package, the same from src/ (tsx) and dist/src/ (tsc). */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,4 +15,12 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
 
 export function defaultBundlePath(): string {
   return join(packageRoot(), 'bundles', 'imagegate.tar.gz');
+}
+
+/** The package's version (package.json), for the labels a collector sees. */
+export function packageVersion(): string {
+  const parsed: unknown = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8'));
+  const version =
+    typeof parsed === 'object' && parsed !== null && 'version' in parsed ? parsed.version : '';
+  return typeof version === 'string' ? version : '';
 }

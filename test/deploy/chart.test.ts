@@ -73,6 +73,14 @@ test(
   'deploy/overlays/cert-manager',
   ['-f', join(CHART, 'ci', 'cert-manager-values.yaml')],
 );
+for (const overlay of ['bundle-oci', 'bundle-service', 'collector', 'monitoring']) {
+  test(
+    `the chart with ci/${overlay}-values.yaml renders what deploy/overlays/${overlay} does`,
+    same,
+    `deploy/overlays/${overlay}`,
+    ['-f', join(CHART, 'ci', `${overlay}-values.yaml`)],
+  );
+}
 test(
   'the chart with networkPolicy.enabled renders what deploy/overlays/network-policy does',
   same,
@@ -277,4 +285,14 @@ test('values the chart cannot render are refused with the reason', async (t) => 
     /registryFacts.timeoutMs must not be above registryFacts.budgetMs/,
   );
   await refused(['--set', 'imagePolicyWebhook.enabled=true'], /imagePolicyWebhook.clientCert/);
+  await refused(['--set', 'bundle.source=s3'], /bundle.source must be configMap, oci or http/);
+  await refused(['--set', 'bundle.source=oci'], /bundle.source oci needs bundle.oci.reference/);
+  await refused(
+    ['--set', 'bundle.source=http', '--set', 'bundle.http.url=http://bundles.example.com/b.tar.gz'],
+    /bundle.source http needs bundle.http.url \(https:/,
+  );
+  await refused(
+    ['--set', 'collector.url=https://collector.example.com'],
+    /collector.url: turn on collector.decisionLogs or collector.status/,
+  );
 });

@@ -14,7 +14,7 @@
 #
 # A warm run only checks the binaries' versions (well under a second). On stdout it prints
 # KUBE_APISERVER=, KUBE_CONTROLLER_MANAGER=, KUBECTL=, KUBE_SCHEDULER=, KUBELET=, ETCD=,
-# CERT_MANAGER_CRDS= lines;
+# CERT_MANAGER_CRDS=, MONITORING_CRDS= lines;
 # progress and timings go to stderr. Building needs Go >= 1.26 (the go line of Kubernetes
 # 1.37). Built and tested with Go 1.26.
 set -euo pipefail
@@ -29,6 +29,9 @@ ETCD_VERSION=3.6.4
 # cert-manager's CRDs, so the cert-manager overlay and chart values pass a server-side dry
 # run: its Go module carries deploy/crds, so the module proxy serves them.
 CERT_MANAGER_VERSION=1.21.2
+# prometheus-operator's CRDs (PodMonitor, PrometheusRule) for the dry runs of deploy/'s
+# monitoring objects: from its Go module, as cert-manager's.
+PROMETHEUS_OPERATOR_VERSION=0.85.0
 
 if [[ ${1:-} == --versions ]]; then
 	echo "$K8S_VERSIONS"
@@ -182,7 +185,9 @@ else
 fi
 crds=$(download "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | json_field Dir)/deploy/crds
 [[ -f $crds/cert-manager.io_certificates.yaml ]] || die "no cert-manager CRDs in $crds"
+monitoring_crds=$(download "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" | json_field Dir)/example/prometheus-operator-crd
+[[ -f $monitoring_crds/monitoring.coreos.com_prometheusrules.yaml ]] || die "no prometheus-operator CRDs in $monitoring_crds"
 log "control plane ready in $(since "$t_all") (cache: $CACHE)"
 
-printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nKUBE_SCHEDULER=%s\nKUBELET=%s\nETCD=%s\nCERT_MANAGER_CRDS=%s\n' \
-	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$KUBE_SCHEDULER" "$KUBELET" "$ETCD" "$crds"
+printf 'KUBE_APISERVER=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBECTL=%s\nKUBE_SCHEDULER=%s\nKUBELET=%s\nETCD=%s\nCERT_MANAGER_CRDS=%s\nMONITORING_CRDS=%s\n' \
+	"$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" "$KUBECTL" "$KUBE_SCHEDULER" "$KUBELET" "$ETCD" "$crds" "$monitoring_crds"

@@ -6,6 +6,7 @@
 #
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/distribution-<version>/registry
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/crane-<version>/crane
+#   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/oras-<version>/oras
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/cosign-<version>/cosign   (one per major)
 #   ${IMAGEGATE_CACHE:-~/.cache/imagegate}/oci-registry-<ggcr version>/oci-registry
 #
@@ -14,7 +15,7 @@
 #                                    missing or stale (what the test helpers call)
 #
 # A warm run only checks the binaries' versions (well under a second). On stdout it prints
-# REGISTRY=, REFERRERS_REGISTRY=, CRANE=, COSIGN=, COSIGN2= lines; progress and timings go
+# REGISTRY=, REFERRERS_REGISTRY=, CRANE=, COSIGN=, COSIGN2=, ORAS= lines; progress and timings go
 # to stderr. Building needs Go >= 1.26 (distribution's and cosign 3's go line). Built and
 # tested with Go 1.26.
 set -euo pipefail
@@ -23,6 +24,8 @@ set -euo pipefail
 # The distribution registry has no referrers API (OCI 1.1): cosign 3 falls back to a tag.
 DISTRIBUTION_VERSION=3.1.2
 CRANE_VERSION=0.22.1
+# oras pushes OPA bundles as OCI artifacts (the layout OPA's docs publish with it).
+ORAS_VERSION=1.3.6
 # cosign 3 signs in the Sigstore bundle format; cosign 2 writes the legacy .sig tag. Both
 # are in use, and a verifier has to read what each writes.
 COSIGN_VERSION=3.1.3
@@ -44,6 +47,7 @@ OCI_REGISTRY_GGCR=$(sed -n 's#^require github.com/google/go-containerregistry v\
 	"$OCI_REGISTRY_SRC/go.mod" | head -n1)
 REGISTRY=$CACHE/distribution-$DISTRIBUTION_VERSION/registry
 CRANE=$CACHE/crane-$CRANE_VERSION/crane
+ORAS=$CACHE/oras-$ORAS_VERSION/oras
 COSIGN=$CACHE/cosign-$COSIGN_VERSION/cosign
 COSIGN2=$CACHE/cosign-$COSIGN2_VERSION/cosign
 REFERRERS_REGISTRY=$CACHE/oci-registry-$OCI_REGISTRY_GGCR/oci-registry
@@ -73,6 +77,9 @@ reuse "oci-registry $OCI_REGISTRY_SOURCE" "$REFERRERS_REGISTRY" have "oci-regist
 reuse "crane $CRANE_VERSION" "$CRANE" have "v$CRANE_VERSION" "$CRANE" version ||
 	measure "crane $CRANE_VERSION" "$CRANE" go_install "$CRANE" \
 		"github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION" "-s -w"
+reuse "oras $ORAS_VERSION" "$ORAS" have "$ORAS_VERSION" "$ORAS" version ||
+	measure "oras $ORAS_VERSION" "$ORAS" go_install "$ORAS" \
+		"oras.land/oras/cmd/oras@v$ORAS_VERSION" "-s -w"
 reuse "cosign $COSIGN2_VERSION" "$COSIGN2" have "v$COSIGN2_VERSION" "$COSIGN2" version ||
 	measure "cosign $COSIGN2_VERSION" "$COSIGN2" go_install "$COSIGN2" \
 		"github.com/sigstore/cosign/v2/cmd/cosign@v$COSIGN2_VERSION" "-s -w"
@@ -81,5 +88,5 @@ reuse "cosign $COSIGN_VERSION" "$COSIGN" have "v$COSIGN_VERSION" "$COSIGN" versi
 		"github.com/sigstore/cosign/v3/cmd/cosign@v$COSIGN_VERSION" "-s -w"
 log "registry tools ready in $(since "$t_all") (cache: $CACHE)"
 
-printf 'REGISTRY=%s\nREFERRERS_REGISTRY=%s\nCRANE=%s\nCOSIGN=%s\nCOSIGN2=%s\n' \
-	"$REGISTRY" "$REFERRERS_REGISTRY" "$CRANE" "$COSIGN" "$COSIGN2"
+printf 'REGISTRY=%s\nREFERRERS_REGISTRY=%s\nCRANE=%s\nCOSIGN=%s\nCOSIGN2=%s\nORAS=%s\n' \
+	"$REGISTRY" "$REFERRERS_REGISTRY" "$CRANE" "$COSIGN" "$COSIGN2" "$ORAS"

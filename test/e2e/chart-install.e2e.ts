@@ -2,8 +2,11 @@
  * The gateway as the pods its Helm chart describes, on the bed's real node: the image
  * built without Docker (deploy/build-image.sh) and pushed to the bed's registry with crane,
  * `helm install` of deploy/helm/imagegate with certificates from `imagegate certs`, the API
- * server reaching the webhooks through the Service (endpoint routing: no kube-proxy), and
- * a rollout restart of both replicas under the PodDisruptionBudget that loses no admission.
+ * server reaching the webhooks through the Service (endpoint routing: no kube-proxy), a
+ * rollout restart of both replicas under the PodDisruptionBudget that loses no admission,
+ * and `helm upgrade`s that switch the gateways from the ConfigMap bundle to an OCI bundle
+ * (the distribution registry on the node's address, the bundle pushed by oras) and back,
+ * again losing no admission.
  */
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +15,9 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { getPointer, isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { imagegate, ROOT } from '../helpers/cli.ts';
+import { orasPushBundle, variantBundle } from '../helpers/fleet.ts';
+import { startRegistry } from '../helpers/registry.ts';
+import { Teardowns } from '../helpers/teardown.ts';
 import type { Kubectl } from './helpers/kubectl.ts';
 import { podWith } from './helpers/kubectl.ts';
 import { eventually } from './helpers/poll.ts';
@@ -171,3 +177,120 @@ test.serial('a rollout restart of both replicas under the PDB loses no admission
   t.true(attempts >= 20, `${attempts} reviews during the restart`);
   t.log(`${attempts} reviews during the rollout restart, ${failures.length} failed`);
 });
+
+/**
+ * Reviews one after the other (dry-run pod creations of an untrusted image) while `change`
+ * runs and until the pods it replaced are gone: every one must be denied by the gateway.
+ */
+async function reviewedThrough(
+  kubectl: Kubectl,
+  change: () => Promise<void>,
+): Promise<{ attempts: number; failures: string[] }> {
+  const before = new Set((await gatewayPods(kubectl)).map((p) => getPointer(p, '/metadata/name')));
+  let attempts = 0;
+  const failures: string[] = [];
+  let done = false;
+  const traffic = (async () => {
+    while (!done) {
+      attempts += 1;
+      const r = await kubectl.create(
+        podWith('e2e', `switch-${attempts}`, 'quay.io/evil/miner:1'),
+        '--dry-run=server',
+      );
+      if (!r.stderr.includes(WEBHOOK_DENIED)) failures.push(r.stderr.trim());
+    }
+  })();
+  try {
+    await change();
+    await kubectl.must(['rollout', 'status', '-n', NS, 'deployment/imagegate', '--timeout=240s']);
+    await eventually(
+      'the old pods to be gone',
+      async () =>
+        (await gatewayPods(kubectl)).every((p) => !before.has(getPointer(p, '/metadata/name'))),
+      { timeoutMs: 90_000, everyMs: 500 },
+    );
+  } finally {
+    done = true;
+    await traffic;
+  }
+  return { attempts, failures };
+}
+
+test.serial(
+  'helm upgrade: from the ConfigMap bundle to an OCI bundle and back, no failed review',
+  async (t) => {
+    const { kubectl, kubeconfig } = e2e();
+    const node = e2e().node;
+    if (node === undefined) throw new Error('no node');
+    const teardowns = new Teardowns();
+    t.teardown(() => teardowns.run());
+    // A registry the pods reach: on the node's address, its own CA.
+    const registry = await startRegistry(teardowns, { auth: 'none', address: '10.244.0.1' });
+    // The OCI revision refuses one more tag than the ConfigMap's: which one judges shows.
+    const digest = await orasPushBundle(
+      teardowns,
+      registry,
+      'policy/imagegate:1',
+      await variantBundle('fleet-oci', node.registry, { disallowedTags: ['oci-only'] }),
+    );
+    t.regex(digest, /^sha256:/);
+    await kubectl.must(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'imagegate-bundle-registry-ca', namespace: NS },
+        data: { 'ca.crt': registry.ca },
+      }),
+    );
+    const marked = podWith('e2e', 'marked', `${node.registry}/busybox:oci-only`);
+    const judged = async () => {
+      const r = await kubectl.create(marked, '--dry-run=server');
+      return r.code === 0
+        ? 'allowed'
+        : r.stderr.includes('tag "oci-only" is not allowed')
+          ? 'denied'
+          : r.stderr;
+    };
+    t.is(await judged(), 'allowed', 'the ConfigMap bundle allows the tag');
+
+    const helm = (...set: string[]) =>
+      run(
+        HELM,
+        [
+          'upgrade',
+          'imagegate',
+          join(ROOT, 'deploy', 'helm', 'imagegate'),
+          '-n',
+          NS,
+          `--kubeconfig=${kubeconfig}`,
+          '--reuse-values',
+          ...set.map((value) => `--set=${value}`),
+        ],
+        { maxBuffer: 8 << 20 },
+      ).then(() => undefined);
+
+    const toOci = await reviewedThrough(kubectl, () =>
+      helm(
+        'bundle.source=oci',
+        `bundle.oci.reference=oci://${registry.host}/policy/imagegate:1`,
+        'registryFacts.caConfigMap=imagegate-bundle-registry-ca',
+        'bundle.pollIntervalMs=5000',
+      ),
+    );
+    t.deepEqual(toOci.failures, [], `${toOci.failures.length} of ${toOci.attempts} reviews failed`);
+    t.is(await judged(), 'denied', 'the OCI bundle judges now');
+    t.regex(
+      registry.logs(),
+      /GET \/v2\/policy\/imagegate\/blobs\/sha256:/,
+      'fetched from the registry',
+    );
+
+    const back = await reviewedThrough(kubectl, () => helm('bundle.source=configMap'));
+    t.deepEqual(back.failures, [], `${back.failures.length} of ${back.attempts} reviews failed`);
+    t.is(await judged(), 'allowed', 'the ConfigMap bundle judges again');
+    t.log(
+      `switch to OCI: ${toOci.attempts} reviews, 0 failed; back to the ConfigMap: ${back.attempts} reviews, 0 failed`,
+    );
+  },
+);

@@ -47,33 +47,45 @@ async function renders(): Promise<[string, string][]> {
   return out;
 }
 
-async function certManagerCrds(): Promise<string> {
+async function crdDirs(): Promise<{ certManager: string; monitoring: string }> {
   const { stdout } = await run(join(ROOT, 'test', 'e2e', 'build-control-plane.sh'), [], {
     maxBuffer: 1 << 20,
   });
-  const dir = /^CERT_MANAGER_CRDS=(.*)$/m.exec(stdout)?.[1];
-  if (dir === undefined) throw new Error('build-control-plane.sh printed no CERT_MANAGER_CRDS');
-  return dir;
+  const certManager = /^CERT_MANAGER_CRDS=(.*)$/m.exec(stdout)?.[1];
+  const monitoring = /^MONITORING_CRDS=(.*)$/m.exec(stdout)?.[1];
+  if (certManager === undefined || monitoring === undefined) {
+    throw new Error('build-control-plane.sh printed no CERT_MANAGER_CRDS or MONITORING_CRDS');
+  }
+  return { certManager, monitoring };
 }
 
-test.serial('cert-manager CRDs are installed for the dry runs', async (t) => {
-  const { kubectl } = e2e();
-  const dir = await certManagerCrds();
-  for (const crd of ['cert-manager.io_certificates.yaml', 'cert-manager.io_issuers.yaml']) {
-    await kubectl.must(['apply', '--server-side', '-f', join(dir, crd)]);
-  }
-  await eventually('the cert-manager CRDs to be established', async () => {
-    const r = await kubectl.run([
-      'wait',
-      '--for=condition=Established',
-      'crd/certificates.cert-manager.io',
-      'crd/issuers.cert-manager.io',
-      '--timeout=5s',
-    ]);
-    return r.code === 0;
-  });
-  t.pass();
-});
+test.serial(
+  'cert-manager and prometheus-operator CRDs are installed for the dry runs',
+  async (t) => {
+    const { kubectl } = e2e();
+    const dirs = await crdDirs();
+    const crds = [
+      join(dirs.certManager, 'cert-manager.io_certificates.yaml'),
+      join(dirs.certManager, 'cert-manager.io_issuers.yaml'),
+      join(dirs.monitoring, 'monitoring.coreos.com_podmonitors.yaml'),
+      join(dirs.monitoring, 'monitoring.coreos.com_prometheusrules.yaml'),
+    ];
+    for (const crd of crds) await kubectl.must(['apply', '--server-side', '-f', crd]);
+    await eventually('the CRDs to be established', async () => {
+      const r = await kubectl.run([
+        'wait',
+        '--for=condition=Established',
+        'crd/certificates.cert-manager.io',
+        'crd/issuers.cert-manager.io',
+        'crd/podmonitors.monitoring.coreos.com',
+        'crd/prometheusrules.monitoring.coreos.com',
+        '--timeout=5s',
+      ]);
+      return r.code === 0;
+    });
+    t.pass();
+  },
+);
 
 test.serial('every kustomization and chart variant passes the API server’s dry run', async (t) => {
   const { kubectl, work } = e2e();

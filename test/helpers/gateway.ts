@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
 import test from 'ava';
+import type { VerificationSettings } from '../../src/policy/loader.ts';
+import type { RemoteSourceOptions } from '../../src/server/bundle-source.ts';
+import type { CollectorSettings } from '../../src/server/collector.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
 import type { RegistryOptions } from '../../src/server/registry-facts.ts';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
@@ -142,6 +145,12 @@ export interface GatewayOptions {
   readonly registry?: RegistryOptions;
   /** Evaluation threads (default: the gateway's); 0 evaluates on the event loop. */
   readonly evaluationThreads?: number;
+  /** How a remote `bundle` (oci://, https://) is polled and kept. */
+  readonly remote?: RemoteSourceOptions;
+  /** Bundle signature verification (--verification-key). */
+  readonly verification?: VerificationSettings;
+  /** Decision logs and status to a collector. */
+  readonly collector?: CollectorSettings;
 }
 
 export interface TestGateway {
@@ -190,6 +199,9 @@ export async function startTestGateway(
       ...(options.evaluationThreads === undefined
         ? {}
         : { evaluationThreads: options.evaluationThreads }),
+      ...(options.remote === undefined ? {} : { remote: options.remote }),
+      ...(options.verification === undefined ? {} : { verification: options.verification }),
+      ...(options.collector === undefined ? {} : { collector: options.collector }),
     },
     createLogger(options.logLevel ?? 'info', logs),
   );

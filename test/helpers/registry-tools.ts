@@ -20,6 +20,8 @@ export interface RegistryTools {
   /** cosign 3 (Sigstore bundles) and cosign 2 (the legacy .sig tag). */
   readonly cosign: string;
   readonly cosign2: string;
+  /** oras: OPA bundles pushed as OCI artifacts. */
+  readonly oras: string;
 }
 
 const SCRIPT = join(ROOT, 'test', 'e2e', 'build-registry-tools.sh');
@@ -44,6 +46,7 @@ export function findRegistryTools(): Promise<RegistryTools | string> {
         crane: path('CRANE'),
         cosign: path('COSIGN'),
         cosign2: path('COSIGN2'),
+        oras: path('ORAS'),
       });
     });
   });

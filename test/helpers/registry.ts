@@ -39,6 +39,11 @@ export interface RegistryOptions {
   readonly rawReferrers?: boolean;
   /** Token auth: the token server's `expires_in` in seconds (default 300). */
   readonly tokenExpiresIn?: number;
+  /**
+   * The address it listens on and is named by (default 127.0.0.1): the e2e node's bridge
+   * (10.244.0.1) makes it reachable from pods. Distribution registry only.
+   */
+  readonly address?: string;
 }
 
 export interface TestRegistry {
@@ -73,12 +78,13 @@ export async function startRegistry(t: Teardown, options: RegistryOptions): Prom
   const tools = await registryTools();
   const dir = await tempDir(t, 'imagegate-registry-');
   const port = await freePort();
-  const host = `127.0.0.1:${port}`;
+  const address = options.address ?? '127.0.0.1';
+  const host = `${address}:${port}`;
   const ca = createCa('imagegate test registry CA');
   const serving = issueCertificate(ca, {
-    commonName: '127.0.0.1',
+    commonName: address,
     usage: 'server',
-    altNames: ['127.0.0.1', 'localhost'],
+    altNames: [...new Set([address, '127.0.0.1', 'localhost'])],
   });
   const file = (name: string) => join(dir, name);
   await writeFile(file('ca.crt'), ca.cert);
@@ -179,7 +185,10 @@ export async function startRegistry(t: Teardown, options: RegistryOptions): Prom
   t.teardown(stop);
   await start();
 
-  const env = await toolSandbox(t, file('ca.crt'));
+  const sandbox = await toolSandbox(t, file('ca.crt'));
+  // Loopback is never proxied; another address is, to the dead proxy, unless exempted.
+  const env =
+    address === '127.0.0.1' ? sandbox : { ...sandbox, NO_PROXY: address, no_proxy: address };
   if (credentials !== undefined) {
     await runTool(
       tools.crane,

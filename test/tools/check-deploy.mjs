@@ -144,8 +144,20 @@ function checkDeployment(name, objects) {
     .replace(/(--[a-z-]+) (?!--)/g, '$1=');
   const mounts = Object.fromEntries(list(c.volumeMounts).map((m) => [m.name, m.mountPath]));
   const volumes = list(pod.volumes);
+  // The bundle: the ConfigMap (the default), or a remote source whose last good bundle is
+  // kept on a writable volume, so a restarted container serves it during an outage.
+  const remote = /--bundle=(oci|https):\/\//.exec(args);
   const wants = [
-    ['configMap', 'imagegate-bundle', '/etc/imagegate/bundle', '--bundle=/etc/imagegate/bundle'],
+    ...(remote === null
+      ? [
+          [
+            'configMap',
+            'imagegate-bundle',
+            '/etc/imagegate/bundle',
+            '--bundle=/etc/imagegate/bundle',
+          ],
+        ]
+      : []),
     ['configMap', 'imagegate-config', '/etc/imagegate/config', '--config=/etc/imagegate/config/'],
     ['secret', 'imagegate-tls', '/etc/imagegate/tls', '--tls-cert=/etc/imagegate/tls/tls.crt'],
   ];
@@ -153,6 +165,27 @@ function checkDeployment(name, objects) {
     const v = volumes.find((x) => (x[type]?.name ?? x[type]?.secretName) === source);
     if (v === undefined || mounts[v.name] !== path) fail(where, `${source} not mounted at ${path}`);
     if (!args.includes(flag)) fail(where, `args lack ${flag}`);
+  }
+  if (remote !== null) {
+    const persist = /--bundle-persist-dir=(\S+)/.exec(args)?.[1];
+    const mount = list(c.volumeMounts).find((m) => m.mountPath === persist);
+    const volume = volumes.find((v) => v.name === mount?.name);
+    if (persist === undefined)
+      fail(where, `a ${remote[1]} bundle source without --bundle-persist-dir`);
+    else if (mount === undefined || mount.readOnly === true) {
+      fail(where, `--bundle-persist-dir ${persist} is not a writable mount`);
+    } else if (volume?.emptyDir === undefined && volume?.persistentVolumeClaim === undefined) {
+      fail(where, `--bundle-persist-dir ${persist} must be an emptyDir or a claim`);
+    }
+    if (volumes.some((v) => v.configMap?.name === 'imagegate-bundle')) {
+      fail(where, 'a remote bundle source and the imagegate-bundle ConfigMap mounted both');
+    }
+    if (remote[1] === 'oci' && !args.includes('--registry-credentials=')) {
+      fail(
+        where,
+        'an oci:// bundle source without --registry-credentials (components/registry-facts)',
+      );
+    }
   }
   const labels = d.spec?.template?.metadata?.labels ?? {};
   const selects = (sel) =>

@@ -138,6 +138,18 @@ export async function webhookConfigurations(
  * `certs` points ImagePolicyWebhook at the Service's DNS name, which a cluster resolves;
  * on loopback the gateway is at 127.0.0.1 (the serving certificate has that IP SAN).
  */
+/** The static webhook manifests certs wrote (KEP-5793), pointed at the gateway on loopback. */
+export async function pointStaticWebhooksAt(certs: string, port: number): Promise<void> {
+  for (const folder of ['validating', 'mutating']) {
+    const file = join(certs, 'static', folder, 'imagegate.static.k8s.io.yaml');
+    const text = await readFile(file, 'utf8');
+    await writeFile(
+      file,
+      text.replaceAll(/https:\/\/[^/\s]+\/v1\//g, `https://127.0.0.1:${port}/v1/`),
+    );
+  }
+}
+
 export async function pointImagePolicyAt(kubeconfigFile: string, port: number): Promise<void> {
   const kubeconfig: unknown = parse(await readFile(kubeconfigFile, 'utf8'));
   const clusters = isRecord(kubeconfig) ? kubeconfig.clusters : undefined;

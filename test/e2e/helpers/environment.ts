@@ -17,6 +17,7 @@ import {
   E2E_CONFIG,
   NAMESPACES,
   pointImagePolicyAt,
+  pointStaticWebhooksAt,
   type WebhookSource,
   webhookConfigurations,
 } from './cluster-files.ts';
@@ -42,6 +43,12 @@ export interface E2eOptions {
    * scheduled, pulled and run. Only inside test/e2e/isolate.sh, as `make e2e` runs.
    */
   readonly node?: NodeOptions;
+  /**
+   * Start the API server with the static webhook manifests `imagegate certs` writes
+   * (KEP-5793, Kubernetes 1.37+) and register no webhook objects: the gateway judges from
+   * the API server's first request.
+   */
+  readonly staticWebhooks?: boolean;
 }
 
 export interface GatewayExtras {
@@ -127,7 +134,12 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
   });
 
   await pointImagePolicyAt(join(certs, 'imagepolicy-kubeconfig.yaml'), gateway.port);
-  const admissionConfig = join(certs, 'admission-configuration.yaml');
+  const staticWebhooks = options.staticWebhooks === true;
+  if (staticWebhooks) await pointStaticWebhooksAt(certs, gateway.port);
+  const admissionConfig = join(
+    certs,
+    staticWebhooks ? 'admission-configuration-static.yaml' : 'admission-configuration.yaml',
+  );
   await writeFile(join(work, 'audit-policy.yaml'), AUDIT_POLICY);
   const auditLog = join(work, 'audit.log');
   const controlPlane = await startControlPlane({
@@ -170,7 +182,7 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
     );
     await webhooksInEffect(kubectl);
   };
-  await registerWebhooks();
+  if (!staticWebhooks) await registerWebhooks();
 
   return {
     kubectl,
@@ -188,7 +200,8 @@ async function start(work: string, options: E2eOptions, cleanup: Teardowns): Pro
         'validatingwebhookconfiguration,mutatingwebhookconfiguration',
         'imagegate',
       ]);
-      await webhooksGone(kubectl);
+      // Static webhooks go on judging: only the objects' absence can be waited for.
+      if (!staticWebhooks) await webhooksGone(kubectl);
     },
     auditAnnotations: (namespace, name) => auditAnnotations(auditLog, namespace, name),
     close: async (keep) => {

@@ -58,7 +58,7 @@ matchExpressions:
 
 {{/* "true" when registry facts are on: registryFacts.enabled, or config asks for them. */}}
 {{- define "imagegate.registryFacts" -}}
-{{- $on := .Values.registryFacts.enabled -}}
+{{- $on := or .Values.registryFacts.enabled (eq .Values.bundle.source "oci") -}}
 {{- range $part := prepend (values (.Values.config.namespaces | default dict)) .Values.config -}}
 {{- if or (has (toString $part.pinDigests) (list "pods" "all")) (gt (len ($part.signatures | default list)) 0) -}}
 {{- $on = true -}}
@@ -87,6 +87,18 @@ matchExpressions:
 {{- if gt (int .Values.registryFacts.timeoutMs) (int .Values.registryFacts.budgetMs) -}}
 {{ fail "registryFacts.timeoutMs must not be above registryFacts.budgetMs" }}
 {{- end -}}
+{{- end -}}
+{{- if not (has .Values.bundle.source (list "configMap" "oci" "http")) -}}
+{{ fail (printf "bundle.source must be configMap, oci or http, not %q" .Values.bundle.source) }}
+{{- end -}}
+{{- if and (eq .Values.bundle.source "oci") (not (hasPrefix "oci://" .Values.bundle.oci.reference)) -}}
+{{ fail "bundle.source oci needs bundle.oci.reference (oci://REGISTRY/REPO:TAG)" }}
+{{- end -}}
+{{- if and (eq .Values.bundle.source "http") (not (hasPrefix "https://" .Values.bundle.http.url)) -}}
+{{ fail "bundle.source http needs bundle.http.url (https://...)" }}
+{{- end -}}
+{{- if and .Values.collector.url (not (or .Values.collector.decisionLogs .Values.collector.status)) -}}
+{{ fail "collector.url: turn on collector.decisionLogs or collector.status" }}
 {{- end -}}
 {{- if and .Values.bundle.create (not .Values.bundle.archiveBase64) -}}
 {{ fail "bundle.create needs bundle.archiveBase64 (base64 of the bundle .tar.gz)" }}
@@ -148,5 +160,119 @@ matchExpressions:
   configMap:
     name: {{ . }}
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The --bundle value: the mounted ConfigMap, or a remote source. */}}
+{{- define "imagegate.bundleFlag" -}}
+{{- if eq .Values.bundle.source "oci" -}}
+{{ .Values.bundle.oci.reference }}
+{{- else if eq .Values.bundle.source "http" -}}
+{{ .Values.bundle.http.url }}
+{{- else -}}
+/etc/imagegate/bundle
+{{- end -}}
+{{- end -}}
+
+{{/* A remote bundle source's flags, mounts and volumes (deploy/components/bundle-oci, bundle-service). */}}
+{{- define "imagegate.bundleArgs" -}}
+{{- if ne .Values.bundle.source "configMap" }}
+- --bundle-persist-dir=/var/lib/imagegate/bundles
+{{- end }}
+{{- if eq .Values.bundle.source "oci" }}
+- --bundle-poll-interval-ms={{ .Values.bundle.pollIntervalMs }}
+{{- with .Values.bundle.oci.cosignKey }}
+- --bundle-cosign-key=/etc/imagegate/keys/{{ . }}
+{{- end }}
+{{- else if eq .Values.bundle.source "http" }}
+{{- if .Values.bundle.http.tokenSecret }}
+- --bundle-token-file=/etc/imagegate/bundle-token/token
+{{- end }}
+{{- if .Values.bundle.http.caConfigMap }}
+- --bundle-ca=/etc/imagegate/bundle-ca/ca.crt
+{{- end }}
+- --bundle-long-poll-s={{ .Values.bundle.http.longPollSeconds }}
+{{- if ne (int .Values.bundle.pollIntervalMs) 60000 }}
+- --bundle-poll-interval-ms={{ .Values.bundle.pollIntervalMs }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.bundleMounts" -}}
+{{- if ne .Values.bundle.source "configMap" }}
+- name: bundle-cache
+  mountPath: /var/lib/imagegate/bundles
+{{- end }}
+{{- if eq .Values.bundle.source "http" }}
+{{- if .Values.bundle.http.tokenSecret }}
+- name: bundle-token
+  mountPath: /etc/imagegate/bundle-token
+  readOnly: true
+{{- end }}
+{{- if .Values.bundle.http.caConfigMap }}
+- name: bundle-ca
+  mountPath: /etc/imagegate/bundle-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.bundleVolumes" -}}
+{{- if ne .Values.bundle.source "configMap" }}
+- name: bundle-cache
+  emptyDir:
+    sizeLimit: {{ .Values.bundle.persistSizeLimit }}
+{{- end }}
+{{- if eq .Values.bundle.source "http" }}
+{{- with .Values.bundle.http.tokenSecret }}
+- name: bundle-token
+  secret:
+    secretName: {{ . }}
+    defaultMode: 288 # 0440
+    optional: true
+{{- end }}
+{{- with .Values.bundle.http.caConfigMap }}
+- name: bundle-ca
+  configMap:
+    name: {{ . }}
+    optional: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Decision logs and status to a collector (deploy/components/collector). */}}
+{{- define "imagegate.collectorArgs" -}}
+{{- with .Values.collector.url }}
+- --collector-url={{ . }}
+{{- if $.Values.collector.decisionLogs }}
+- --decision-logs
+{{- end }}
+{{- if $.Values.collector.status }}
+- --status
+{{- end }}
+{{- range $key, $value := $.Values.collector.labels }}
+- --label={{ $key }}={{ $value }}
+{{- end }}
+{{- if $.Values.collector.tokenSecret }}
+- --collector-token-file=/etc/imagegate/collector-token/token
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.collectorMounts" -}}
+{{- if and .Values.collector.url .Values.collector.tokenSecret }}
+- name: collector-token
+  mountPath: /etc/imagegate/collector-token
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "imagegate.collectorVolumes" -}}
+{{- if and .Values.collector.url .Values.collector.tokenSecret }}
+- name: collector-token
+  secret:
+    secretName: {{ .Values.collector.tokenSecret }}
+    defaultMode: 288 # 0440
+    optional: true
 {{- end }}
 {{- end -}}
