@@ -6,9 +6,10 @@
  * images, applied to the policy that judges them. Both may be required at once.
  */
 import type { RegistryClient } from '../registry/client.ts';
-import { checkSignatures } from '../registry/cosign.ts';
+import { findArtifacts, judgeFound } from '../registry/cosign.ts';
 import type { PublicKeyRef } from '../registry/keys.ts';
 import { RegistryError } from '../registry/registry-error.ts';
+import { buildVerification, type Verification } from '../registry/sigstore/verification.ts';
 import type { LoadedTrustRoot } from '../registry/trust-roots.ts';
 
 export interface ArtifactVerification {
@@ -16,6 +17,23 @@ export interface ArtifactVerification {
   readonly keys: readonly PublicKeyRef[];
   /** Checks a cosign 3 bundle's transparency-log entry when given. */
   readonly trustRoot?: LoadedTrustRoot | undefined;
+}
+
+/** The artifact check as a `signatures` entry: its keys, its root, cosign's defaults. */
+function asEntry(verification: ArtifactVerification): Verification {
+  const keys = new Map(verification.keys.map((key) => [key.name, key]));
+  const root = verification.trustRoot;
+  return buildVerification(
+    'bundle-artifact',
+    {
+      keys: [...keys.keys()],
+      identities: [],
+      attestations: [],
+      ...(root === undefined ? {} : { trustRoot: root.name }),
+    },
+    keys,
+    new Map(root === undefined ? [] : [[root.name, root]]),
+  );
 }
 
 /** Resolves with what verified it ("bundle-signing.pub (bundle)"); throws with why not. */
@@ -27,16 +45,18 @@ export async function verifyArtifact(
   verification: ArtifactVerification,
   signal: AbortSignal,
 ): Promise<string> {
-  const root = verification.trustRoot;
-  const outcome = await checkSignatures(
+  const entry = asEntry(verification);
+  const found = await findArtifacts(
     client,
     registry,
     repository,
     digest,
-    verification.keys,
     { signal },
-    root === undefined ? undefined : { name: root.name, tlogs: root.material.tlogs },
+    {
+      attestations: false,
+    },
   );
+  const outcome = judgeFound(found, digest, entry).signature;
   if (!outcome.verified) {
     const detail = outcome.detail === undefined ? '' : ` (${outcome.detail})`;
     throw new RegistryError(
@@ -45,5 +65,5 @@ export async function verifyArtifact(
   }
   const log =
     outcome.transparencyLog === undefined ? '' : `, transparency log ${outcome.transparencyLog}`;
-  return `${outcome.key} (${outcome.format}${log})`;
+  return `${outcome.signers.join(', ')} (${outcome.format}${log})`;
 }
