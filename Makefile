@@ -38,7 +38,7 @@ COVERAGE_MIN := 95
 NODE_BIN := node_modules/.bin
 
 # The entrypoints, in the order their ids are assigned in policy.wasm.
-ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed
+ENTRYPOINTS := imagegate/validate/decision imagegate/mutate/decision imagegate/facts/needed imagegate/facts/decided
 
 .DEFAULT_GOAL := help
 .PHONY: help deps tools node node-deps node-runtime gateway-image-layers debian-tools build bundle bundle-check test test-rego test-ts lint layers run check-example deploy-check e2e-deps registry-tools sigstore-tools sigstore-fixtures peers e2e e2e-all soak bench bench-cluster clean

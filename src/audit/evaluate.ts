@@ -7,7 +7,8 @@
  * Failed: they run nothing); templates a controller owns (a Deployment's ReplicaSets, a
  * CronJob's Jobs), whose owner is audited and whose pods are.
  */
-import type { PolicyEngine } from '../policy/engine.ts';
+import { decisionWith, type PolicyEngine, type WithFacts } from '../policy/engine.ts';
+import { toValidateDecision } from '../review/decision.ts';
 import { admissionInput, imageCount, type PolicyInput } from '../review/policy-input.ts';
 import { createRequestFor } from '../review/synthetic.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
@@ -55,7 +56,7 @@ export const AUDITED_KINDS: readonly AuditedKind[] = [
 ];
 
 /** Puts the registry facts the validating decision needs on the input. */
-export type AuditFacts = (engine: PolicyEngine, input: PolicyInput) => Promise<PolicyInput>;
+export type AuditFacts = (engine: PolicyEngine, input: PolicyInput) => Promise<WithFacts>;
 
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed']);
 
@@ -113,9 +114,9 @@ export async function auditObject(
       ],
     };
   }
-  let input = admissionInput('admission.k8s.io/v1', request);
-  if (facts !== undefined) input = await facts(engine, input);
-  const decision = engine.validate(input);
+  const input = admissionInput('admission.k8s.io/v1', request);
+  const withFacts = facts === undefined ? { input } : await facts(engine, input);
+  const decision = toValidateDecision(decisionWith(engine, withFacts, 'validate'));
   if (decision.exempt) return undefined;
   // A violation fails whatever the namespace's enforcement (the report is what turning
   // `deny` on would refuse; Kyverno's background scan reports Audit policies the same

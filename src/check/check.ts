@@ -3,8 +3,13 @@
  * mutating webhook first, its patch applied, then the validating webhook on the result.
  */
 import fastJsonPatch from 'fast-json-patch';
-import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
-import type { Enforcement, PatchOperation } from '../review/decision.ts';
+import { decisionWith, type FactsStep, type PolicyEngine } from '../policy/engine.ts';
+import {
+  type Enforcement,
+  type PatchOperation,
+  toMutateDecision,
+  toValidateDecision,
+} from '../review/decision.ts';
 import { admissionInput, imageCount } from '../review/policy-input.ts';
 import { createRequestFor } from '../review/synthetic.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
@@ -48,7 +53,7 @@ export interface CheckOptions {
 export function offlineFacts(unverified: Set<string>): FactsStep {
   return async (engine, input, decision) => {
     const wanted = engine.factsNeeded(input, decision)[decision];
-    if (wanted.length === 0) return input;
+    if (wanted.length === 0) return { input };
     const indexes = new Set(wanted.map((r) => r.index));
     for (const request of wanted) {
       const image = input.images[request.index]?.raw ?? '';
@@ -59,10 +64,12 @@ export function offlineFacts(unverified: Set<string>): FactsStep {
       );
     }
     return {
-      ...input,
-      images: input.images.map((image, i) =>
-        indexes.has(i) ? { ...image, facts: { unverified: 'offline' } } : image,
-      ),
+      input: {
+        ...input,
+        images: input.images.map((image, i) =>
+          indexes.has(i) ? { ...image, facts: { unverified: 'offline' } } : image,
+        ),
+      },
     };
   };
 }
@@ -105,7 +112,9 @@ export async function checkManifest(
   const unverified = new Set<string>();
   const facts = options.facts ?? offlineFacts(unverified);
   const mutationInput = admissionInput('admission.k8s.io/v1', created);
-  const mutation = engine.mutate(await facts(engine, mutationInput, 'mutate'));
+  const mutation = toMutateDecision(
+    decisionWith(engine, await facts(engine, mutationInput, 'mutate'), 'mutate'),
+  );
   let object = manifest.object;
   if (mutation.patch.length > 0) {
     try {
@@ -131,7 +140,9 @@ export async function checkManifest(
   const validated = request(object);
   if (validated === undefined) return { ...base, verdict: 'skipped' };
   const validationInput = admissionInput('admission.k8s.io/v1', validated);
-  const decision = engine.validate(await facts(engine, validationInput, 'validate'));
+  const decision = toValidateDecision(
+    decisionWith(engine, await facts(engine, validationInput, 'validate'), 'validate'),
+  );
   return {
     ...base,
     verdict: decision.allowed ? 'allowed' : 'denied',

@@ -35,6 +35,19 @@ export const VALIDATE_ENTRYPOINT = 'imagegate/validate/decision';
 export const MUTATE_ENTRYPOINT = 'imagegate/mutate/decision';
 /** Optional: a bundle without it never needs registry facts. */
 export const FACTS_ENTRYPOINT = 'imagegate/facts/needed';
+/**
+ * Optional: the decision with the lookups it needs, in one evaluation. Without it a review
+ * that uses registry facts always costs two (the lookups, then the decision).
+ */
+export const DECIDED_ENTRYPOINT = 'imagegate/facts/decided';
+
+/** One evaluation of the decided entrypoint: the decision, as its own entrypoint gives it. */
+export interface Decided {
+  /** The decision entrypoint's result, for toValidateDecision / toMutateDecision. */
+  readonly decision: unknown;
+  readonly lookups: readonly FactRequest[];
+  readonly maxLookups: number;
+}
 
 /** The registry lookups one decision needs (the facts entrypoint's answer). */
 export interface FactsNeeded {
@@ -52,7 +65,27 @@ export type FactsStep = (
   engine: PolicyEngine,
   input: PolicyInput,
   decision: 'mutate' | 'validate',
-) => Promise<PolicyInput>;
+) => Promise<WithFacts>;
+
+/** The input with its facts, and the decision when the step already evaluated it. */
+export interface WithFacts {
+  readonly input: PolicyInput;
+  /** The decision entrypoint's result for exactly `input`, when the step made it. */
+  readonly decided?: unknown;
+  /** Seconds the step spent evaluating that decision (the evaluation histogram). */
+  readonly evaluationSeconds?: number;
+}
+
+/** The decision for what a facts step gave: the one it made, or one made now. */
+export function decisionWith(
+  engine: PolicyEngine,
+  withFacts: WithFacts,
+  decision: 'mutate' | 'validate',
+): unknown {
+  return withFacts.decided !== undefined
+    ? withFacts.decided
+    : engine.decision(withFacts.input, decision);
+}
 
 /** maxLookups when the bundle's facts entrypoint names none (docs/registries.md). */
 export const DEFAULT_MAX_LOOKUPS = 256;
@@ -263,6 +296,10 @@ export class PolicyEngine {
       engine.validate(SMOKE_INPUT);
       engine.mutate(SMOKE_INPUT);
       engine.factsNeeded(SMOKE_INPUT);
+      if (engine.decidesWithLookups) {
+        engine.decided(SMOKE_INPUT, 'validate');
+        engine.decided(SMOKE_INPUT, 'mutate');
+      }
     } catch (error) {
       throw new BundleError(
         `bundle ${bundle.source} fails its smoke evaluation: ${describeThrown(error)}`,
@@ -275,11 +312,34 @@ export class PolicyEngine {
   }
 
   validate(input: PolicyInput): ValidateDecision {
-    return toValidateDecision(this.#evaluate(input, VALIDATE_ENTRYPOINT));
+    return toValidateDecision(this.decision(input, 'validate'));
   }
 
   mutate(input: PolicyInput): MutateDecision {
-    return toMutateDecision(this.#evaluate(input, MUTATE_ENTRYPOINT));
+    return toMutateDecision(this.decision(input, 'mutate'));
+  }
+
+  /** A decision entrypoint's result as it comes (toValidateDecision / toMutateDecision). */
+  decision(input: PolicyInput, decision: 'mutate' | 'validate'): unknown {
+    return this.#evaluate(input, decision === 'mutate' ? MUTATE_ENTRYPOINT : VALIDATE_ENTRYPOINT);
+  }
+
+  /** Whether `decided` can be used: registry facts are on and the bundle has the entrypoint. */
+  get decidesWithLookups(): boolean {
+    return this.registries.size > 0 && this.entrypoints.includes(DECIDED_ENTRYPOINT);
+  }
+
+  /** The decision and the lookups it needs, in one evaluation (DECIDED_ENTRYPOINT). */
+  decided(input: PolicyInput, decision: 'mutate' | 'validate'): Decided {
+    const result = this.#evaluate({ ...input, factsFor: decision }, DECIDED_ENTRYPOINT);
+    if (!isRecord(result) || !Object.hasOwn(result, 'decision')) {
+      throw new EngineError(`evaluating ${DECIDED_ENTRYPOINT}: not a decision with its lookups`);
+    }
+    return {
+      decision: result.decision,
+      lookups: factRequests(result.lookups, 'lookups', DECIDED_ENTRYPOINT),
+      maxLookups: maxLookupsOf(result.maxLookups),
+    };
   }
 
   /**
@@ -293,12 +353,10 @@ export class PolicyEngine {
       FACTS_ENTRYPOINT,
     );
     if (!isRecord(result)) throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: not an object`);
-    const max = result.maxLookups;
     return {
       mutate: factRequests(result.mutate, 'mutate'),
       validate: factRequests(result.validate, 'validate'),
-      maxLookups:
-        typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : DEFAULT_MAX_LOOKUPS,
+      maxLookups: maxLookupsOf(result.maxLookups),
     };
   }
 
@@ -339,10 +397,13 @@ export function mergeData(data: JsonObject, config: PolicyConfig): JsonObject {
   return { ...data, imagegate: { ...imagegate, config: { ...defaults, ...config } } };
 }
 
-function factRequests(value: unknown, name: string): FactRequest[] {
+const maxLookupsOf = (max: unknown): number =>
+  typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : DEFAULT_MAX_LOOKUPS;
+
+function factRequests(value: unknown, name: string, entrypoint = FACTS_ENTRYPOINT): FactRequest[] {
   if (value === undefined) return [];
   if (!Array.isArray(value))
-    throw new EngineError(`evaluating ${FACTS_ENTRYPOINT}: ${name} is not a list`);
+    throw new EngineError(`evaluating ${entrypoint}: ${name} is not a list`);
   return value.map((entry): FactRequest => {
     const text = (key: string) =>
       isRecord(entry) && typeof entry[key] === 'string' ? entry[key] : undefined;
@@ -363,9 +424,7 @@ function factRequests(value: unknown, name: string): FactRequest[] {
       digest === undefined ||
       typeof verification !== 'string'
     ) {
-      throw new EngineError(
-        `evaluating ${FACTS_ENTRYPOINT}: malformed request ${JSON.stringify(entry)}`,
-      );
+      throw new EngineError(`evaluating ${entrypoint}: malformed request ${JSON.stringify(entry)}`);
     }
     return { index, registry, repository, tag, digest, verification };
   });

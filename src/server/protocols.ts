@@ -4,9 +4,8 @@
  * itself fails (fail closed). The HTTP layer (app.ts) runs them all the same way.
  */
 
-import type { PolicyEngine } from '../policy/engine.ts';
 import { type AdmissionReview, parseAdmissionReview } from '../review/admission-review.ts';
-import type { ValidateDecision } from '../review/decision.ts';
+import { toMutateDecision, toValidateDecision, type ValidateDecision } from '../review/decision.ts';
 import { type ImageReview, parseImageReview } from '../review/image-review.ts';
 import {
   admissionInput,
@@ -39,7 +38,8 @@ export interface Protocol<Review> {
   /** How many images the review carries, counted before its input is built. */
   images(review: Review): number;
   input(review: Review): PolicyInput;
-  answer(review: Review, engine: PolicyEngine, input: PolicyInput): Answer;
+  /** The answer to the decision entrypoint's result (`engine.decision` or the facts step's). */
+  respond(review: Review, decision: unknown): Answer;
   failure(review: Review, message: string, code: 400 | 500): unknown;
 }
 
@@ -73,8 +73,8 @@ export const validateProtocol: Protocol<AdmissionReview> = {
   parse: parseAdmissionReview,
   images: admissionImages,
   input: admissionInputOf,
-  answer(review, engine, input) {
-    const decision = engine.validate(input);
+  respond(review, result) {
+    const decision = toValidateDecision(result);
     return validated(decision, validationResponse(review.apiVersion, review.request.uid, decision));
   },
   failure: admissionFailureOf,
@@ -86,8 +86,8 @@ export const mutateProtocol: Protocol<AdmissionReview> = {
   parse: parseAdmissionReview,
   images: admissionImages,
   input: admissionInputOf,
-  answer(review, engine, input) {
-    const decision = engine.mutate(input);
+  respond(review, result) {
+    const decision = toMutateDecision(result);
     return {
       body: mutationResponse(review.apiVersion, review.request.uid, decision),
       outcome: decision.patch.length > 0 ? 'patched' : 'allowed',
@@ -103,8 +103,8 @@ export const imageReviewProtocol: Protocol<ImageReview> = {
   parse: parseImageReview,
   images: (review) => review.images.length,
   input: imageReviewInput,
-  answer(_review, engine, input) {
-    const decision = engine.validate(input);
+  respond(_review, result) {
+    const decision = toValidateDecision(result);
     return validated(decision, imageReviewResponse(decision));
   },
   failure: (_review, message) => imageReviewFailure(message),

@@ -6,7 +6,7 @@
  * writes the result. Every failure becomes a result here — never a throw — so a worker
  * answers whatever happens, and both paths answer the same.
  */
-import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
+import type { FactsStep, PolicyEngine, WithFacts } from '../policy/engine.ts';
 import { loggedFacts } from '../registry/logged-facts.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
@@ -157,9 +157,15 @@ async function decide(
     input = protocol.input(review);
     // Registry facts come before the evaluation (which is synchronous), from the same
     // engine: a reload meanwhile does not mix two policies in one decision.
-    if (facts !== undefined) input = await facts(engine, input, protocol.facts);
+    const withFacts: WithFacts =
+      facts === undefined ? { input } : await facts(engine, input, protocol.facts);
+    input = withFacts.input;
+    if (withFacts.decided !== undefined) {
+      const answer = protocol.respond(review, withFacts.decided);
+      return { ...answer, input, evaluationSeconds: withFacts.evaluationSeconds ?? 0 };
+    }
     const started = performance.now();
-    const answer = protocol.answer(review, engine, input);
+    const answer = protocol.respond(review, engine.decision(input, protocol.facts));
     return { ...answer, input, evaluationSeconds: (performance.now() - started) / 1000 };
   } catch (error) {
     const message = describeThrown(error);

@@ -89,7 +89,7 @@ function measure(fn: () => unknown, maxIterations: number, budgetMs: number): St
 function review<R>(protocol: Protocol<R>, engine: PolicyEngine, body: unknown) {
   const parsed = protocol.parse(body);
   const input = protocol.input(parsed);
-  return protocol.answer(parsed, engine, input);
+  return protocol.respond(parsed, engine.decision(input, protocol.facts));
 }
 
 const bundle = await readBundleFile(defaultBundlePath());
@@ -168,7 +168,7 @@ const text = raw.toString('utf8');
 const body: unknown = JSON.parse(text);
 const parsed = validateProtocol.parse(body);
 const input = validateProtocol.input(parsed);
-const answer = validateProtocol.answer(parsed, engine, input);
+const answer = validateProtocol.respond(parsed, engine.decision(input, 'validate'));
 const decision = engine.validate(input);
 const encoder = new TextEncoder();
 const stepIterations = QUICK ? 2000 : 20000;

@@ -35,6 +35,8 @@ async function buildBundle(out, revision) {
       'imagegate/mutate/decision',
       '-e',
       'imagegate/facts/needed',
+      '-e',
+      'imagegate/facts/decided',
       '--revision',
       revision,
       '--ignore',

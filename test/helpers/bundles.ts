@@ -86,14 +86,25 @@ export async function buildBundle(
 }
 
 export const ENTRYPOINTS = ['imagegate/validate/decision', 'imagegate/mutate/decision'] as const;
-/** The repo's policies have the optional facts entrypoint too (registry facts). */
-export const REPO_ENTRYPOINTS = [...ENTRYPOINTS, 'imagegate/facts/needed'] as const;
+/** The repo's policies have the optional facts entrypoints too (registry facts). */
+export const REPO_ENTRYPOINTS = [
+  ...ENTRYPOINTS,
+  'imagegate/facts/needed',
+  'imagegate/facts/decided',
+] as const;
 
 /**
  * The repo's policies (every .rego file under rego/imagegate but the tests) with `change` merged
  * over data.json's configuration, built by the real OPA CLI.
  */
-export async function repoPolicyBundle(change: Record<string, unknown>): Promise<Buffer> {
+export async function repoPolicyBundle(
+  change: Record<string, unknown>,
+  options: {
+    readonly entrypoints?: readonly string[];
+    /** Changes a source before it is built (file name under rego/imagegate, its text). */
+    readonly edit?: (file: string, text: string) => string;
+  } = {},
+): Promise<Buffer> {
   const rego = join(packageRoot(), 'rego');
   const data: unknown = JSON.parse(await readFile(join(rego, 'data.json'), 'utf8'));
   const config = isRecord(data) && isRecord(data.imagegate) ? data.imagegate.config : undefined;
@@ -104,7 +115,8 @@ export async function repoPolicyBundle(change: Record<string, unknown>): Promise
   const sources: Record<string, string> = { 'data.json': JSON.stringify(data) };
   for (const file of await readdir(join(rego, 'imagegate'), { recursive: true })) {
     if (!file.endsWith('.rego') || file.endsWith('_test.rego')) continue;
-    sources[file.replaceAll('/', '_')] = await readFile(join(rego, 'imagegate', file), 'utf8');
+    const text = await readFile(join(rego, 'imagegate', file), 'utf8');
+    sources[file.replaceAll('/', '_')] = options.edit?.(file, text) ?? text;
   }
-  return buildBundle(sources, REPO_ENTRYPOINTS);
+  return buildBundle(sources, options.entrypoints ?? REPO_ENTRYPOINTS);
 }

@@ -62,6 +62,7 @@ const ENTRYPOINTS = [
   'imagegate/validate/decision',
   'imagegate/mutate/decision',
   'imagegate/facts/needed',
+  'imagegate/facts/decided',
 ];
 
 const CONFIGS = {

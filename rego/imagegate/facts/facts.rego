@@ -22,6 +22,28 @@ needed := {
 	"maxLookups": settings.config.maxLookups,
 }
 
+# METADATA
+# title: Decision with the facts it needs
+# description: |
+#   The decision `input.factsFor` names and, from the same evaluation, the lookups it
+#   needs. The gateway evaluates this with the facts it expects the review to need already
+#   on the images; when the lookups it gets back are exactly those, the decision stands
+#   and the review cost one evaluation. The lookups never depend on the facts given.
+# entrypoint: true
+decided := {
+	"decision": validate.decision,
+	"lookups": _for("validate"),
+	"maxLookups": settings.config.maxLookups,
+} if {
+	input.factsFor == "validate"
+} else := {
+	"decision": mutate.decision,
+	"lookups": _for("mutate"),
+	"maxLookups": settings.config.maxLookups,
+} if {
+	input.factsFor == "mutate"
+}
+
 # `input.factsFor` names the one decision the gateway is about to make: the other's
 # lookups are not computed (a review is mutated or validated, never both at once).
 _for(decision) := [] if {

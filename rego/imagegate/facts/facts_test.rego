@@ -191,3 +191,34 @@ test_only_the_decision_about_to_be_made_is_asked_about if {
 	validating.mutate == []
 	validating.validate == both.validate
 }
+
+# The decision and its lookups in one evaluation: the same lookups as `needed`, whatever
+# facts are already on the images, and the decision they would have with those facts.
+test_decided_is_the_decision_with_the_lookups_needed_asks_for if {
+	pod := pod_of(["registry.example.com/prod/app:1", "registry.example.com/dev/app:1"])
+	review := object.union(pod, {"factsFor": "validate"})
+	needed := facts.needed with input as review with data.imagegate.config.signatures as signed_prod
+	bare := facts.decided with input as review with data.imagegate.config.signatures as signed_prod
+	bare.lookups == needed.validate
+	count(bare.lookups) == 1
+	bare.maxLookups == needed.maxLookups
+	not bare.decision.allowed
+
+	# The lookups are the same once facts are on the images: they never depend on them.
+	signed := json.patch(review, [{"op": "add", "path": "/images/0/facts", "value": {"signature": {
+		"verified": true, "key": "release.pub", "signers": ["release.pub"], "format": "bundle",
+	}}}])
+	with_facts := facts.decided with input as signed with data.imagegate.config.signatures as signed_prod
+	with_facts.lookups == bare.lookups
+}
+
+test_decided_names_the_mutating_decision_when_asked_for_it if {
+	review := object.union(pod_of(["registry.example.com/app:1"]), {"factsFor": "mutate"})
+	decided := facts.decided with input as review with data.imagegate.config.pinDigests as "pods"
+	decided.lookups == [lookup(0, "registry.example.com", "app", "1", "")]
+	decided.decision == data.imagegate.mutate.decision with input as review with data.imagegate.config.pinDigests as "pods"
+}
+
+test_decided_is_undefined_without_a_decision_named if {
+	not facts.decided with input as pod_of(["registry.example.com/app:1"])
+}

@@ -1,0 +1,211 @@
+/**
+ * One evaluation when facts are warm (issue 24): the facts step gathers what a review of
+ * the same shape needed last time, evaluates the decision with them, and keeps it only
+ * when that evaluation asks for exactly those lookups. A wrong guess costs a second
+ * evaluation, never a decision made on facts it did not ask for; a bundle without the
+ * decided entrypoint is judged as before (the lookups, then the decision).
+ */
+import test from 'ava';
+import { readBundleArchive } from '../../src/policy/bundle.ts';
+import {
+  decisionWith,
+  PolicyEngine as Engine,
+  type PolicyEngine,
+} from '../../src/policy/engine.ts';
+import type { FactRequest, ImageFacts } from '../../src/registry/facts.ts';
+import { toMutateDecision, toValidateDecision } from '../../src/review/decision.ts';
+import { admissionInput, type PolicyInput } from '../../src/review/policy-input.ts';
+import { factsStep, LookupMemo, shapeOf } from '../../src/server/facts-step.ts';
+import { EngineError } from '../../src/shared/engine-error.ts';
+import { LimitError } from '../../src/shared/input-error.ts';
+import { isRecord } from '../../src/shared/json.ts';
+import {
+  buildBundle,
+  committedBundle,
+  REPO_ENTRYPOINTS,
+  repoPolicyBundle,
+} from '../helpers/bundles.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
+
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const CONFIG = { trustedRegistries: ['registry.example.com'], pinDigests: 'pods' } as const;
+
+function inputOf(images: readonly string[], namespace = 'shop'): PolicyInput {
+  const review = podWithImages(images, { namespace });
+  const request = review.request;
+  if (!isRecord(request)) throw new TypeError('fixture without a request');
+  return admissionInput('admission.k8s.io/v1', request as never);
+}
+
+/** Counts the engine's evaluations and the step's gathers; answers every tag with DIGEST. */
+function instrument(engine: PolicyEngine) {
+  const counts = { decided: 0, needed: 0, gathers: [] as FactRequest[][] };
+  const decided = engine.decided.bind(engine);
+  const needed = engine.factsNeeded.bind(engine);
+  Object.assign(engine, {
+    decided: (...args: Parameters<PolicyEngine['decided']>) => {
+      counts.decided += 1;
+      return decided(...args);
+    },
+    factsNeeded: (...args: Parameters<PolicyEngine['factsNeeded']>) => {
+      counts.needed += 1;
+      return needed(...args);
+    },
+  });
+  const gather = async (requests: readonly FactRequest[]) => {
+    counts.gathers.push([...requests]);
+    return new Map<number, ImageFacts>(requests.map((r) => [r.index, { digest: DIGEST }]));
+  };
+  return { counts, gather };
+}
+
+const committedEngine = async () => Engine.create(await committedBundle(), CONFIG);
+
+test('warm: the second review of a shape is one evaluation, with the same decision', async (t) => {
+  const engine = await committedEngine();
+  t.true(engine.decidesWithLookups);
+  const { counts, gather } = instrument(engine);
+  const step = factsStep(gather);
+  const images = ['registry.example.com/shop/app:1.0', `registry.example.com/shop/web@${DIGEST}`];
+
+  const cold = await step(engine, inputOf(images), 'mutate');
+  t.is(counts.decided, 2, 'a new shape: the lookups, then the decision with their facts');
+  t.deepEqual(
+    counts.gathers.map((g) => g.map((r) => r.index)),
+    [[0]],
+  );
+  const warm = await step(engine, inputOf(images), 'mutate');
+  t.is(counts.decided, 3, 'the same shape again: one evaluation');
+  t.is(counts.needed, 0);
+  t.deepEqual(counts.gathers.at(-1), counts.gathers[0], 'the remembered lookups are gathered');
+  const patchOf = (withFacts: typeof cold) =>
+    toMutateDecision(decisionWith(engine, withFacts, 'mutate')).patch;
+  t.deepEqual(patchOf(warm), patchOf(cold));
+  t.true(
+    JSON.stringify(patchOf(warm)).includes(`registry.example.com/shop/app:1.0@${DIGEST}`),
+    'the tag is pinned with the fact gathered',
+  );
+  t.true(typeof warm.evaluationSeconds === 'number');
+});
+
+test('a wrong guess costs a second evaluation, and the decision is the one a fresh step makes', async (t) => {
+  const engine = await committedEngine();
+  const { counts, gather } = instrument(engine);
+  const memo = new LookupMemo();
+  const input = inputOf(['registry.example.com/shop/app:1.0', 'registry.example.com/shop/db:2']);
+  // Remembered for this shape: a lookup the policy does not ask for, and one of two it does.
+  const wrong: FactRequest = {
+    index: 1,
+    registry: 'registry.example.com',
+    repository: 'other/thing',
+    tag: '9',
+    digest: '',
+    verification: '',
+  };
+  memo.set(engine, shapeOf(input, 'validate'), [wrong]);
+  const guessed = await factsStep(gather, memo)(engine, input, 'validate');
+  t.is(counts.decided, 2);
+  t.deepEqual(counts.gathers[0], [wrong], 'the guess is gathered first');
+  t.deepEqual(counts.gathers[1]?.map((r) => `${r.index} ${r.repository}:${r.tag}`).sort(), [
+    '0 shop/app:1.0',
+    '1 shop/db:2',
+  ]);
+  t.deepEqual(
+    guessed.input.images.map((i) => i.facts),
+    [{ digest: DIGEST }, { digest: DIGEST }],
+    'the facts the decision asked for, no other',
+  );
+  const fresh = await factsStep(gather)(engine, input, 'validate');
+  t.deepEqual(
+    toValidateDecision(decisionWith(engine, guessed, 'validate')),
+    toValidateDecision(decisionWith(engine, fresh, 'validate')),
+  );
+  t.deepEqual(
+    new Set(memo.get(engine, shapeOf(input, 'validate'))),
+    new Set(counts.gathers[1]),
+    'corrected',
+  );
+});
+
+test('maxLookups bounds a remembered shape too', async (t) => {
+  const engine = await Engine.create(await committedBundle(), {
+    ...CONFIG,
+    namespaces: { 'ci-*': { maxLookups: 1 } },
+  });
+  const { counts, gather } = instrument(engine);
+  const memo = new LookupMemo();
+  const step = factsStep(gather, memo);
+  const images = ['registry.example.com/a:1', 'registry.example.com/b:1'];
+  await step(engine, inputOf(images), 'mutate');
+  // The same images where the bound is 1: refused before any lookup, and with a
+  // (wrongly) remembered guess for that namespace, after the evaluation that tells.
+  const error = await t.throwsAsync(step(engine, inputOf(images, 'ci-7'), 'mutate'));
+  t.true(error instanceof LimitError);
+  const gathered = counts.gathers.length;
+  memo.set(engine, shapeOf(inputOf(images, 'ci-7'), 'mutate'), counts.gathers[0] ?? []);
+  await t.throwsAsync(step(engine, inputOf(images, 'ci-7'), 'mutate'), { instanceOf: LimitError });
+  t.is(counts.gathers.length, gathered + 1, 'only the remembered lookups were gathered');
+});
+
+test('a bundle without the decided entrypoint: the lookups, then the decision, as before', async (t) => {
+  // The repo's policies as before the decided entrypoint: without the rule.
+  const older = await repoPolicyBundle(
+    {},
+    {
+      entrypoints: REPO_ENTRYPOINTS.filter((e) => e !== 'imagegate/facts/decided'),
+      edit: (_file, text) =>
+        text.replace(/# METADATA\n# title: Decision with[^]*?input\.factsFor == "mutate"\n}\n/, ''),
+    },
+  );
+  const engine = await Engine.create(await readBundleArchive(older, 'older.tar.gz'), CONFIG);
+  t.false(engine.decidesWithLookups);
+  const { counts, gather } = instrument(engine);
+  const step = factsStep(gather);
+  const input = inputOf(['registry.example.com/shop/app:1.0']);
+  const first = await step(engine, input, 'mutate');
+  const second = await step(engine, input, 'mutate');
+  t.is(counts.decided, 0);
+  t.is(counts.needed, 2);
+  t.is(first.decided, undefined, 'the caller evaluates the decision');
+  t.deepEqual(second.input.images[0]?.facts, { digest: DIGEST });
+});
+
+test('a policy whose lookups change with the facts given fails closed', async (t) => {
+  const engine = await Engine.create(
+    await readBundleArchive(
+      await buildBundle(
+        {
+          'p.rego': `package imagegate.validate
+decision := {"allowed": true, "enforcement": "deny", "exempt": false, "breakGlass": false,
+	"violations": [], "reasons": [], "warnings": [], "auditAnnotations": {}}
+`,
+          'm.rego': `package imagegate.mutate
+decision := {"patch": [], "messages": []}
+`,
+          'f.rego': `package imagegate.facts
+lookups := [] if input.images[0].facts
+else := [{"index": 0, "registry": "registry.example.com", "repository": "a", "tag": "1", "digest": "", "verification": ""}]
+needed := {"mutate": lookups, "validate": lookups}
+decided := {"decision": data.imagegate.validate.decision, "lookups": lookups}
+`,
+        },
+        [
+          'imagegate/validate/decision',
+          'imagegate/mutate/decision',
+          'imagegate/facts/needed',
+          'imagegate/facts/decided',
+        ],
+      ),
+      'fickle.tar.gz',
+    ),
+    CONFIG,
+  );
+  const { gather } = instrument(engine);
+  await t.throwsAsync(
+    factsStep(gather)(engine, inputOf(['registry.example.com/a:1']), 'validate'),
+    {
+      instanceOf: EngineError,
+      message: /other registry lookups once given the facts/,
+    },
+  );
+});
