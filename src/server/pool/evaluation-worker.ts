@@ -10,7 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import { PolicyEngine } from '../../policy/engine.ts';
 import type { ImageFacts } from '../../registry/facts.ts';
 import { describeThrown } from '../../shared/describe-thrown.ts';
-import { factsStep } from '../facts-step.ts';
+import { factsStep, LookupMemo } from '../facts-step.ts';
 import { reviewBytes } from '../review-core.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 
@@ -24,6 +24,9 @@ const prepared = new Map<number, PolicyEngine>();
 /** Reviews waiting for their registry facts, by id. */
 const waiting = new Map<number, (gathered: ReadonlyMap<number, ImageFacts>) => void>();
 
+/** What each review shape needed, for this thread's engines: shared by its reviews. */
+const memo = new LookupMemo();
+
 const factsFor = (id: number) =>
   factsStep(
     (requests, namespace, decision) =>
@@ -31,6 +34,7 @@ const factsFor = (id: number) =>
         waiting.set(id, resolve);
         post({ type: 'gather', id, requests: [...requests], namespace, decision });
       }),
+    memo,
   );
 
 async function handle(message: ToWorker): Promise<void> {
