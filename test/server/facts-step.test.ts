@@ -154,7 +154,7 @@ test('a bundle without the decided entrypoint: the lookups, then the decision, a
     {
       entrypoints: REPO_ENTRYPOINTS.filter((e) => e !== 'imagegate/facts/decided'),
       edit: (_file, text) =>
-        text.replace(/# METADATA\n# title: Decision with[^]*?input\.factsFor == "mutate"\n}\n/, ''),
+        text.replace(/# METADATA\n# title: Decision with[\s\S]*?input\.factsFor == "mutate"\n}\n/, ''),
     },
   );
   const engine = await Engine.create(await readBundleArchive(older, 'older.tar.gz'), CONFIG);
