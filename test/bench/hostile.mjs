@@ -1,6 +1,7 @@
 /**
  * One hostile-but-accepted review beside benign ones (issue: bounded work). The gateway is
- * served from dist/ as in production (one event loop, then --workers 2); a benign review
+ * served from dist/ as in production (one process with its evaluation threads pinned to one
+ * CPU as the Deployment limits it, the same unpinned, then --workers 2); a benign review
  * is sent back to back on its own kept-alive connection, once idle and once while another
  * connection sends hostile reviews back to back. The ratio of the benign latencies is the
  * delay one hostile review costs everyone else; the server's VmHWM (peak RSS) is what the
@@ -11,10 +12,14 @@
  *   long   25,000 untrusted 100-character images pulled IfNotPresent (~3.9 MiB, three
  *          violations each): the costliest shape that fits the body limit
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { promisify } from 'node:util';
 import { startImagegate } from './http.mjs';
 import { FIXTURE, log, percentile, podCreateReview, settle, sleep, statusBytes } from './lib.mjs';
+
+const run = promisify(execFile);
 
 const MAX_IMAGES = 32_768;
 
@@ -82,8 +87,8 @@ async function benign(url, body, ca, count) {
   }
 }
 
-async function scenario({ tmp, tls, quick, workers, shape, nodeArgs = [] }) {
-  const name = `imagegate-hostile-${shape}-w${workers}`;
+async function scenario({ tmp, tls, quick, workers, cpus, shape, nodeArgs = [] }) {
+  const name = `imagegate-hostile-${shape}-w${workers}${cpus === undefined ? '' : `-cpu${cpus}`}`;
   const gateway = await startImagegate(name, {
     tmp,
     cert: tls.certFile,
@@ -93,6 +98,11 @@ async function scenario({ tmp, tls, quick, workers, shape, nodeArgs = [] }) {
     nodeArgs,
   });
   try {
+    // The Deployment's CPU limit is 1: every thread of the gateway on one CPU (`-a`: the
+    // evaluation threads and libuv's too; threads made later inherit it).
+    if (cpus !== undefined) {
+      for (const pid of gateway.pids) await run('taskset', ['-a', '-p', '-c', cpus, String(pid)]);
+    }
     const url = gateway.url('validate');
     const benignBody = JSON.stringify(JSON.parse(readFileSync(FIXTURE, 'utf8')));
     const hostile = hostileBody(shape);
@@ -118,6 +128,7 @@ async function scenario({ tmp, tls, quick, workers, shape, nodeArgs = [] }) {
     const result = {
       shape,
       workers,
+      cpus: cpus ?? 'any',
       hostileBytes: Buffer.byteLength(hostile),
       hostile: {
         ...summary(hostileAnswers),
@@ -129,7 +140,7 @@ async function scenario({ tmp, tls, quick, workers, shape, nodeArgs = [] }) {
       peakRssBytes: peaks.map((p) => p.hwm),
     };
     log(
-      `hostile ${shape}, --workers ${workers}: hostile answered ${result.hostile.codes.join('/')} in ` +
+      `hostile ${shape}, --workers ${workers}, CPUs ${cpus ?? 'any'}: hostile answered ${result.hostile.codes.join('/')} in ` +
         `${result.hostile.p50.toFixed(0)} ms; benign p50 ${result.idle.p50.toFixed(2)} → ` +
         `${result.during.p50.toFixed(2)} ms, p99 ${result.idle.p99.toFixed(2)} → ` +
         `${result.during.p99.toFixed(2)} ms; peak RSS ${peaks.map((p) => (p.hwm / 2 ** 20).toFixed(0)).join('+')} MiB`,
@@ -142,9 +153,11 @@ async function scenario({ tmp, tls, quick, workers, shape, nodeArgs = [] }) {
 
 export async function runHostile({ tmp, tls, quick, nodeArgs = [] }) {
   const results = [];
-  for (const workers of [1, 2]) {
+  // The default Deployment (one process, its two evaluation threads, one CPU), then the
+  // same unpinned, then two processes.
+  for (const { workers, cpus } of [{ workers: 1, cpus: '0' }, { workers: 1 }, { workers: 2 }]) {
     for (const shape of ['empty', 'long']) {
-      results.push(await scenario({ tmp, tls, quick, workers, shape, nodeArgs }));
+      results.push(await scenario({ tmp, tls, quick, workers, cpus, shape, nodeArgs }));
     }
   }
   return results;

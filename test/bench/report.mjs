@@ -557,6 +557,7 @@ function hostileSection({ hostile }) {
       [
         'hostile review',
         'workers',
+        'CPUs',
         'its answer, p50 (ms)',
         'benign p50 idle → during (ms)',
         'p50 ratio',
@@ -567,6 +568,7 @@ function hostileSection({ hostile }) {
       hostile.map((h) => [
         `${shapes[h.shape] ?? h.shape} (${mib(h.hostileBytes, 2)} MiB)`,
         h.workers,
+        h.cpus === undefined || h.cpus === 'any' ? 'any' : `1 (taskset ${h.cpus})`,
         `${h.hostile.codes.join('/')}, ${fixed(h.hostile.p50, 0)}`,
         `${fixed(h.idle.p50, 2)} → ${fixed(h.during.p50, 2)}`,
         `${fixed(h.during.p50 / h.idle.p50, 1)}×`,
@@ -576,8 +578,10 @@ function hostileSection({ hostile }) {
       ]),
     ),
     '',
-    'On one event loop a benign review waits for the hostile one in progress (its p50 rises to',
-    "about the hostile review's own time); with `--workers 2` the other worker answers it.",
+    'One process evaluates on its two threads (`--evaluation-threads 2`, the default): a benign',
+    'review is answered by the thread the hostile one is not on. "1 (taskset 0)" pins every',
+    "thread of the process to one CPU, as the Deployment's limit does: the goal is a benign p50",
+    'no more than 2× its idle p50 there.',
   ].join('\n');
 }
 
