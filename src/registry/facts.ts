@@ -132,20 +132,48 @@ export class FactSource {
     budgetMs: number,
     tenant = '',
   ): Promise<Map<number, ImageFacts>> {
+    const gathered = await this.#gather(requests, budgetMs, tenant, false);
+    if (gathered === undefined) throw new Error('a gather that may look up missed its cache');
+    return gathered;
+  }
+
+  /**
+   * The facts for these requests if every one is cached, else undefined: no registry
+   * request is made (for a guess at what a review needs, docs/registries.md).
+   */
+  async cached(
+    requests: readonly FactRequest[],
+    tenant = '',
+  ): Promise<Map<number, ImageFacts> | undefined> {
+    return this.#gather(requests, 1000, tenant, true);
+  }
+
+  async #gather(
+    requests: readonly FactRequest[],
+    budgetMs: number,
+    tenant: string,
+    cachedOnly: boolean,
+  ): Promise<Map<number, ImageFacts> | undefined> {
     const signal = AbortSignal.timeout(budgetMs);
     const review: Review = {
       signal,
       flow: { tenant },
       budgetMs,
+      cachedOnly,
       tags: new Map(),
       found: new Map(),
     };
-    const entries = await Promise.all(
-      requests.map(
-        async (r): Promise<[number, ImageFacts]> => [r.index, await this.#one(r, review)],
-      ),
-    );
-    return new Map(entries);
+    try {
+      const entries = await Promise.all(
+        requests.map(
+          async (r): Promise<[number, ImageFacts]> => [r.index, await this.#one(r, review)],
+        ),
+      );
+      return new Map(entries);
+    } catch (error) {
+      if (error instanceof NotCached) return undefined;
+      throw error;
+    }
   }
 
   async #one(request: FactRequest, review: Review): Promise<ImageFacts> {
@@ -263,6 +291,8 @@ export class FactSource {
     const resolved = await this.#resolve(registry, repository, tag, review);
     if ('error' in resolved || resolved.value === digest) return undefined;
     const index = resolved.value;
+    // The index is read from the registry, never from a cache: not in a cache-only read.
+    if (review.cachedOnly) throw new NotCached();
     let lists = false;
     try {
       const manifest = await this.#deps.client.manifest(registry, repository, index, {
@@ -301,8 +331,10 @@ export class FactSource {
     about: Explained,
   ): Promise<Cached<T>> {
     const hit = cache.get(key);
-    this.#deps.observeCache?.(kind, hit !== undefined);
+    // A cache-only read's miss is not counted: the lookup that follows it counts.
+    if (hit !== undefined || !review.cachedOnly) this.#deps.observeCache?.(kind, hit !== undefined);
     if (hit !== undefined) return hit;
+    if (review.cachedOnly) throw new NotCached();
     const outOfTime = (): Cached<T> => ({ error: explain(review.signal.reason, about) });
     if (review.signal.aborted) return outOfTime();
     let shared = this.#inflight.get(key) as Shared<T> | undefined;
@@ -377,9 +409,14 @@ interface Review {
   readonly signal: AbortSignal;
   readonly flow: Flow;
   readonly budgetMs: number;
+  /** Answer from the caches or not at all (NotCached): no registry request. */
+  readonly cachedOnly: boolean;
   readonly tags: Map<string, Promise<Cached<string>>>;
   readonly found: Map<string, Promise<Found>>;
 }
+
+/** What a cache-only read throws at its first miss. */
+class NotCached extends Error {}
 
 /** A cached judgement's weight: its attestation statements' bytes (1 for the rest). */
 function judgementSize(cached: Cached<Judgement>): number {

@@ -5,7 +5,8 @@
  *
  * With the bundle's `imagegate/facts/decided` entrypoint, a warm review costs one
  * evaluation: the lookups a review of the same shape needed last time (a memo per engine,
- * per thread) are gathered first — from the caches, when warm — and the decision is
+ * per thread) are read from the caches — never from a registry: a guess must not cost
+ * registry time or make requests the review did not ask for — and the decision is
  * evaluated with them on the images. That evaluation also says which lookups the decision
  * needs; if they are exactly the ones given, the decision stands. If not (a new shape, a
  * changed exemption), they are gathered and the decision evaluated again: never more
@@ -19,12 +20,17 @@ import { EngineError } from '../shared/engine-error.ts';
 import { LimitError } from '../shared/input-error.ts';
 import type { JsonObject } from '../shared/json.ts';
 
-/** The facts for these requests, by image index: registry I/O, on the main thread. */
+/**
+ * The facts for these requests, by image index: registry I/O, on the main thread. With
+ * `cachedOnly`, only what the caches hold, and undefined at the first miss: no registry
+ * request is made (for a guess; a review's lookups get one budget, never two).
+ */
 export type GatherFacts = (
   requests: readonly FactRequest[],
   namespace: string,
   decision: 'mutate' | 'validate',
-) => Promise<ReadonlyMap<number, ImageFacts>>;
+  cachedOnly?: boolean,
+) => Promise<ReadonlyMap<number, ImageFacts> | undefined>;
 
 type Decision = 'mutate' | 'validate';
 
@@ -44,7 +50,13 @@ export class LookupMemo {
     if (table === undefined) {
       table = new LRUCache({
         maxSize: 4 * 1024 * 1024,
-        sizeCalculation: (lookups, shape) => shape.length + 128 * (lookups.length + 1),
+        sizeCalculation: (lookups, shape) =>
+          shape.length +
+          lookups.reduce(
+            (size, r) => size + 64 + r.registry.length + r.repository.length + r.tag.length,
+            64,
+          ) +
+          lookups.reduce((size, r) => size + r.digest.length + r.verification.length, 0),
       });
       this.#byEngine.set(engine, table);
     }
@@ -60,14 +72,23 @@ export class LookupMemo {
   }
 }
 
-/** The key reviews that likely need the same lookups share; undefined when too long. */
+/**
+ * The key reviews that likely need the same lookups share (a guess: what they need is
+ * checked); undefined when too long.
+ */
 export function shapeOf(input: PolicyInput, decision: Decision): string | undefined {
-  let shape = `${decision}\n${input.namespace}\n${input.kind.kind}\n${input.operation}`;
-  for (const image of input.images) {
-    shape += `\n${image.raw}`;
-    if (shape.length > MAX_SHAPE_CHARS) return undefined;
-  }
-  return shape;
+  const shape = JSON.stringify([
+    decision,
+    input.protocol,
+    input.namespace,
+    input.kind.group,
+    input.kind.kind,
+    input.operation,
+    input.subResource,
+    input.controller !== null,
+    input.images.map((image) => [image.raw, image.new === true]),
+  ]);
+  return shape.length > MAX_SHAPE_CHARS ? undefined : shape;
 }
 
 /**
@@ -80,10 +101,22 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
     input: PolicyInput,
     requests: readonly FactRequest[],
     decision: Decision,
-  ) =>
-    requests.length === 0
-      ? input
-      : attachFacts(input, await gather(requests, input.namespace, decision));
+  ): Promise<PolicyInput> => {
+    if (requests.length === 0) return input;
+    const facts = await gather(requests, input.namespace, decision);
+    if (facts === undefined) throw new Error('registry facts were not gathered');
+    return attachFacts(input, facts);
+  };
+  /** The input with the remembered facts on it, if the caches hold every one. */
+  const guessed = async (
+    input: PolicyInput,
+    requests: readonly FactRequest[],
+    decision: Decision,
+  ): Promise<PolicyInput | undefined> => {
+    if (requests.length === 0) return undefined;
+    const facts = await gather(requests, input.namespace, decision, true);
+    return facts === undefined ? undefined : attachFacts(input, facts);
+  };
 
   return async (engine, input, decision) => {
     if (!engine.decidesWithLookups) {
@@ -92,15 +125,16 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
       return { input: await gathered(input, needed[decision], decision) };
     }
     const shape = shapeOf(input, decision);
-    // What this shape needed last time passed the bound then (the namespace, hence the
-    // bound, is part of the shape), and is checked against this evaluation's below.
+    // What this shape needed last time, if every fact is cached: read without a registry
+    // request, so a wrong guess costs an evaluation, never registry time.
     const expected = memo.get(engine, shape);
-    const guessed = await gathered(input, expected, decision);
+    const guess = (await guessed(input, expected, decision)) ?? input;
+    const given = guess === input ? [] : expected;
     let started = performance.now();
-    const first = engine.decided(guessed, decision);
-    if (sameLookups(first.lookups, expected)) {
-      bound(expected, first.maxLookups);
-      return { input: guessed, decided: first.decision, evaluationSeconds: since(started) };
+    const first = engine.decided(guess, decision);
+    if (sameLookups(first.lookups, given)) {
+      bound(given, first.maxLookups);
+      return { input: guess, decided: first.decision, evaluationSeconds: since(started) };
     }
     bound(first.lookups, first.maxLookups);
     const withFacts = await gathered(input, first.lookups, decision);

@@ -336,3 +336,22 @@ test('a verified signature is cached by digest: a second review asks only for th
   t.true((await one(h, r)).signature?.verified);
   t.deepEqual(h.requests.slice(first), ['resolve ok']);
 });
+
+test('a cache-only read answers from the caches or not at all, and never asks the registry', async (t) => {
+  const registry = await startRegistry(t, { auth: 'none' });
+  const release = await keyPair(t, 'release.pub');
+  const image = await pushImage(registry, 'signed/app', 'v1');
+  await signImage(registry, image.reference, release, { cosign: 'v2' });
+  const h = harness([registry], [release.ref]);
+  const r = request(registry, 'signed/app', { tag: 'v1' }, ['release.pub']);
+  const unsigned = request(registry, 'signed/app', { tag: 'v2' });
+  t.is(await h.facts.cached([r]), undefined, 'nothing cached yet');
+  t.deepEqual(h.requests, [], 'and nothing asked');
+  const looked = await one(h, r);
+  const asked = h.requests.length;
+  t.true(asked > 0);
+  t.deepEqual((await h.facts.cached([r]))?.get(0), looked, 'the same facts, from the caches');
+  // One miss among hits: no answer at all, and still no request.
+  t.is(await h.facts.cached([r, { ...unsigned, index: 1 }]), undefined);
+  t.is(h.requests.length, asked);
+});

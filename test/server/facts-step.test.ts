@@ -15,7 +15,7 @@ import {
 import type { FactRequest, ImageFacts } from '../../src/registry/facts.ts';
 import { toMutateDecision, toValidateDecision } from '../../src/review/decision.ts';
 import { admissionInput, type PolicyInput } from '../../src/review/policy-input.ts';
-import { factsStep, LookupMemo, shapeOf } from '../../src/server/facts-step.ts';
+import { factsStep, LookupMemo, lookupKey, shapeOf } from '../../src/server/facts-step.ts';
 import { EngineError } from '../../src/shared/engine-error.ts';
 import { LimitError } from '../../src/shared/input-error.ts';
 import { isRecord } from '../../src/shared/json.ts';
@@ -37,9 +37,13 @@ function inputOf(images: readonly string[], namespace = 'shop'): PolicyInput {
   return admissionInput('admission.k8s.io/v1', request as never);
 }
 
-/** Counts the engine's evaluations and the step's gathers; answers every tag with DIGEST. */
+/**
+ * Counts the engine's evaluations and the step's gathers; answers every tag with DIGEST.
+ * `gathers` are registry lookups; a cache-only read answers what they (or `cache`) hold.
+ */
 function instrument(engine: PolicyEngine) {
-  const counts = { decided: 0, needed: 0, gathers: [] as FactRequest[][] };
+  const counts = { decided: 0, needed: 0, gathers: [] as FactRequest[][], cacheReads: 0 };
+  const cache = new Set<string>();
   const decided = engine.decided.bind(engine);
   const needed = engine.factsNeeded.bind(engine);
   Object.assign(engine, {
@@ -52,11 +56,23 @@ function instrument(engine: PolicyEngine) {
       return needed(...args);
     },
   });
-  const gather = async (requests: readonly FactRequest[]) => {
+  const answer = (requests: readonly FactRequest[]) =>
+    new Map<number, ImageFacts>(requests.map((r) => [r.index, { digest: DIGEST }]));
+  const gather = async (
+    requests: readonly FactRequest[],
+    _namespace: string,
+    _decision: string,
+    cachedOnly = false,
+  ) => {
+    if (cachedOnly) {
+      counts.cacheReads += 1;
+      return requests.every((r) => cache.has(lookupKey(r))) ? answer(requests) : undefined;
+    }
     counts.gathers.push([...requests]);
-    return new Map<number, ImageFacts>(requests.map((r) => [r.index, { digest: DIGEST }]));
+    for (const r of requests) cache.add(lookupKey(r));
+    return answer(requests);
   };
-  return { counts, gather };
+  return { counts, gather, cache };
 }
 
 const committedEngine = async () => Engine.create(await committedBundle(), CONFIG);
@@ -74,10 +90,12 @@ test('warm: the second review of a shape is one evaluation, with the same decisi
     counts.gathers.map((g) => g.map((r) => r.index)),
     [[0]],
   );
+  t.is(counts.cacheReads, 0, 'nothing remembered yet');
   const warm = await step(engine, inputOf(images), 'mutate');
   t.is(counts.decided, 3, 'the same shape again: one evaluation');
   t.is(counts.needed, 0);
-  t.deepEqual(counts.gathers.at(-1), counts.gathers[0], 'the remembered lookups are gathered');
+  t.is(counts.cacheReads, 1, 'the remembered lookups read from the caches');
+  t.is(counts.gathers.length, 1, 'and no registry lookup');
   const patchOf = (withFacts: typeof cold) =>
     toMutateDecision(decisionWith(engine, withFacts, 'mutate')).patch;
   t.deepEqual(patchOf(warm), patchOf(cold));
@@ -90,7 +108,7 @@ test('warm: the second review of a shape is one evaluation, with the same decisi
 
 test('a wrong guess costs a second evaluation, and the decision is the one a fresh step makes', async (t) => {
   const engine = await committedEngine();
-  const { counts, gather } = instrument(engine);
+  const { counts, gather, cache } = instrument(engine);
   const memo = new LookupMemo();
   const input = inputOf(['registry.example.com/shop/app:1.0', 'registry.example.com/shop/db:2']);
   // Remembered for this shape: a lookup the policy does not ask for, and one of two it does.
@@ -103,10 +121,12 @@ test('a wrong guess costs a second evaluation, and the decision is the one a fre
     verification: '',
   };
   memo.set(engine, shapeOf(input, 'validate'), [wrong]);
+  cache.add(lookupKey(wrong));
   const guessed = await factsStep(gather, memo)(engine, input, 'validate');
   t.is(counts.decided, 2);
-  t.deepEqual(counts.gathers[0], [wrong], 'the guess is gathered first');
-  t.deepEqual(counts.gathers[1]?.map((r) => `${r.index} ${r.repository}:${r.tag}`).sort(), [
+  t.is(counts.cacheReads, 1, 'the guess was read from the caches');
+  t.is(counts.gathers.length, 1, 'one registry gather, of what the decision asked for');
+  t.deepEqual(counts.gathers[0]?.map((r) => `${r.index} ${r.repository}:${r.tag}`).sort(), [
     '0 shop/app:1.0',
     '1 shop/db:2',
   ]);
@@ -122,9 +142,35 @@ test('a wrong guess costs a second evaluation, and the decision is the one a fre
   );
   t.deepEqual(
     new Set(memo.get(engine, shapeOf(input, 'validate'))),
-    new Set(counts.gathers[1]),
+    new Set(counts.gathers[0]),
     'corrected',
   );
+});
+
+test('a remembered lookup not in the caches is never looked up: the review pays one budget', async (t) => {
+  const engine = await committedEngine();
+  const { counts, gather } = instrument(engine);
+  const memo = new LookupMemo();
+  const input = inputOf(['registry.example.com/shop/app:1.0']);
+  // What another review of this shape might have left (a tag only it used, not cached).
+  const stranger: FactRequest = {
+    index: 0,
+    registry: 'registry.example.com',
+    repository: 'someone/else',
+    tag: '1',
+    digest: '',
+    verification: '',
+  };
+  memo.set(engine, shapeOf(input, 'mutate'), [stranger]);
+  const result = await factsStep(gather, memo)(engine, input, 'mutate');
+  t.is(counts.cacheReads, 1);
+  t.deepEqual(
+    counts.gathers.map((g) => g.map((r) => r.repository)),
+    [['shop/app']],
+    'only what the decision asked for went to the registry',
+  );
+  t.is(counts.decided, 2);
+  t.deepEqual(result.input.images[0]?.facts, { digest: DIGEST });
 });
 
 test('maxLookups bounds a remembered shape too', async (t) => {
@@ -144,7 +190,8 @@ test('maxLookups bounds a remembered shape too', async (t) => {
   const gathered = counts.gathers.length;
   memo.set(engine, shapeOf(inputOf(images, 'ci-7'), 'mutate'), counts.gathers[0] ?? []);
   await t.throwsAsync(step(engine, inputOf(images, 'ci-7'), 'mutate'), { instanceOf: LimitError });
-  t.is(counts.gathers.length, gathered + 1, 'only the remembered lookups were gathered');
+  t.is(counts.gathers.length, gathered, 'the remembered lookups were read from the caches only');
+  t.is(counts.cacheReads, 1);
 });
 
 test('a bundle without the decided entrypoint: the lookups, then the decision, as before', async (t) => {
@@ -154,7 +201,10 @@ test('a bundle without the decided entrypoint: the lookups, then the decision, a
     {
       entrypoints: REPO_ENTRYPOINTS.filter((e) => e !== 'imagegate/facts/decided'),
       edit: (_file, text) =>
-        text.replace(/# METADATA\n# title: Decision with[\s\S]*?input\.factsFor == "mutate"\n}\n/, ''),
+        text.replace(
+          /# METADATA\n# title: Decision with[\s\S]*?input\.factsFor == "mutate"\n}\n/,
+          '',
+        ),
     },
   );
   const engine = await Engine.create(await readBundleArchive(older, 'older.tar.gz'), CONFIG);

@@ -160,9 +160,15 @@ export class EvaluationPool implements ReviewEvaluator {
         return;
       }
       case 'gather': {
-        const { id, requests, namespace, decision } = message;
-        this.#gather(requests, namespace, decision).then(
-          (gathered) => this.#send(thread, { type: 'facts', id, gathered: [...gathered] }),
+        const { id, requests, namespace, decision, cachedOnly } = message;
+        this.#gather(requests, namespace, decision, cachedOnly).then(
+          (gathered) =>
+            this.#send(
+              thread,
+              gathered === undefined
+                ? { type: 'facts', id }
+                : { type: 'facts', id, gathered: [...gathered] },
+            ),
           // gather answers every failure as facts; this is a bug, and the review fails closed.
           (error: unknown) => {
             this.#logger.error({ error: describeThrown(error) }, 'registry facts failed');

@@ -22,17 +22,17 @@ const post = (message: FromWorker) => port.postMessage(message);
 let current: PolicyEngine | undefined;
 const prepared = new Map<number, PolicyEngine>();
 /** Reviews waiting for their registry facts, by id. */
-const waiting = new Map<number, (gathered: ReadonlyMap<number, ImageFacts>) => void>();
+const waiting = new Map<number, (gathered: ReadonlyMap<number, ImageFacts> | undefined) => void>();
 
 /** What each review shape needed, for this thread's engines: shared by its reviews. */
 const memo = new LookupMemo();
 
 const factsFor = (id: number) =>
   factsStep(
-    (requests, namespace, decision) =>
+    (requests, namespace, decision, cachedOnly = false) =>
       new Promise((resolve) => {
         waiting.set(id, resolve);
-        post({ type: 'gather', id, requests: [...requests], namespace, decision });
+        post({ type: 'gather', id, requests: [...requests], namespace, decision, cachedOnly });
       }),
     memo,
   );
@@ -64,7 +64,7 @@ async function handle(message: ToWorker): Promise<void> {
     case 'facts': {
       const resolve = waiting.get(message.id);
       waiting.delete(message.id);
-      resolve?.(new Map(message.gathered));
+      resolve?.(message.gathered === undefined ? undefined : new Map(message.gathered));
       return;
     }
     case 'review': {

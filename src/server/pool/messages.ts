@@ -22,7 +22,8 @@ export type ToWorker =
   | {
       readonly type: 'facts';
       readonly id: number;
-      readonly gathered: readonly (readonly [number, ImageFacts])[];
+      /** Absent: a cache-only gather missed. */
+      readonly gathered?: readonly (readonly [number, ImageFacts])[];
     };
 
 export type FromWorker =
@@ -37,5 +38,6 @@ export type FromWorker =
       readonly requests: readonly FactRequest[];
       readonly namespace: string;
       readonly decision: 'mutate' | 'validate';
+      readonly cachedOnly: boolean;
     }
   | { readonly type: 'result'; readonly id: number; readonly result: ReviewResult };
