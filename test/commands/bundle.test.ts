@@ -50,7 +50,7 @@ test('bundle inspect: revision, entrypoints, files, signature status', async (t)
   t.regex(result.stdout, /^revision: +[0-9a-f]{12}$/m);
   t.regex(
     result.stdout,
-    /^entrypoints: imagegate\/facts\/needed, imagegate\/mutate\/decision, imagegate\/validate\/decision$/m,
+    /^entrypoints: imagegate\/facts\/decided, imagegate\/facts\/needed, imagegate\/mutate\/decision, imagegate\/validate\/decision$/m,
   );
   t.regex(result.stdout, /^signature: +unsigned$/m);
   t.regex(result.stdout, /^ {2}\/policy\.wasm \(\d+ bytes\)$/m);

@@ -2,6 +2,7 @@ import test from 'ava';
 import { readBundleArchive } from '../../src/policy/bundle.ts';
 import { BundleError } from '../../src/policy/bundle-error.ts';
 import {
+  DECIDED_ENTRYPOINT,
   DEFAULT_MAX_IMAGES,
   FACTS_ENTRYPOINT,
   MAX_MEMORY_BYTES,
@@ -42,12 +43,12 @@ function podInput(images: string[], namespace = 'shop') {
   });
 }
 
-test('the committed bundle loads, with its three entrypoints and a revision', async (t) => {
+test('the committed bundle loads, with its four entrypoints and a revision', async (t) => {
   const bundle = await committedBundle();
   const engine = await PolicyEngine.create(bundle);
   t.deepEqual(
     [...engine.entrypoints].sort(),
-    [FACTS_ENTRYPOINT, MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT].sort(),
+    [DECIDED_ENTRYPOINT, FACTS_ENTRYPOINT, MUTATE_ENTRYPOINT, VALIDATE_ENTRYPOINT].sort(),
   );
   t.regex(engine.revision, /^[0-9a-f]{12}$/);
   t.is(engine.revision, bundle.revision);
