@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
+import { readAtMost, readTokenFile } from '../shared/bounded-read.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 
 export const LONG_POLL_TYPE = 'application/vnd.openpolicyagent.bundles';
@@ -122,41 +123,26 @@ export class BundleServiceClient {
       throw new BundleServiceError(`${this.#url.host} answered ${answer.statusCode}`);
     }
     this.#longPoll = contentType === LONG_POLL_TYPE;
-    const archive = await readAtMost(answer.body, MAX_BUNDLE_BYTES, this.#url);
+    const archive = await readAtMost(
+      answer.body,
+      MAX_BUNDLE_BYTES,
+      () =>
+        new BundleServiceError(
+          `${this.#url.host} sent a bundle of more than ${MAX_BUNDLE_BYTES} bytes`,
+        ),
+    );
     return { changed: true, etag: newEtag, longPoll: this.longPolling, archive };
   }
 
-  async #token(): Promise<string | undefined> {
+  #token(): Promise<string | undefined> {
     const file = this.#options.tokenFile;
-    if (file === undefined) return undefined;
-    try {
-      return (await readFile(file, 'utf8')).trim();
-    } catch (error) {
-      throw new BundleServiceError(
-        `cannot read --bundle-token-file ${file}: ${describeThrown(error)}`,
-      );
-    }
+    return readTokenFile(
+      file,
+      (why) => new BundleServiceError(`cannot read --bundle-token-file ${file}: ${why}`),
+    );
   }
 
   async close(): Promise<void> {
     await this.#agent.close();
   }
-}
-
-async function readAtMost(
-  body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown },
-  maxBytes: number,
-  url: URL,
-): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new BundleServiceError(`${url.host} sent a bundle of more than ${maxBytes} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
 }

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { Agent, request } from 'undici';
+import { readAtMost } from '../shared/bounded-read.ts';
 import type { AddressPolicy } from './addresses.ts';
 import { OUT_OF_TIME } from './fair-queue.ts';
 import { RegistryError } from './registry-error.ts';
@@ -194,7 +195,14 @@ export class RegistryHttp {
         target = next;
         continue;
       }
-      const body = await readAtMost(answer.body, options.maxBytes, target);
+      const body = await readAtMost(
+        answer.body,
+        options.maxBytes,
+        () =>
+          new RegistryError(
+            `${target.host} sent more than ${options.maxBytes} bytes for ${target.pathname}`,
+          ),
+      );
       const flat: Record<string, string | undefined> = {};
       for (const name of Object.keys(answer.headers)) flat[name] = header(answer.headers, name);
       return { status: answer.statusCode, headers: flat, body, url: target };
@@ -228,24 +236,6 @@ export class RegistryHttp {
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
   const { authorization: _a, Authorization: _b, ...rest } = headers;
   return rest;
-}
-
-async function readAtMost(
-  body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown },
-  maxBytes: number,
-  url: URL,
-): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new RegistryError(`${url.host} sent more than ${maxBytes} bytes for ${url.pathname}`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function describe(error: unknown): string {

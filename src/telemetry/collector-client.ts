@@ -4,10 +4,10 @@
  * sends them — with a bearer token read at every request (so a projected token rotates), a
  * TLS client certificate and extra CAs. Anything but a 2xx is a failure the caller retries.
  */
-import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
+import { readTokenFile } from '../shared/bounded-read.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 
 export interface CollectorOptions {
@@ -75,16 +75,12 @@ export class CollectorClient {
     if (status < 200 || status > 299) throw new CollectorError(`collector answered ${status}`);
   }
 
-  async #token(): Promise<string | undefined> {
+  #token(): Promise<string | undefined> {
     const file = this.#options.tokenFile;
-    if (file === undefined) return undefined;
-    try {
-      return (await readFile(file, 'utf8')).trim();
-    } catch (error) {
-      throw new CollectorError(
-        `cannot read --collector-token-file ${file}: ${describeThrown(error)}`,
-      );
-    }
+    return readTokenFile(
+      file,
+      (why) => new CollectorError(`cannot read --collector-token-file ${file}: ${why}`),
+    );
   }
 
   async close(): Promise<void> {
