@@ -132,7 +132,7 @@ export class FactSource {
     budgetMs: number,
     tenant = '',
   ): Promise<Map<number, ImageFacts>> {
-    const gathered = await this.#gather(requests, budgetMs, tenant, false);
+    const gathered = await this.#gather(requests, budgetMs, tenant, undefined);
     if (gathered === undefined) throw new Error('a gather that may look up missed its cache');
     return gathered;
   }
@@ -144,22 +144,26 @@ export class FactSource {
   async cached(
     requests: readonly FactRequest[],
     tenant = '',
-  ): Promise<Map<number, ImageFacts> | undefined> {
-    return this.#gather(requests, 1000, tenant, true);
+  ): Promise<{ facts: Map<number, ImageFacts>; until: number } | undefined> {
+    const until = { at: Number.POSITIVE_INFINITY };
+    const facts = await this.#gather(requests, 1000, tenant, until);
+    return facts === undefined ? undefined : { facts, until: until.at };
   }
 
   async #gather(
     requests: readonly FactRequest[],
     budgetMs: number,
     tenant: string,
-    cachedOnly: boolean,
+    /** For a cache-only read: lowered to when the first fact read leaves its cache. */
+    cachedUntil: { at: number } | undefined,
   ): Promise<Map<number, ImageFacts> | undefined> {
     const signal = AbortSignal.timeout(budgetMs);
     const review: Review = {
       signal,
       flow: { tenant },
       budgetMs,
-      cachedOnly,
+      cachedOnly: cachedUntil !== undefined,
+      ...(cachedUntil === undefined ? {} : { cachedUntil }),
       tags: new Map(),
       found: new Map(),
     };
@@ -333,7 +337,15 @@ export class FactSource {
     const hit = cache.get(key);
     // A cache-only read's miss is not counted: the lookup that follows it counts.
     if (hit !== undefined || !review.cachedOnly) this.#deps.observeCache?.(kind, hit !== undefined);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      if (review.cachedUntil !== undefined) {
+        review.cachedUntil.at = Math.min(
+          review.cachedUntil.at,
+          Date.now() + cache.getRemainingTTL(key),
+        );
+      }
+      return hit;
+    }
     if (review.cachedOnly) throw new NotCached();
     const outOfTime = (): Cached<T> => ({ error: explain(review.signal.reason, about) });
     if (review.signal.aborted) return outOfTime();
@@ -411,6 +423,8 @@ interface Review {
   readonly budgetMs: number;
   /** Answer from the caches or not at all (NotCached): no registry request. */
   readonly cachedOnly: boolean;
+  /** A cache-only read's: when the first fact it read leaves its cache. */
+  readonly cachedUntil?: { at: number };
   readonly tags: Map<string, Promise<Cached<string>>>;
   readonly found: Map<string, Promise<Found>>;
 }

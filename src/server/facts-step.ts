@@ -30,7 +30,25 @@ export type GatherFacts = (
   namespace: string,
   decision: 'mutate' | 'validate',
   cachedOnly?: boolean,
-) => Promise<ReadonlyMap<number, ImageFacts> | undefined>;
+) => Promise<Gathered | undefined>;
+
+export interface Gathered {
+  readonly facts: ReadonlyMap<number, ImageFacts>;
+  /**
+   * A cache-only read's: when the first of these facts leaves the gateway's caches (epoch
+   * ms). Until then the thread may use them again without asking.
+   */
+  readonly until?: number;
+}
+
+/** What one review shape needed, and the facts last read for it while they stay cached. */
+interface Remembered {
+  readonly lookups: readonly FactRequest[];
+  readonly facts?: ReadonlyMap<number, ImageFacts>;
+  readonly until?: number;
+}
+
+const NOTHING: Remembered = { lookups: [] };
 
 type Decision = 'mutate' | 'validate';
 
@@ -43,20 +61,19 @@ const MAX_SHAPE_CHARS = 16 * 1024;
  * a new pod shape per request evicts, it does not grow.
  */
 export class LookupMemo {
-  readonly #byEngine = new WeakMap<PolicyEngine, LRUCache<string, readonly FactRequest[]>>();
+  readonly #byEngine = new WeakMap<PolicyEngine, LRUCache<string, Remembered>>();
 
-  #table(engine: PolicyEngine): LRUCache<string, readonly FactRequest[]> {
+  #table(engine: PolicyEngine): LRUCache<string, Remembered> {
     let table = this.#byEngine.get(engine);
     if (table === undefined) {
       table = new LRUCache({
-        maxSize: 4 * 1024 * 1024,
-        sizeCalculation: (lookups, shape) =>
+        maxSize: 8 * 1024 * 1024,
+        sizeCalculation: (remembered, shape) =>
           shape.length +
-          lookups.reduce(
-            (size, r) => size + 64 + r.registry.length + r.repository.length + r.tag.length,
-            64,
-          ) +
-          lookups.reduce((size, r) => size + r.digest.length + r.verification.length, 0),
+          JSON.stringify(remembered.lookups).length +
+          (remembered.facts === undefined
+            ? 0
+            : JSON.stringify([...remembered.facts.values()]).length),
       });
       this.#byEngine.set(engine, table);
     }
@@ -64,11 +81,24 @@ export class LookupMemo {
   }
 
   get(engine: PolicyEngine, shape: string | undefined): readonly FactRequest[] {
-    return shape === undefined ? [] : (this.#table(engine).get(shape) ?? []);
+    return this.remembered(engine, shape).lookups;
   }
 
-  set(engine: PolicyEngine, shape: string | undefined, lookups: readonly FactRequest[]): void {
-    if (shape !== undefined) this.#table(engine).set(shape, lookups);
+  remembered(engine: PolicyEngine, shape: string | undefined): Remembered {
+    return shape === undefined ? NOTHING : (this.#table(engine).get(shape) ?? NOTHING);
+  }
+
+  set(
+    engine: PolicyEngine,
+    shape: string | undefined,
+    lookups: readonly FactRequest[],
+    read?: Gathered,
+  ): void {
+    if (shape === undefined) return;
+    this.#table(engine).set(
+      shape,
+      read?.until === undefined ? { lookups } : { lookups, facts: read.facts, until: read.until },
+    );
   }
 }
 
@@ -103,19 +133,28 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
     decision: Decision,
   ): Promise<PolicyInput> => {
     if (requests.length === 0) return input;
-    const facts = await gather(requests, input.namespace, decision);
-    if (facts === undefined) throw new Error('registry facts were not gathered');
-    return attachFacts(input, facts);
+    const gathered = await gather(requests, input.namespace, decision);
+    if (gathered === undefined) throw new Error('registry facts were not gathered');
+    return attachFacts(input, gathered.facts);
   };
-  /** The input with the remembered facts on it, if the caches hold every one. */
-  const guessed = async (
+  /**
+   * The remembered facts of a shape, if the caches hold every one: as read last time while
+   * they stay cached (no message, no lookup), else read from the caches again.
+   */
+  const cachedFor = async (
+    engine: PolicyEngine,
+    shape: string | undefined,
     input: PolicyInput,
-    requests: readonly FactRequest[],
     decision: Decision,
-  ): Promise<PolicyInput | undefined> => {
-    if (requests.length === 0) return undefined;
-    const facts = await gather(requests, input.namespace, decision, true);
-    return facts === undefined ? undefined : attachFacts(input, facts);
+  ): Promise<Gathered | undefined> => {
+    const remembered = memo.remembered(engine, shape);
+    if (remembered.lookups.length === 0) return undefined;
+    if (remembered.facts !== undefined && Date.now() < (remembered.until ?? 0)) {
+      return { facts: remembered.facts };
+    }
+    const read = await gather(remembered.lookups, input.namespace, decision, true);
+    if (read !== undefined) memo.set(engine, shape, remembered.lookups, read);
+    return read;
   };
 
   return async (engine, input, decision) => {
@@ -128,8 +167,9 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
     // What this shape needed last time, if every fact is cached: read without a registry
     // request, so a wrong guess costs an evaluation, never registry time.
     const expected = memo.get(engine, shape);
-    const guess = (await guessed(input, expected, decision)) ?? input;
-    const given = guess === input ? [] : expected;
+    const cached = await cachedFor(engine, shape, input, decision);
+    const guess = cached === undefined ? input : attachFacts(input, cached.facts);
+    const given = cached === undefined ? [] : expected;
     let started = performance.now();
     const first = engine.decided(guess, decision);
     if (sameLookups(first.lookups, given)) {

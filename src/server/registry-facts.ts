@@ -194,7 +194,7 @@ export async function startRegistryFacts(
     if (cachedOnly) return facts.cached(requests, namespace);
     const stop = deps.metrics.factsDuration.startTimer({ decision });
     try {
-      return await facts.gather(requests, budgetMs, namespace);
+      return { facts: await facts.gather(requests, budgetMs, namespace) };
     } finally {
       stop();
     }

@@ -42,7 +42,14 @@ function inputOf(images: readonly string[], namespace = 'shop'): PolicyInput {
  * `gathers` are registry lookups; a cache-only read answers what they (or `cache`) hold.
  */
 function instrument(engine: PolicyEngine) {
-  const counts = { decided: 0, needed: 0, gathers: [] as FactRequest[][], cacheReads: 0 };
+  const counts = {
+    decided: 0,
+    needed: 0,
+    gathers: [] as FactRequest[][],
+    cacheReads: 0,
+    /** How long a cache-only read says its facts stay cached (0: not past this moment). */
+    cachedForMs: 0,
+  };
   const cache = new Set<string>();
   const decided = engine.decided.bind(engine);
   const needed = engine.factsNeeded.bind(engine);
@@ -66,11 +73,13 @@ function instrument(engine: PolicyEngine) {
   ) => {
     if (cachedOnly) {
       counts.cacheReads += 1;
-      return requests.every((r) => cache.has(lookupKey(r))) ? answer(requests) : undefined;
+      return requests.every((r) => cache.has(lookupKey(r)))
+        ? { facts: answer(requests), until: Date.now() + counts.cachedForMs }
+        : undefined;
     }
     counts.gathers.push([...requests]);
     for (const r of requests) cache.add(lookupKey(r));
-    return answer(requests);
+    return { facts: answer(requests) };
   };
   return { counts, gather, cache };
 }
@@ -104,6 +113,31 @@ test('warm: the second review of a shape is one evaluation, with the same decisi
     'the tag is pinned with the fact gathered',
   );
   t.true(typeof warm.evaluationSeconds === 'number');
+});
+
+test('remembered facts are used again without asking while they stay in the caches, not after', async (t) => {
+  const engine = await committedEngine();
+  const { counts, gather } = instrument(engine);
+  const step = factsStep(gather);
+  const input = () => inputOf(['registry.example.com/shop/app:1.0']);
+  await step(engine, input(), 'mutate');
+  counts.cachedForMs = 60_000;
+  await step(engine, input(), 'mutate');
+  t.is(counts.cacheReads, 1, 'read from the caches once, with how long they stay');
+  const third = await step(engine, input(), 'mutate');
+  t.is(counts.cacheReads, 1, 'then used as read: no message to the event loop');
+  t.is(counts.decided, 4, 'one evaluation each');
+  t.deepEqual(third.input.images[0]?.facts, { digest: DIGEST });
+
+  // Facts read when they were about to leave the caches are read again the next time.
+  const other = factsStep(gather);
+  const before = counts.cacheReads;
+  await other(engine, inputOf(['registry.example.com/shop/db:1']), 'mutate');
+  counts.cachedForMs = 0;
+  await other(engine, inputOf(['registry.example.com/shop/db:1']), 'mutate');
+  await other(engine, inputOf(['registry.example.com/shop/db:1']), 'mutate');
+  t.is(counts.cacheReads - before, 2, 'each time: they may have left the caches');
+  t.is(counts.gathers.length, 2, 'and never a registry lookup for a shape already seen');
 });
 
 test('a wrong guess costs a second evaluation, and the decision is the one a fresh step makes', async (t) => {

@@ -59,7 +59,7 @@ test('a costly review does not hold the event loop: health and a small review an
 });
 
 test('a policy reaches every thread or none: a refused one leaves the old one serving', async (t) => {
-  const pool = new EvaluationPool(2, async () => new Map(), createLogger('silent'));
+  const pool = new EvaluationPool(2, async () => ({ facts: new Map() }), createLogger('silent'));
   t.teardown(() => pool.close());
   const good = await loadPolicy({ bundle: defaultBundlePath() });
   (await pool.prepare(good.snapshot))();
@@ -81,10 +81,15 @@ test('a policy reaches every thread or none: a refused one leaves the old one se
 test('a thread that dies fails its review closed and is replaced with the policy in service', async (t) => {
   const logs = new LogCapture();
   // A small heap: a review of a few MiB of JSON kills the thread, as a runaway one would.
-  const pool = new EvaluationPool(1, async () => new Map(), createLogger('info', logs), {
-    maxOldGenerationSizeMb: 12,
-    maxYoungGenerationSizeMb: 4,
-  });
+  const pool = new EvaluationPool(
+    1,
+    async () => ({ facts: new Map() }),
+    createLogger('info', logs),
+    {
+      maxOldGenerationSizeMb: 12,
+      maxYoungGenerationSizeMb: 4,
+    },
+  );
   t.teardown(() => pool.close());
   const loaded = await loadPolicy({ bundle: defaultBundlePath() });
   (await pool.prepare(loaded.snapshot))();

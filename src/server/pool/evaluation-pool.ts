@@ -167,7 +167,12 @@ export class EvaluationPool implements ReviewEvaluator {
               thread,
               gathered === undefined
                 ? { type: 'facts', id }
-                : { type: 'facts', id, gathered: [...gathered] },
+                : {
+                    type: 'facts',
+                    id,
+                    gathered: [...gathered.facts],
+                    ...(gathered.until === undefined ? {} : { until: gathered.until }),
+                  },
             ),
           // gather answers every failure as facts; this is a bug, and the review fails closed.
           (error: unknown) => {

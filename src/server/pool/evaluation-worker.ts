@@ -8,9 +8,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { PolicyEngine } from '../../policy/engine.ts';
-import type { ImageFacts } from '../../registry/facts.ts';
 import { describeThrown } from '../../shared/describe-thrown.ts';
-import { factsStep, LookupMemo } from '../facts-step.ts';
+import { factsStep, type Gathered, LookupMemo } from '../facts-step.ts';
 import { reviewBytes } from '../review-core.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 
@@ -22,7 +21,7 @@ const post = (message: FromWorker) => port.postMessage(message);
 let current: PolicyEngine | undefined;
 const prepared = new Map<number, PolicyEngine>();
 /** Reviews waiting for their registry facts, by id. */
-const waiting = new Map<number, (gathered: ReadonlyMap<number, ImageFacts> | undefined) => void>();
+const waiting = new Map<number, (gathered: Gathered | undefined) => void>();
 
 /** What each review shape needed, for this thread's engines: shared by its reviews. */
 const memo = new LookupMemo();
@@ -64,7 +63,14 @@ async function handle(message: ToWorker): Promise<void> {
     case 'facts': {
       const resolve = waiting.get(message.id);
       waiting.delete(message.id);
-      resolve?.(message.gathered === undefined ? undefined : new Map(message.gathered));
+      resolve?.(
+        message.gathered === undefined
+          ? undefined
+          : {
+              facts: new Map(message.gathered),
+              ...(message.until === undefined ? {} : { until: message.until }),
+            },
+      );
       return;
     }
     case 'review': {

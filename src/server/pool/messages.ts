@@ -24,6 +24,8 @@ export type ToWorker =
       readonly id: number;
       /** Absent: a cache-only gather missed. */
       readonly gathered?: readonly (readonly [number, ImageFacts])[];
+      /** A cache-only gather's: when the first fact leaves the caches (epoch ms). */
+      readonly until?: number;
     };
 
 export type FromWorker =
