@@ -157,12 +157,12 @@ export class FactSource {
     /** For a cache-only read: lowered to when the first fact read leaves its cache. */
     cachedUntil: { at: number } | undefined,
   ): Promise<Map<number, ImageFacts> | undefined> {
-    const signal = AbortSignal.timeout(budgetMs);
+    // A cache-only read never waits: no timer to arm.
+    const signal = cachedUntil === undefined ? AbortSignal.timeout(budgetMs) : NEVER;
     const review: Review = {
       signal,
       flow: { tenant },
       budgetMs,
-      cachedOnly: cachedUntil !== undefined,
       ...(cachedUntil === undefined ? {} : { cachedUntil }),
       tags: new Map(),
       found: new Map(),
@@ -296,7 +296,7 @@ export class FactSource {
     if ('error' in resolved || resolved.value === digest) return undefined;
     const index = resolved.value;
     // The index is read from the registry, never from a cache: not in a cache-only read.
-    if (review.cachedOnly) throw new NotCached();
+    if (review.cachedUntil !== undefined) throw new NotCached();
     let lists = false;
     try {
       const manifest = await this.#deps.client.manifest(registry, repository, index, {
@@ -336,7 +336,8 @@ export class FactSource {
   ): Promise<Cached<T>> {
     const hit = cache.get(key);
     // A cache-only read's miss is not counted: the lookup that follows it counts.
-    if (hit !== undefined || !review.cachedOnly) this.#deps.observeCache?.(kind, hit !== undefined);
+    if (hit !== undefined || review.cachedUntil === undefined)
+      this.#deps.observeCache?.(kind, hit !== undefined);
     if (hit !== undefined) {
       if (review.cachedUntil !== undefined) {
         review.cachedUntil.at = Math.min(
@@ -346,7 +347,7 @@ export class FactSource {
       }
       return hit;
     }
-    if (review.cachedOnly) throw new NotCached();
+    if (review.cachedUntil !== undefined) throw new NotCached();
     const outOfTime = (): Cached<T> => ({ error: explain(review.signal.reason, about) });
     if (review.signal.aborted) return outOfTime();
     let shared = this.#inflight.get(key) as Shared<T> | undefined;
@@ -421,13 +422,17 @@ interface Review {
   readonly signal: AbortSignal;
   readonly flow: Flow;
   readonly budgetMs: number;
-  /** Answer from the caches or not at all (NotCached): no registry request. */
-  readonly cachedOnly: boolean;
-  /** A cache-only read's: when the first fact it read leaves its cache. */
+  /**
+   * Set for a cache-only read (answer from the caches or not at all, NotCached: no
+   * registry request): lowered to when the first fact it read leaves its cache.
+   */
   readonly cachedUntil?: { at: number };
   readonly tags: Map<string, Promise<Cached<string>>>;
   readonly found: Map<string, Promise<Found>>;
 }
+
+/** The signal of a cache-only read, which never waits for anything. */
+const NEVER = new AbortController().signal;
 
 /** What a cache-only read throws at its first miss. */
 class NotCached extends Error {}

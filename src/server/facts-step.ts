@@ -144,10 +144,10 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
   const cachedFor = async (
     engine: PolicyEngine,
     shape: string | undefined,
+    remembered: Remembered,
     input: PolicyInput,
     decision: Decision,
   ): Promise<Gathered | undefined> => {
-    const remembered = memo.remembered(engine, shape);
     if (remembered.lookups.length === 0) return undefined;
     if (remembered.facts !== undefined && Date.now() < (remembered.until ?? 0)) {
       return { facts: remembered.facts };
@@ -166,8 +166,9 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
     const shape = shapeOf(input, decision);
     // What this shape needed last time, if every fact is cached: read without a registry
     // request, so a wrong guess costs an evaluation, never registry time.
-    const expected = memo.get(engine, shape);
-    const cached = await cachedFor(engine, shape, input, decision);
+    const remembered = memo.remembered(engine, shape);
+    const expected = remembered.lookups;
+    const cached = await cachedFor(engine, shape, remembered, input, decision);
     const guess = cached === undefined ? input : attachFacts(input, cached.facts);
     const given = cached === undefined ? [] : expected;
     let started = performance.now();
