@@ -97,7 +97,10 @@ test('decision events in OPA format, gzip batches, labels, never a secret', asyn
   for (const body of collector.raw)
     t.false(body.includes(SECRET), 'no secret reaches the collector');
   t.true(collector.authorizations.every((a) => a === 'Bearer collector-token'));
-  t.is((await gateway.gateway.metrics.decisionLogsSent.get()).values[0]?.value, 4);
+  // Counted when the collector's answer comes back, which may be after its events arrived.
+  const sent = async () => (await gateway.gateway.metrics.decisionLogsSent.get()).values[0]?.value;
+  await poll(async () => ((await sent()) === 4 ? true : undefined), 'four events counted as sent');
+  t.is(await sent(), 4);
 });
 
 test('status: the active revision and labels at start, and the error of a failing source', async (t) => {
