@@ -94,16 +94,41 @@ const NO_FACTS: FactsNeeded = { mutate: [], validate: [], maxLookups: DEFAULT_MA
 
 const PAGE = 64 * 1024;
 /**
- * 256 MiB: the most one instance may use. A review that needs more (some 15,000 images
- * with violations each; no real pod comes near) fails closed instead of taking the process
- * down; the Deployment's memory limit is sized with it (docs/sizing.md). All of it is
+ * 256 MiB: the most a thread's instance may use. A review that needs more (some 10,000
+ * images with violations each; no real pod comes near) goes to the pool's large lane, or
+ * fails closed where there is none, instead of taking the process down; the Deployment's
+ * memory limit is sized with it (docs/sizing.md). All of it is
  * reserved up front: an instance that grows a few pages at a time makes V8 collect garbage
  * at every grow, which held the event loop for seconds on a large pod. Reserved pages are
  * not resident until written, so this costs address space until a large review comes;
  * then they stay (wasm memory never shrinks).
  */
 export const MAX_MEMORY_BYTES = 256 * 1024 * 1024;
-const MAX_MEMORY_PAGES = MAX_MEMORY_BYTES / PAGE;
+
+/**
+ * 1 GiB: the memory of the one instance, at most, that judges a review the others ran out
+ * of memory for (the pool's large lane, server/pool/). Sized from measurement: the largest
+ * review the limits accept needs about 750 MiB (docs/sizing.md).
+ */
+export const LARGE_MEMORY_BYTES = 1024 * 1024 * 1024;
+
+export interface EngineOptions {
+  /** This instance's wasm memory (MAX_MEMORY_BYTES unless it is the large lane's). */
+  readonly memoryBytes?: number;
+  /**
+   * Reviews with more images than this are not tried here but handed to the large lane at
+   * once (EngineMemoryError before anything is built): about 24 KB of memory per image for
+   * `validate` (docs/sizing.md), so past LANE_IMAGES a 256 MiB instance may run out, and a
+   * doomed try would leave its memory touched for good. None: every review is tried.
+   */
+  readonly largeAbove?: number;
+}
+
+/** The pool's threads hand reviews with more images than this to the large lane. */
+export const LANE_IMAGES = 8192;
+
+/** The policy ran out of this instance's wasm memory: a larger instance may judge it. */
+export class EngineMemoryError extends EngineError {}
 
 /**
  * Whether to copy `input.review` (the original request: often most of the input's bytes,
@@ -206,6 +231,8 @@ export class PolicyEngine {
   /** The `signatures` entries, compiled, by the id the policy names them by. */
   readonly verifications: ReadonlyMap<string, Verification>;
   readonly #policy: LoadedPolicy;
+  /** EngineOptions.largeAbove. */
+  readonly largeAbove: number;
 
   private constructor(
     policy: LoadedPolicy,
@@ -219,8 +246,10 @@ export class PolicyEngine {
       trustRoots: ReadonlyMap<string, LoadedTrustRoot>;
       verifications: ReadonlyMap<string, Verification>;
     },
+    largeAbove: number,
   ) {
     this.#policy = policy;
+    this.largeAbove = largeAbove;
     this.registries = facts.registries;
     this.registrySettings = facts.registrySettings;
     this.keys = facts.keys;
@@ -245,12 +274,14 @@ export class PolicyEngine {
     keys: ReadonlyMap<string, PublicKeyRef> = new Map(),
     trustRoots: ReadonlyMap<string, LoadedTrustRoot> = new Map(),
     verifications: ReadonlyMap<string, Verification> = new Map(),
+    options: EngineOptions = {},
   ): Promise<PolicyEngine> {
+    const pages = Math.ceil((options.memoryBytes ?? MAX_MEMORY_BYTES) / PAGE);
     let policy: LoadedPolicy;
     try {
       policy = (await loadPolicy(
         bundle.wasm,
-        { initial: MAX_MEMORY_PAGES, maximum: MAX_MEMORY_PAGES },
+        { initial: pages, maximum: pages },
         CUSTOM_BUILTINS,
       )) as LoadedPolicy;
     } catch (error) {
@@ -285,13 +316,20 @@ export class PolicyEngine {
     const registries = entrypoints.includes(FACTS_ENTRYPOINT)
       ? registryNames(merged)
       : new Set<string>();
-    const engine = new PolicyEngine(policy, bundle, entrypoints, configInForce(data), {
-      registries,
-      registrySettings: registrySettings(merged),
-      keys,
-      trustRoots,
-      verifications,
-    });
+    const engine = new PolicyEngine(
+      policy,
+      bundle,
+      entrypoints,
+      configInForce(data),
+      {
+        registries,
+        registrySettings: registrySettings(merged),
+        keys,
+        trustRoots,
+        verifications,
+      },
+      options.largeAbove ?? Number.POSITIVE_INFINITY,
+    );
     try {
       engine.validate(SMOKE_INPUT);
       engine.mutate(SMOKE_INPUT);
@@ -369,8 +407,8 @@ export class PolicyEngine {
       );
     } catch (error) {
       if (describeThrown(error).includes('opa_malloc: failed')) {
-        throw new EngineError(
-          `evaluating ${entrypoint}: the review needs more than the policy's ${MAX_MEMORY_BYTES / 2 ** 20} MiB of memory (opa_malloc: failed)`,
+        throw new EngineMemoryError(
+          `evaluating ${entrypoint}: the review needs more than the policy's ${this.memoryBytes / 2 ** 20} MiB of memory (opa_malloc: failed)`,
           { cause: error },
         );
       }

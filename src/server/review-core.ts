@@ -6,7 +6,12 @@
  * writes the result. Every failure becomes a result here — never a throw — so a worker
  * answers whatever happens, and both paths answer the same.
  */
-import type { FactsStep, PolicyEngine, WithFacts } from '../policy/engine.ts';
+import {
+  EngineMemoryError,
+  type FactsStep,
+  type PolicyEngine,
+  type WithFacts,
+} from '../policy/engine.ts';
 import { loggedFacts } from '../registry/logged-facts.ts';
 import type { PolicyInput } from '../review/policy-input.ts';
 import { RequestError } from '../review/request-error.ts';
@@ -45,6 +50,11 @@ export interface ReviewResult {
   };
   /** The revision that judged it ("" when none did). */
   readonly revision: string;
+  /**
+   * The policy ran out of its instance's wasm memory: the answer fails closed, and the
+   * pool gives the review to its large lane instead (server/pool/).
+   */
+  readonly outOfMemory?: true;
 }
 
 function protocolOf(endpoint: Endpoint): Protocol<unknown> {
@@ -87,6 +97,7 @@ export async function reviewBytes(
       fields: { ...summary(answer.input), ...answer.log },
     },
     revision: engine?.revision ?? '',
+    ...(answer.outOfMemory === true ? { outOfMemory: true } : {}),
   };
 }
 
@@ -133,6 +144,7 @@ interface Decided extends Answer {
   readonly input?: PolicyInput;
   readonly limit?: string;
   readonly evaluationSeconds?: number;
+  readonly outOfMemory?: true;
 }
 
 /** Evaluates one review; any failure past parsing is a fail-closed answer, not a throw. */
@@ -152,6 +164,11 @@ async function decide(
       throw new LimitError(
         `the object has ${images} images; a review may have at most ${engine.config.maxImages} (maxImages)`,
         'images',
+      );
+    }
+    if (images > engine.largeAbove) {
+      throw new EngineMemoryError(
+        `the object has ${images} images; an evaluation thread judges at most ${engine.largeAbove}`,
       );
     }
     input = protocol.input(review);
@@ -177,6 +194,7 @@ async function decide(
       outcome: clients ? 'bad_request' : 'error',
       log: { allowed: false, error: message },
       ...(error instanceof LimitError ? { limit: error.limit } : {}),
+      ...(error instanceof EngineMemoryError ? { outOfMemory: true } : {}),
       ...(input === undefined ? {} : { input }),
     };
   }

@@ -4,7 +4,7 @@
  * reaches every thread or none, and a thread that dies fails its review closed and is
  * replaced with the policy in service.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { loadPolicy } from '../../src/policy/loader.ts';
 import { EvaluationPool } from '../../src/server/pool/evaluation-pool.ts';
 import { createLogger } from '../../src/shared/logger.ts';
@@ -12,15 +12,19 @@ import { defaultBundlePath } from '../../src/shared/paths.ts';
 import { loadJsonObject } from '../helpers/fixtures.ts';
 import { admissionAnswer, LogCapture, record, startTestGateway } from '../helpers/gateway.ts';
 
-/** The captured Pod CREATE with `count` containers of one trusted image. */
-function podWith(count: number, uid = '3f0e2c7a-4b1d-4c8e-9a51-0d5f6b7c8e90') {
+/** The captured Pod CREATE with `count` containers, of trusted images unless `image` says. */
+function podWith(
+  count: number,
+  uid = '3f0e2c7a-4b1d-4c8e-9a51-0d5f6b7c8e90',
+  image = (i: number) => `registry.example.com/shop/app-${i}:1.0`,
+) {
   const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
   const request = record(review.request, 'request');
   request.uid = uid;
   const spec = record(record(request.object, 'object').spec, 'spec');
   spec.containers = Array.from({ length: count }, (_, i) => ({
     name: `c${i}`,
-    image: `registry.example.com/shop/app-${i}:1.0`,
+    image: image(i),
     imagePullPolicy: 'Always',
   }));
   delete spec.initContainers;
@@ -85,10 +89,7 @@ test('a thread that dies fails its review closed and is replaced with the policy
     1,
     async () => ({ facts: new Map() }),
     createLogger('info', logs),
-    {
-      maxOldGenerationSizeMb: 12,
-      maxYoungGenerationSizeMb: 4,
-    },
+    { limits: { maxOldGenerationSizeMb: 12, maxYoungGenerationSizeMb: 4 } },
   );
   t.teardown(() => pool.close());
   const loaded = await loadPolicy({ bundle: defaultBundlePath() });
@@ -106,4 +107,112 @@ test('a thread that dies fails its review closed and is replaced with the policy
   }
   t.is(served, loaded.engine.revision);
   t.true(logs.text.includes('evaluation thread exited; starting another'));
+});
+
+/** 3,000 untrusted images: about 40 MiB of wasm memory for validate (docs/sizing.md). */
+const untrusted = (i: number) => `evil.example.net/team-${i}/app:1.0`;
+const MiB = 2 ** 20;
+
+/** A pool whose threads' engines get 32 MiB, too little for the review above. */
+async function smallPool(t: ExecutionContext, laneMemoryBytes: number) {
+  const logs = new LogCapture();
+  const pool = new EvaluationPool(
+    1,
+    async () => ({ facts: new Map() }),
+    createLogger('info', logs),
+    {
+      memoryBytes: 32 * MiB,
+      laneMemoryBytes,
+    },
+  );
+  t.teardown(() => pool.close());
+  const loaded = await loadPolicy({ bundle: defaultBundlePath() });
+  (await pool.prepare(loaded.snapshot))();
+  return { pool, logs, revision: loaded.engine.revision };
+}
+
+test('a review a thread runs out of memory for is judged by the large lane, which then stops', async (t) => {
+  const { pool, revision } = await smallPool(t, 256 * MiB);
+  const result = await pool.review('validate', bytes(podWith(3000, undefined, untrusted)));
+  t.is(result.status, 200);
+  t.is(result.outcome, 'denied');
+  t.is(result.revision, revision);
+  const { response } = JSON.parse(result.body);
+  t.false(response.allowed);
+  t.is(response.status.code, 403);
+  t.regex(response.status.message, /evil\.example\.net\/team-0\/app:1\.0/);
+  t.regex(response.status.message, /and \d+ more/);
+  // The lane's thread is stopped once it has nothing left: its memory goes back.
+  for (let i = 0; i < 50 && pool.laneRunning; i++) await new Promise((r) => setTimeout(r, 20));
+  t.false(pool.laneRunning);
+  // The threads go on with small reviews, and the lane comes back for the next large one.
+  t.is(JSON.parse((await pool.review('validate', bytes(podWith(1)))).body).response.allowed, true);
+  const again = await pool.review('mutate', bytes(podWith(3000, undefined, untrusted)));
+  t.is(again.status, 200);
+  t.not(again.outcome, 'error');
+});
+
+test('without the large lane, or past its memory too, the review fails closed with why', async (t) => {
+  for (const [lane, limit, count] of [
+    [0, 32, 3000],
+    [40 * MiB, 40, 8000],
+  ] as const) {
+    const { pool, logs } = await smallPool(t, lane);
+    const result = await pool.review('validate', bytes(podWith(count, undefined, untrusted)));
+    t.is(result.status, 200);
+    t.is(result.outcome, 'error');
+    const { response } = JSON.parse(result.body);
+    t.false(response.allowed);
+    t.is(response.status.code, 500);
+    t.regex(
+      response.status.message,
+      new RegExp(`needs more than the policy's ${limit} MiB of memory`),
+    );
+    t.false(logs.text.includes('evaluation thread exited'));
+  }
+});
+
+test('reviews queue for the one large lane; small ones are not held behind them', async (t) => {
+  const { pool } = await smallPool(t, 256 * MiB);
+  const answered: string[] = [];
+  const large = [0, 1, 2].map((n) =>
+    pool
+      .review(
+        'validate',
+        bytes(podWith(3000, `${n}0000000-4b1d-4c8e-9a51-0d5f6b7c8e90`, untrusted)),
+      )
+      .then((r) => {
+        answered.push(`large${n}`);
+        return r;
+      }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const small = await pool.review('validate', bytes(podWith(1)));
+  answered.push('small');
+  const results = await Promise.all(large);
+  t.true(JSON.parse(small.body).response.allowed);
+  for (const [n, result] of results.entries()) {
+    t.is(result.outcome, 'denied', `large${n}`);
+    t.is(JSON.parse(result.body).response.uid, `${n}0000000-4b1d-4c8e-9a51-0d5f6b7c8e90`);
+  }
+  t.is(answered.indexOf('small') < answered.indexOf('large2'), true, answered.join(' '));
+});
+
+test('a review with more images than a thread takes goes to the large lane untried', async (t) => {
+  // Threads of 256 MiB could judge these 8,000 images; a 40 MiB lane cannot: its answer
+  // shows where the review went.
+  const pool = new EvaluationPool(1, async () => ({ facts: new Map() }), createLogger('silent'), {
+    laneMemoryBytes: 40 * MiB,
+    laneImages: 4000,
+  });
+  t.teardown(() => pool.close());
+  const loaded = await loadPolicy({ bundle: defaultBundlePath() });
+  (await pool.prepare(loaded.snapshot))();
+  const large = await pool.review('validate', bytes(podWith(8000, undefined, untrusted)));
+  t.regex(
+    JSON.parse(large.body).response.status.message,
+    /needs more than the policy's 40 MiB of memory/,
+  );
+  const taken = await pool.review('validate', bytes(podWith(4000, undefined, untrusted)));
+  t.is(taken.outcome, 'denied');
 });

@@ -11,25 +11,46 @@
  * review to its end first. A thread that dies fails its reviews closed and is replaced.
  */
 import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { LANE_IMAGES, LARGE_MEMORY_BYTES } from '../../policy/engine.ts';
 import type { PolicySnapshot } from '../../policy/loader.ts';
 import { describeThrown } from '../../shared/describe-thrown.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { ReviewEvaluator } from '../evaluator.ts';
 import type { GatherFacts } from '../facts-step.ts';
 import type { Endpoint, ReviewResult } from '../review-core.ts';
-import type { FromWorker, ToWorker } from './messages.ts';
+import type { FromWorker, ToWorker, WorkerData } from './messages.ts';
 
 /** The default: two threads, even on one CPU (above); docs/sizing.md for more. */
 export const DEFAULT_EVALUATION_THREADS = 2;
 
+/** A review sent to a thread and not answered. */
+interface Pending {
+  readonly endpoint: Endpoint;
+  readonly bytes: Uint8Array;
+  readonly resolve: (result: ReviewResult) => void;
+}
+
+export interface PoolOptions {
+  /** Each thread's V8 heap bounds (tests use small ones to kill a thread). */
+  readonly limits?: ResourceLimits;
+  /** The threads' wasm memory (the engine's MAX_MEMORY_BYTES when absent; tests). */
+  readonly memoryBytes?: number;
+  /** The large lane's wasm memory (LARGE_MEMORY_BYTES; 0: no lane). */
+  readonly laneMemoryBytes?: number;
+  /** Reviews with more images go to the lane untried (LANE_IMAGES; tests). */
+  readonly laneImages?: number;
+}
+
 interface Thread {
   readonly worker: Worker;
   /** Reviews sent and not answered, by id. */
-  readonly reviews: Map<number, (result: ReviewResult) => void>;
+  readonly reviews: Map<number, Pending>;
   /** Preparations it has not answered, by generation. */
   readonly preparing: Map<number, (error: string | undefined) => void>;
   /** Serving the committed policy (a replacement is not, until it has caught up). */
   ready: boolean;
+  /** The generation it serves (the large lane's thread is started with one). */
+  generation?: number;
 }
 
 const WORKER_URL = new URL(
@@ -57,13 +78,36 @@ export class EvaluationPool implements ReviewEvaluator {
   #closing = false;
 
   readonly #limits: ResourceLimits | undefined;
+  /**
+   * The large lane: reviews a thread's engine ran out of wasm memory for, judged one at a
+   * time by a thread of its own whose engine has `#laneMemory` (LARGE_MEMORY_BYTES), started
+   * when one comes and stopped when none is left, so its memory goes back to the system.
+   * Only one such instance exists at a time: the Deployment's limit counts one
+   * (docs/sizing.md). 0: no lane, such a review fails closed.
+   */
+  readonly #laneMemory: number;
+  readonly #laneJobs: { readonly pending: Pending; readonly failed: ReviewResult }[] = [];
+  #lane: Thread | undefined;
+  #laneBusy = false;
 
-  /** `limits`: each thread's V8 heap bounds (tests use small ones to kill a thread). */
-  constructor(size: number, gather: GatherFacts, logger: Logger, limits?: ResourceLimits) {
+  readonly #memory: WorkerData;
+
+  constructor(size: number, gather: GatherFacts, logger: Logger, options: PoolOptions = {}) {
     this.#gather = gather;
     this.#logger = logger;
-    this.#limits = limits;
-    for (let i = 0; i < Math.max(1, size); i++) this.#threads.push(this.#spawn(true));
+    this.#limits = options.limits;
+    this.#laneMemory = options.laneMemoryBytes ?? LARGE_MEMORY_BYTES;
+    this.#memory = {
+      ...(options.memoryBytes === undefined ? {} : { memoryBytes: options.memoryBytes }),
+      // Only with a lane to hand them to: without one, every review is tried.
+      ...(this.#laneMemory > 0 ? { largeAbove: options.laneImages ?? LANE_IMAGES } : {}),
+    };
+    for (let i = 0; i < Math.max(1, size); i++) this.#threads.push(this.#spawn(true, this.#memory));
+  }
+
+  /** Whether the large lane's thread runs now (tests). */
+  get laneRunning(): boolean {
+    return this.#lane !== undefined;
   }
 
   get size(): number {
@@ -97,17 +141,81 @@ export class EvaluationPool implements ReviewEvaluator {
   }
 
   review(endpoint: Endpoint, bytes: Uint8Array): Promise<ReviewResult> {
-    const thread = this.#leastBusy();
-    const id = ++this.#nextId;
-    return new Promise((resolve) => {
-      thread.reviews.set(id, resolve);
-      this.#send(thread, { type: 'review', id, endpoint, bytes });
-    });
+    return new Promise((resolve) =>
+      this.#sendReview(this.#leastBusy(), { endpoint, bytes, resolve }),
+    );
   }
 
   async close(): Promise<void> {
     this.#closing = true;
-    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+    const threads = this.#lane === undefined ? this.#threads : [...this.#threads, this.#lane];
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+  }
+
+  #sendReview(thread: Thread, pending: Pending): void {
+    const id = ++this.#nextId;
+    thread.reviews.set(id, pending);
+    this.#send(thread, { type: 'review', id, endpoint: pending.endpoint, bytes: pending.bytes });
+  }
+
+  /** A review a thread's engine ran out of memory for: to the large lane, in turn. */
+  #toLane(pending: Pending, failed: ReviewResult): void {
+    if (this.#laneMemory <= 0 || this.#closing) pending.resolve(failed);
+    else {
+      this.#laneJobs.push({ pending, failed });
+      void this.#pumpLane();
+    }
+  }
+
+  async #pumpLane(): Promise<void> {
+    if (this.#laneBusy) return;
+    const job = this.#laneJobs.shift();
+    if (job === undefined) {
+      // Nothing left: stop the thread, so its memory goes back to the system.
+      const lane = this.#lane;
+      this.#lane = undefined;
+      if (lane !== undefined) void lane.worker.terminate();
+      return;
+    }
+    this.#laneBusy = true;
+    try {
+      const lane = await this.#laneThread();
+      // Without a lane, the thread's answer stands: it failed closed.
+      const result =
+        lane === undefined
+          ? job.failed
+          : await new Promise<ReviewResult>((resolve) =>
+              this.#sendReview(lane, { ...job.pending, resolve }),
+            );
+      job.pending.resolve(result);
+    } finally {
+      this.#laneBusy = false;
+      void this.#pumpLane();
+    }
+  }
+
+  /** The lane's thread, serving the committed policy (a new one after a reload). */
+  async #laneThread(): Promise<Thread | undefined> {
+    const committed = this.#committed;
+    if (committed === undefined) return undefined;
+    const running = this.#lane;
+    if (running !== undefined && running.generation === committed.generation) return running;
+    if (running !== undefined) void running.worker.terminate();
+    const lane = this.#spawn(false, { memoryBytes: this.#laneMemory });
+    this.#lane = lane;
+    const error = await this.#prepareIn(lane, committed.generation, committed.snapshot);
+    if (error !== undefined || this.#lane !== lane) {
+      if (error !== undefined) {
+        this.#logger.error({ error }, 'the large lane could not load the policy');
+      }
+      if (this.#lane === lane) this.#lane = undefined;
+      void lane.worker.terminate();
+      return undefined;
+    }
+    this.#send(lane, { type: 'commit', generation: committed.generation });
+    lane.generation = committed.generation;
+    lane.ready = true;
+    return lane;
   }
 
   #leastBusy(): Thread {
@@ -131,11 +239,11 @@ export class EvaluationPool implements ReviewEvaluator {
     thread.worker.postMessage(message);
   }
 
-  #spawn(ready: boolean): Thread {
-    const worker = new Worker(
-      WORKER_URL,
-      this.#limits === undefined ? {} : { resourceLimits: this.#limits },
-    );
+  #spawn(ready: boolean, workerData: WorkerData): Thread {
+    const worker = new Worker(WORKER_URL, {
+      workerData,
+      ...(this.#limits === undefined ? {} : { resourceLimits: this.#limits }),
+    });
     const thread: Thread = { worker, reviews: new Map(), preparing: new Map(), ready };
     worker.on('message', (message: FromWorker) => this.#receive(thread, message));
     worker.on('error', (error) => {
@@ -154,9 +262,14 @@ export class EvaluationPool implements ReviewEvaluator {
         return;
       }
       case 'result': {
-        const resolve = thread.reviews.get(message.id);
+        const pending = thread.reviews.get(message.id);
         thread.reviews.delete(message.id);
-        resolve?.(message.result);
+        if (pending === undefined) return;
+        if (message.result.outOfMemory === true && thread !== this.#lane) {
+          this.#toLane(pending, message.result);
+        } else {
+          pending.resolve(message.result);
+        }
         return;
       }
       case 'gather': {
@@ -187,14 +300,15 @@ export class EvaluationPool implements ReviewEvaluator {
 
   #exited(thread: Thread, code: number): void {
     const at = this.#threads.indexOf(thread);
-    for (const resolve of thread.reviews.values())
-      resolve(lostResult(`evaluation thread exited (${code})`));
+    for (const pending of thread.reviews.values())
+      pending.resolve(lostResult(`evaluation thread exited (${code})`));
     thread.reviews.clear();
     for (const resolve of thread.preparing.values()) resolve(`evaluation thread exited (${code})`);
     thread.preparing.clear();
+    if (thread === this.#lane) this.#lane = undefined;
     if (this.#closing || at < 0) return;
     this.#logger.error({ code }, 'evaluation thread exited; starting another');
-    const replacement = this.#spawn(false);
+    const replacement = this.#spawn(false, this.#memory);
     this.#threads[at] = replacement;
     const committed = this.#committed;
     if (committed === undefined) {

@@ -6,17 +6,20 @@
  * engine is prepared when asked and served only once committed; a review keeps the engine
  * it began with.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { PolicyEngine } from '../../policy/engine.ts';
 import { describeThrown } from '../../shared/describe-thrown.ts';
 import { factsStep, type Gathered, LookupMemo } from '../facts-step.ts';
 import { reviewBytes } from '../review-core.ts';
-import type { FromWorker, ToWorker } from './messages.ts';
+import type { FromWorker, ToWorker, WorkerData } from './messages.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('evaluation-worker.ts runs as a worker thread');
 
 const post = (message: FromWorker) => port.postMessage(message);
+
+/** The wasm memory of this thread's engines: the pool's large lane gives more. */
+const { memoryBytes, largeAbove } = (workerData ?? {}) as WorkerData;
 
 let current: PolicyEngine | undefined;
 const prepared = new Map<number, PolicyEngine>();
@@ -41,7 +44,17 @@ async function handle(message: ToWorker): Promise<void> {
     case 'prepare': {
       try {
         const { bundle, config } = message.snapshot;
-        const engine = await PolicyEngine.create({ ...bundle, files: new Map() }, config);
+        const engine = await PolicyEngine.create(
+          { ...bundle, files: new Map() },
+          config,
+          undefined,
+          undefined,
+          undefined,
+          {
+            ...(memoryBytes === undefined ? {} : { memoryBytes }),
+            ...(largeAbove === undefined ? {} : { largeAbove }),
+          },
+        );
         prepared.set(message.generation, engine);
         post({ type: 'prepared', generation: message.generation });
       } catch (error) {

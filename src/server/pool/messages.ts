@@ -43,3 +43,11 @@ export type FromWorker =
       readonly cachedOnly: boolean;
     }
   | { readonly type: 'result'; readonly id: number; readonly result: ReviewResult };
+
+/** What a thread is started with. */
+export interface WorkerData {
+  /** Its engines' wasm memory (the engine's default when absent). */
+  readonly memoryBytes?: number;
+  /** Reviews with more images go to the large lane untried (EngineOptions.largeAbove). */
+  readonly largeAbove?: number;
+}
