@@ -123,6 +123,12 @@ export class TufMirror {
   /** Verifies the copy on disk without asking the mirror; an expired one is not used. */
   readCache(): Promise<void> {
     return this.#serially(async () => {
+      try {
+        await privateDir(this.#deps.cacheDir);
+      } catch (error) {
+        this.#cacheError = describeThrown(error);
+        return;
+      }
       const from = await this.#currentGeneration();
       if (from === undefined) return;
       try {
@@ -153,7 +159,8 @@ export class TufMirror {
         `gen-${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`,
       );
       try {
-        await mkdir(this.dir, { recursive: true });
+        await privateDir(this.#deps.cacheDir);
+        await mkdir(this.dir, { recursive: true, mode: 0o700 });
         const from = await this.#currentGeneration();
         if (from === undefined) {
           await mkdir(join(generation, 'metadata'), { recursive: true });
@@ -304,6 +311,20 @@ export class TufMirror {
       const { mtimeMs } = await stat(path).catch(() => ({ mtimeMs: now }));
       if (now - mtimeMs > GENERATION_GRACE_MS) await rm(path, { recursive: true, force: true });
     }
+  }
+}
+
+/**
+ * The cache directory, made if missing; refused unless this process's user owns it and no
+ * one else may write to it (whoever can write there chooses the root, like the pinned one).
+ */
+async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { uid, mode } = await stat(dir);
+  if (uid !== process.getuid?.() || (mode & 0o022) !== 0) {
+    throw new RegistryError(
+      `the TUF cache ${dir} must belong to this user and be writable by no one else (mode ${(mode & 0o777).toString(8)})`,
+    );
   }
 }
 

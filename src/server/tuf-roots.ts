@@ -117,7 +117,10 @@ export class TufRoots {
   /** Refreshes on their intervals from now on; `changed` reloads the policy. */
   start(changed: () => void): void {
     this.#changed = changed;
-    for (const [key, kept] of this.#kept) this.#schedule(key, kept, 0);
+    // Asked at start: at once, unless the load that opened it just did.
+    for (const [key, kept] of this.#kept) {
+      this.#schedule(key, kept, kept.mirror.status().lastAttempt === null ? 0 : undefined);
+    }
   }
 
   /** Keeps refreshing only the mirrors these roots (the configuration in force) came from. */

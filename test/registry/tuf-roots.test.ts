@@ -6,7 +6,7 @@
  * serving; a restart with the mirror down serves the cache; expired metadata fails closed.
  * The targets are the committed trusted_root.json files real cosign wrote.
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { AddressPolicy } from '../../src/registry/addresses.ts';
@@ -238,4 +238,14 @@ test('a pinned root.json that is not one is a configuration error', async (t) =>
     message: /cannot read its pinned TUF root/,
   });
   t.deepEqual(b.mirror.asked, []);
+});
+
+test('a cache directory others may write to is not used', async (t) => {
+  const b = await bed(t);
+  await chmod(b.cacheDir, 0o777);
+  const root = await b.roots().roots.source('bed', b.spec);
+  t.regex(
+    String(root.unavailable),
+    /the TUF cache .* must belong to this user and be writable by no one else \(mode 777\)/,
+  );
 });
