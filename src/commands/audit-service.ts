@@ -24,6 +24,7 @@ import { loadPolicy, type PolicySource } from '../policy/loader.ts';
 import { createHealthApp } from '../server/health.ts';
 import { servePolicy } from '../server/policy-reload.ts';
 import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';
+import { standaloneTufRoots, type TufRootsOptions } from '../server/tuf-roots.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -33,6 +34,8 @@ export interface AuditOptions {
   readonly source: PolicySource;
   readonly kubeconfig: string | undefined;
   readonly registry: RegistryOptions;
+  /** Trust roots kept in TUF repositories: their cache, how often refreshed. */
+  readonly tuf?: TufRootsOptions | undefined;
   readonly once: boolean;
   readonly output: 'table' | 'json';
   readonly healthPort: number;
@@ -80,7 +83,10 @@ function kubeFor(options: AuditOptions): Kube {
 
 /** `--once`: the exit code (1 when anything fails or errs). */
 export async function auditOnce(options: AuditOptions, logger: Logger): Promise<number> {
-  const { engine } = await loadPolicy(options.source);
+  const tuf = await standaloneTufRoots(options.tuf ?? {}, options.registry, logger);
+  const { engine } = await loadPolicy({ ...options.source, tufRoots: tuf.source }).finally(() =>
+    tuf.close(),
+  );
   for (const warning of engine.config.warnings) logger.warn({ warning }, 'configuration warning');
   const policy = new PolicyHolder();
   policy.swap(engine, options.source.bundle);
@@ -162,17 +168,23 @@ export async function startAudit(options: AuditOptions, logger: Logger): Promise
     gaveUp = describeThrown(error);
     failure(error);
   };
+  const tuf = await standaloneTufRoots(options.tuf ?? {}, options.registry, logger);
   const policyWatch = await servePolicy({
-    source: options.source,
+    source: { ...options.source, tufRoots: tuf.source },
     policy,
     metrics,
     logger,
     intervalMs: options.watchIntervalMs,
     // A new bundle or configuration: everything is judged again.
     changed: () => {
+      if (policy.engine !== undefined) tuf.retain(policy.engine.trustRoots.values());
       if (auditor !== undefined && firstAudit) auditor.reaudit();
     },
+  }).catch(async (error: unknown) => {
+    await tuf.close();
+    throw error;
   });
+  tuf.start(() => void policyWatch.reload('trust root'));
   const registry = await startRegistryFacts(registryFor(options), {
     policy,
     metrics,
@@ -255,6 +267,7 @@ export async function startAudit(options: AuditOptions, logger: Logger): Promise
       // Best effort, and short: with the API server unreachable the Lease expires anyway.
       await Promise.race([election?.release(), sleep(5000, undefined, { ref: false })]);
       policyWatch.stop();
+      await tuf.close();
       await registry.close();
       await new Promise<void>((resolve) => health.close(() => resolve()));
     },

@@ -24,6 +24,8 @@ import {
   parseFlags,
   REGISTRY_FLAGS,
   registryOptions,
+  TUF_FLAGS,
+  tufOptions,
   VERIFICATION_FLAGS,
   verificationSettings,
 } from './flags.ts';
@@ -59,6 +61,8 @@ flags:
   --registry-rate N     registry requests per second per registry, 1 to 1000 (default 5)
   --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
   --registry-budget-ms N   as for serve
+  --tuf-cache-dir DIR, --tuf-refresh-interval-ms N   trust roots kept in TUF
+                        repositories, as for serve
   -h, --help            this text
 
 Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_KUBECONFIG=...).
@@ -84,6 +88,7 @@ const FLAGS = {
   'give-up-after-s': { type: 'string' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
+  ...TUF_FLAGS,
 } as const;
 
 /** The namespace this pod runs in (its service account's), else imagegate-system. */
@@ -122,6 +127,7 @@ export const command: Command = {
         ...registryOptions(flags),
         ratePerSecond: flags.integer('registry-rate', DEFAULT_AUDIT_REGISTRY_RATE, 1, 1000),
       },
+      tuf: tufOptions(flags),
       once,
       output,
       healthPort: flags.port('health-port', 8080),

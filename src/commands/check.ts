@@ -10,6 +10,7 @@ import type { FactsStep } from '../policy/engine.ts';
 import { PolicyHolder } from '../policy/holder.ts';
 import { loadPolicy, type VerificationSettings } from '../policy/loader.ts';
 import { type RegistryOptions, startRegistryFacts } from '../server/registry-facts.ts';
+import { standaloneTufRoots, type TufRootsOptions } from '../server/tuf-roots.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -20,6 +21,8 @@ import {
   parseFlags,
   REGISTRY_FLAGS,
   registryOptions,
+  TUF_FLAGS,
+  tufOptions,
   VERIFICATION_FLAGS,
   verificationSettings,
 } from './flags.ts';
@@ -41,8 +44,11 @@ flags:
                           --verification-alg) refuse a bundle serve would refuse
   --registry-credentials FILE, --registry-ca FILE, --registry-timeout-ms N,
   --registry-budget-ms N  registry access for pinDigests and signatures, as for serve
+  --tuf-cache-dir DIR     trust roots kept in TUF repositories, as for serve: a verified
+                          copy there is used while it holds, else the mirror is asked
   --offline               ask no registry: images that pinDigests or signatures need
-                          facts about are listed as unverified, and make the exit code 1
+                          facts about are listed as unverified, and make the exit code 1;
+                          TUF-kept trust roots come from the cache alone
   --allow-unverified      with --offline: unverified images alone do not fail the check
   -h, --help              this text
 
@@ -61,6 +67,7 @@ const FLAGS = {
   'allow-unverified': { type: 'boolean' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
+  'tuf-cache-dir': TUF_FLAGS['tuf-cache-dir'],
 } as const;
 
 interface CheckCommandOptions {
@@ -73,6 +80,8 @@ interface CheckCommandOptions {
   /** Registry access; with `offline`, none (images needing facts are listed unverified). */
   readonly registry?: RegistryOptions | undefined;
   readonly offline?: boolean | undefined;
+  /** Trust roots kept in TUF repositories (the cache alone with offline). */
+  readonly tuf?: TufRootsOptions | undefined;
   /** With offline: images left unverified do not make the exit code 1. */
   readonly allowUnverified?: boolean | undefined;
   readonly stdin: () => Promise<string>;
@@ -127,7 +136,14 @@ async function readManifests(options: CheckCommandOptions): Promise<Manifest[]> 
 /** Returns the exit code; errors it cannot map (bad bundle, bad config) propagate. */
 async function runCheck(options: CheckCommandOptions): Promise<number> {
   if (options.files.length === 0) throw new InputError('check needs -f FILE, DIR or -');
-  const { engine } = await loadPolicy(options);
+  const tuf = await standaloneTufRoots(
+    options.tuf ?? {},
+    options.registry ?? {},
+    createLogger('silent'),
+  );
+  const { engine } = await loadPolicy({ ...options, tufRoots: tuf.source }).finally(() =>
+    tuf.close(),
+  );
   for (const warning of engine.config.warnings) options.tell(`imagegate: warning: ${warning}\n`);
   const manifests = await readManifests(options);
   let facts: FactsStep | undefined;
@@ -184,6 +200,7 @@ export const command: Command = {
       namespace: flags.string('namespace') ?? 'default',
       registry: registryOptions(flags),
       offline,
+      tuf: tufOptions(flags, offline),
       allowUnverified,
       stdin: context.stdin,
       write: context.write,

@@ -8,6 +8,7 @@ import type { VerificationSettings } from '../policy/loader.ts';
 import type { RemoteSourceOptions } from '../server/bundle-source.ts';
 import type { CollectorSettings } from '../server/collector.ts';
 import type { RegistryOptions } from '../server/registry-facts.ts';
+import { DEFAULT_TUF_REFRESH_MS, type TufRootsOptions } from '../server/tuf-roots.ts';
 import { InputError } from '../shared/input-error.ts';
 import { LOG_LEVELS } from '../shared/logger.ts';
 
@@ -171,6 +172,25 @@ export function registryOptions(flags: Flags): RegistryOptions {
     ca: flags.list('registry-ca'),
     requestTimeoutMs: timeout,
     budgetMs: budget,
+  };
+}
+
+export const TUF_FLAGS = {
+  'tuf-cache-dir': { type: 'string' },
+  'tuf-refresh-interval-ms': { type: 'string' },
+} as const satisfies FlagTable;
+
+/** Where roots kept in TUF repositories are cached and how often their mirrors are asked. */
+export function tufOptions(flags: Flags, offline = false): TufRootsOptions {
+  return {
+    cacheDir: flags.string('tuf-cache-dir'),
+    refreshIntervalMs: flags.integer(
+      'tuf-refresh-interval-ms',
+      DEFAULT_TUF_REFRESH_MS,
+      1_000,
+      7 * 86_400_000,
+    ),
+    offline,
   };
 }
 

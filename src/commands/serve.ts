@@ -22,6 +22,8 @@ import {
   parseFlags,
   REGISTRY_FLAGS,
   registryOptions,
+  TUF_FLAGS,
+  tufOptions,
   VERIFICATION_FLAGS,
   verificationSettings,
 } from './flags.ts';
@@ -88,6 +90,11 @@ flags:
   --registry-timeout-ms N   one registry request, at most (default 2000)
   --registry-budget-ms N    all registry lookups of one review, at most (default 3000;
                         keep it well inside the webhook's timeoutSeconds)
+  --tuf-cache-dir DIR   where trust roots kept in TUF repositories (trustRoots with a
+                        mirror) are cached, verified (default $TMPDIR/imagegate-tuf); a
+                        restart while the mirror is down serves them until they expire
+  --tuf-refresh-interval-ms N   how often each TUF mirror is asked (default 14400000,
+                        4 h; sooner with backoff while it fails)
   -h, --help            this text
 
 Every flag can also be given as IMAGEGATE_<FLAG> (IMAGEGATE_HEALTH_PORT=9090).
@@ -111,6 +118,7 @@ const FLAGS = {
   'watch-interval-ms': { type: 'string' },
   ...VERIFICATION_FLAGS,
   ...REGISTRY_FLAGS,
+  ...TUF_FLAGS,
   ...BUNDLE_SOURCE_FLAGS,
   ...COLLECTOR_FLAGS,
 } as const;
@@ -178,6 +186,7 @@ function serveOptions(flags: Flags): ServeOptions {
     stateDir: flags.string('state-dir') ?? join(packageRoot(), '.state'),
     watchIntervalMs: flags.integer('watch-interval-ms', 2000, 10),
     registry: registryOptions(flags),
+    tuf: tufOptions(flags),
     evaluationThreads: flags.integer('evaluation-threads', DEFAULT_EVALUATION_THREADS, 0, 64),
   };
 }

@@ -3,7 +3,9 @@
  * a clear error at load time instead of a policy that silently does something else.
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { classify } from '../registry/addresses.ts';
 import { FULCIO_EXTENSIONS, wholePattern } from '../registry/sigstore/identities.ts';
 import { REQUIREMENTS } from '../registry/sigstore/requirements.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
@@ -160,14 +162,80 @@ const trustRootName: Check = (v, at) => {
   }
 };
 
-/** `trustRoots`: name → absolute path of a Sigstore trusted_root.json (read, and watched). */
+/** Why a TUF mirror's URL is not one imagegate asks, if it is not. */
+export function mirrorProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${JSON.stringify(url)} is not a URL`;
+  }
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || (isIP(host) !== 0 && classify(host) === 'loopback');
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
+    return `${JSON.stringify(url)} must be https:// (http:// only on a loopback address)`;
+  }
+  if (
+    parsed.username !== '' ||
+    parsed.password !== '' ||
+    parsed.search !== '' ||
+    parsed.hash !== ''
+  ) {
+    return `${JSON.stringify(url)} must carry no credentials, query or fragment`;
+  }
+  return undefined;
+}
+
+/** A trust root kept in a TUF repository: its mirror, the pinned root.json, the target. */
+const tufRoot: Check = (v, at) => {
+  checkKeys(
+    v,
+    {
+      mirror: (url, where) => {
+        isString(url, where);
+        const problem = mirrorProblem(url as string);
+        if (problem !== undefined) fail(where, problem);
+      },
+      root: (path, where) => {
+        if (typeof path !== 'string' || !path.startsWith('/')) {
+          fail(where, 'must be the absolute path of the TUF root.json trusted first (pinned)');
+        }
+      },
+      target: (name, where) => {
+        if (
+          typeof name !== 'string' ||
+          !/^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/.test(name) ||
+          name.split('/').some((part) => part === '.' || part === '..')
+        ) {
+          fail(where, 'must be a TUF target name (like trusted_root.json)');
+        }
+      },
+    },
+    at,
+  );
+  for (const required of ['mirror', 'root']) {
+    if ((v as JsonObject)[required] === undefined) fail(at, `needs ${required}`);
+  }
+};
+
+/**
+ * `trustRoots`: name → absolute path of a Sigstore trusted_root.json (read, and watched),
+ * or a TUF repository that keeps one (`{mirror, root, target}`).
+ */
 const trustRoots: Check = (v, at) => {
-  if (!isRecord(v)) fail(at, 'must be a map of name to the path of a trusted_root.json');
-  for (const [name, path] of Object.entries(v)) {
+  if (!isRecord(v)) {
+    fail(at, 'must be a map of name to the path of a trusted_root.json (or a TUF mirror)');
+  }
+  for (const [name, root] of Object.entries(v)) {
     const where = `${at}[${JSON.stringify(name)}]`;
     trustRootName(name, where);
-    if (typeof path !== 'string' || !path.startsWith('/')) {
-      fail(where, 'must be the absolute path of a trusted_root.json');
+    if (isRecord(root)) {
+      tufRoot(root, where);
+    } else if (typeof root !== 'string' || !root.startsWith('/')) {
+      fail(
+        where,
+        'must be the absolute path of a trusted_root.json, or a TUF mirror ({mirror, root, target})',
+      );
     }
   }
 };

@@ -4,7 +4,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { loadKey, type PublicKeyRef } from '../registry/keys.ts';
-import { type LoadedTrustRoot, loadTrustRoot } from '../registry/trust-roots.ts';
+import {
+  type LoadedTrustRoot,
+  loadTrustRoot,
+  type TufRootSource,
+  type TufRootSpec,
+} from '../registry/trust-roots.ts';
 import { describeThrown } from '../shared/describe-thrown.ts';
 import { InputError } from '../shared/input-error.ts';
 import { isRecord, type JsonObject } from '../shared/json.ts';
@@ -30,6 +35,8 @@ export interface PolicySource {
   readonly archive?: Buffer | undefined;
   readonly config?: string | undefined;
   readonly verification?: VerificationSettings | undefined;
+  /** Where roots kept in a TUF repository come from; without it such a root is refused. */
+  readonly tufRoots?: TufRootSource | undefined;
 }
 
 export interface LoadedPolicy {
@@ -63,7 +70,7 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
   }
   const name = source.config ?? 'configuration';
   const keys = await loadSignatureKeys(config, name);
-  const trustRoots = await loadTrustRoots(config, name);
+  const trustRoots = await loadTrustRoots(config, name, source.tufRoots);
   const compiled = compileSignatures(config, keys, trustRoots, name);
   const engine = await PolicyEngine.create(
     bundle,
@@ -82,13 +89,22 @@ export async function loadPolicy(source: PolicySource): Promise<LoadedPolicy> {
 export async function loadTrustRoots(
   config: PolicyConfig,
   source: string,
+  tuf?: TufRootSource,
 ): Promise<ReadonlyMap<string, LoadedTrustRoot>> {
   const roots = new Map<string, LoadedTrustRoot>();
   if (isRecord(config.trustRoots)) {
-    for (const [name, file] of Object.entries(config.trustRoots)) {
-      if (typeof file !== 'string') continue;
+    for (const [name, root] of Object.entries(config.trustRoots)) {
       try {
-        roots.set(name, await loadTrustRoot(name, file));
+        if (typeof root === 'string') {
+          roots.set(name, await loadTrustRoot(name, root));
+        } else if (isRecord(root)) {
+          if (tuf === undefined) {
+            throw new ConfigError(
+              `trust root ${name} is kept in a TUF repository, which this command does not read`,
+            );
+          }
+          roots.set(name, await tuf(name, tufSpec(root, config)));
+        }
       } catch (error) {
         throw new ConfigError(`${source}: trustRoots: ${describeThrown(error)}`, { cause: error });
       }
@@ -121,6 +137,25 @@ export async function loadTrustRoots(
     }
   }
   return roots;
+}
+
+/**
+ * A validated `trustRoots` map entry as the TUF client wants it: the target Sigstore's
+ * repositories serve by default, and the private network where `registries.<mirror host>`
+ * allows one (the mirror is contacted under the registries' address rules).
+ */
+function tufSpec(root: JsonObject, config: PolicyConfig): TufRootSpec {
+  const mirror = String(root.mirror);
+  const host = new URL(mirror).host.toLowerCase();
+  const settings = isRecord(config.registries)
+    ? Object.entries(config.registries).find(([name]) => name.toLowerCase() === host)?.[1]
+    : undefined;
+  return {
+    mirror,
+    root: String(root.root),
+    target: typeof root.target === 'string' ? root.target : 'trusted_root.json',
+    network: isRecord(settings) && settings.network === 'private' ? 'private' : 'public',
+  };
 }
 
 /** Every key the `signatures` entries name (top level and overrides), read and parsed now. */

@@ -27,7 +27,7 @@ import { RegistryError } from './registry-error.ts';
 import type { VerifiedAttestation } from './sigstore/attestations.ts';
 import type { SignatureOutcome } from './sigstore/judge.ts';
 import type { Failure } from './sigstore/reasons.ts';
-import type { Verification } from './sigstore/verification.ts';
+import { unusableRoot, type Verification } from './sigstore/verification.ts';
 
 /** What the policy asked for one image (the facts entrypoint's answer, narrowed). */
 export interface FactRequest {
@@ -200,6 +200,9 @@ export class FactSource {
     } catch (error) {
       return { digest, error: describeThrown(error) };
     }
+    // Before any cache: a judgement made with a root that has since expired is not reused.
+    const blocked = unusableRoot(entry);
+    if (blocked !== undefined) return { digest, error: blocked };
     const checked = await this.#judged(registry, repository, digest, entry, review);
     if ('error' in checked) return { digest, error: checked.error };
     let judgement = checked.value;

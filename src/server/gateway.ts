@@ -27,11 +27,12 @@ import {
 import { type Collector, type CollectorSettings, startCollector } from './collector.ts';
 import { inProcessEvaluator } from './evaluator.ts';
 import { createHealthApp, gatewayHealth, type TlsStatus } from './health.ts';
-import { servePolicy } from './policy-reload.ts';
+import { type PolicyWatch, servePolicy } from './policy-reload.ts';
 import { DEFAULT_EVALUATION_THREADS, EvaluationPool } from './pool/evaluation-pool.ts';
 import { type RegistryOptions, startRegistryFacts } from './registry-facts.ts';
 import { serveRemotePolicy } from './remote-policy.ts';
 import { loadServingTls, type ServingTls } from './tls-reload.ts';
+import { TUF_REQUEST_TIMEOUT_MS, TufRoots, type TufRootsOptions } from './tuf-roots.ts';
 
 /**
  * How long an idle connection stays open: longer than kube-apiserver's webhook client
@@ -76,6 +77,8 @@ export interface ServeOptions {
    * instance; 0 evaluates on the event loop. Default DEFAULT_EVALUATION_THREADS.
    */
   readonly evaluationThreads?: number | undefined;
+  /** Trust roots kept in TUF repositories: where they are cached, how often refreshed. */
+  readonly tuf?: TufRootsOptions | undefined;
   /** Decision logs and status to a collector (OPA's APIs); undefined: none. */
   readonly collector?: CollectorSettings | undefined;
   /** Told after every load, reload or refusal (cluster workers report to the primary). */
@@ -113,7 +116,10 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   let tls: ServingTls | undefined;
   let remote: StartedSource | undefined;
   let collector: Collector | undefined;
+  let tuf: TufRoots | undefined;
   const report = () => {
+    // Only the mirrors the policy in service names are asked again.
+    if (policy.engine !== undefined) tuf?.retain(policy.engine.trustRoots.values());
     collector?.changed();
     options.onStatus?.({
       revision: policy.engine?.revision ?? '',
@@ -127,17 +133,23 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   const location = parseBundleLocation(options.bundle);
   const intervalMs = options.watchIntervalMs ?? 2000;
   const watches: Watch[] = [];
-  const source = {
-    bundle: options.bundle,
-    config: options.config,
-    verification: options.verification,
-  };
   const facts = await startRegistryFacts(options.registry ?? {}, {
     policy,
     metrics,
     logger,
     intervalMs,
   });
+  tuf = new TufRoots(options.tuf ?? {}, {
+    http: (addresses) => facts.httpFor(addresses, TUF_REQUEST_TIMEOUT_MS),
+    logger,
+    metrics,
+  });
+  const source = {
+    bundle: options.bundle,
+    config: options.config,
+    verification: options.verification,
+    tufRoots: tuf.source,
+  };
   if (options.collector !== undefined) {
     collector = await startCollector(options.collector, {
       policy,
@@ -170,6 +182,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     await remote?.close();
     await collector?.close();
     await evaluator.close();
+    await tuf?.close();
     await facts.close();
   };
   try {
@@ -180,8 +193,9 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
   }
 
   async function serve(): Promise<Gateway> {
+    let served: PolicyWatch;
     if (location.kind === 'file') {
-      watches.push(await servePolicy(reloadDeps));
+      served = await servePolicy(reloadDeps);
     } else {
       if (options.remote === undefined) throw new Error(`${options.bundle}: no remote options`);
       remote = await startBundleSource(location, options.remote, {
@@ -190,8 +204,11 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         logger,
         changed: report,
       });
-      watches.push(await serveRemotePolicy(reloadDeps, remote.remote));
+      served = await serveRemotePolicy(reloadDeps, remote.remote);
     }
+    watches.push(served);
+    // From the first policy on: a root its TUF mirror changed (or that expired) rebuilds it.
+    tuf?.start(() => void served.reload('trust root'));
 
     let caPath: string | undefined;
     let certPath = options.tlsCert;
@@ -294,6 +311,7 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
         clearInterval(sweep);
         clearTimeout(timer);
         await evaluator.close();
+        await tuf?.close();
         await facts.close();
         // After the last review: its decision is in the final upload.
         await collector?.close();

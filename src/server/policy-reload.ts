@@ -13,6 +13,7 @@ import { describeThrown } from '../shared/describe-thrown.ts';
 import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
+import { serial } from '../shared/serial.ts';
 
 export interface PolicyReloadDeps {
   readonly source: PolicySource;
@@ -39,13 +40,20 @@ export function configFiles(source: PolicySource, policy: PolicyHolder): string[
     ...(source.verification === undefined ? [] : [source.verification.keyFile]),
     // The signature keys the configuration in force names: a rotated key is reloaded.
     ...keyFiles([...(policy.engine?.keys.keys() ?? [])]),
-    // And the trust roots: a rotated trusted_root.json is reloaded the same way.
+    // And the trust roots: a rotated trusted_root.json (or pinned TUF root.json) is
+    // reloaded the same way.
     ...[...(policy.engine?.trustRoots.values() ?? [])].map((root) => root.file),
   ];
 }
 
+/** A policy's watch, and a reload on demand (a trust root kept in TUF changed). */
+export interface PolicyWatch extends Watch {
+  /** Rebuilds the policy in service, after any reload under way. */
+  reload(reason: string): Promise<void>;
+}
+
 /** Loads the policy into the holder (throwing when it cannot), then watches its files. */
-export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
+export async function servePolicy(deps: PolicyReloadDeps): Promise<PolicyWatch> {
   const { source, policy, metrics, logger } = deps;
   const load = deps.load ?? loadPolicy;
   const policyFiles = async () => [
@@ -74,9 +82,16 @@ export async function servePolicy(deps: PolicyReloadDeps): Promise<Watch> {
   );
   warnAbout(logger, engine);
 
-  return watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
-    await reloadPolicy(deps, source);
+  const serially = serial();
+  const watch = watchContent(policyFiles, loadedFrom, deps.intervalMs, async () => {
+    await serially(() => reloadPolicy(deps, source));
   });
+  return {
+    stop: () => watch.stop(),
+    reload: async (reason) => {
+      await serially(() => reloadPolicy(deps, source, { reason }));
+    },
+  };
 }
 
 /**

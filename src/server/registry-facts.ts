@@ -44,6 +44,11 @@ export interface RegistryFacts {
    * that registry alone — on a private network too, since no pod author chose it.
    */
   readonly clientFor: (registry: string) => RegistryClient;
+  /**
+   * An HTTP client for hosts the operator named outside the registries (TUF mirrors) under
+   * their own address policy: the same CAs (rotated with them), its own request timeout.
+   */
+  readonly httpFor: (policy: () => AddressPolicy, requestTimeoutMs: number) => RegistryHttp;
   readonly gather: GatherFacts;
   /** The input with the facts this decision needs on its images (itself when none). */
   readonly withFacts: FactsStep;
@@ -58,18 +63,7 @@ export async function startRegistryFacts(
   deps: { policy: PolicyHolder; metrics: Metrics; logger: Logger; intervalMs: number },
 ): Promise<RegistryFacts> {
   const caFiles = options.ca ?? [];
-  const readCa = () =>
-    Promise.all(
-      caFiles.map(async (path) => {
-        try {
-          return await readFile(path, 'utf8');
-        } catch (error) {
-          throw new RegistryError(`cannot read --registry-ca ${path}: ${describeThrown(error)}`, {
-            cause: error,
-          });
-        }
-      }),
-    );
+  const readCa = () => readRegistryCa(caFiles);
   const caFingerprint = caFiles.length > 0 ? await fingerprint(caFiles) : '';
   const ca = await readCa();
   let credentials: Credentials = new Map();
@@ -172,6 +166,11 @@ export async function startRegistryFacts(
     pools.push(own);
     return clientOver(own);
   };
+  const httpFor = (own: () => AddressPolicy, timeoutMs: number) => {
+    const http = new RegistryHttp({ policy: own, ca: currentCa, requestTimeoutMs: timeoutMs });
+    pools.push(http);
+    return http;
+  };
   const facts = new FactSource({
     client,
     policy,
@@ -201,6 +200,7 @@ export async function startRegistryFacts(
   };
   return {
     clientFor,
+    httpFor,
     budgetMs,
     gather,
     withFacts: factsStep(gather),
@@ -210,6 +210,21 @@ export async function startRegistryFacts(
       await Promise.all(pools.map((pool) => pool.close()));
     },
   };
+}
+
+/** The --registry-ca files' PEM, each read whole. */
+export function readRegistryCa(files: readonly string[]): Promise<string[]> {
+  return Promise.all(
+    files.map(async (path) => {
+      try {
+        return await readFile(path, 'utf8');
+      } catch (error) {
+        throw new RegistryError(`cannot read --registry-ca ${path}: ${describeThrown(error)}`, {
+          cause: error,
+        });
+      }
+    }),
+  );
 }
 
 async function readCredentials(file: string): Promise<string> {

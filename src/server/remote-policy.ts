@@ -11,20 +11,21 @@
  */
 import type { RemoteBundle } from '../distribution/remote-bundle.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
-import { fingerprint, type Watch, watchContent } from '../shared/file-watch.ts';
-import { configFiles, type PolicyReloadDeps, reloadPolicy } from './policy-reload.ts';
+import { fingerprint, watchContent } from '../shared/file-watch.ts';
+import { serial } from '../shared/serial.ts';
+import {
+  configFiles,
+  type PolicyReloadDeps,
+  type PolicyWatch,
+  reloadPolicy,
+} from './policy-reload.ts';
 
 export async function serveRemotePolicy(
   deps: PolicyReloadDeps,
   remote: RemoteBundle,
-): Promise<Watch> {
+): Promise<PolicyWatch> {
   const { source, policy } = deps;
-  let queue: Promise<unknown> = Promise.resolve();
-  const serially = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work, work);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const serially = serial();
   const files = async () => configFiles(source, policy);
   const loadedFrom = await fingerprint(await files());
   const serving = await remote.start((archive, about) =>
@@ -43,22 +44,19 @@ export async function serveRemotePolicy(
       'no policy: the bundle source did not deliver one and none is kept on disk; not ready, reviews fail closed, still asking',
     );
   }
-  const watch = watchContent(files, loadedFrom, deps.intervalMs, async () => {
-    await serially(async () => {
+  const rebuild = (reason: string) =>
+    serially(async () => {
       const archive = remote.serving;
       // Nothing serves yet: the next bundle fetched is built with the new configuration.
       if (archive === undefined) return;
-      await reloadPolicy(
-        deps,
-        { ...source, archive },
-        { source: source.bundle, reason: 'configuration' },
-      );
+      await reloadPolicy(deps, { ...source, archive }, { source: source.bundle, reason });
     });
-  });
+  const watch = watchContent(files, loadedFrom, deps.intervalMs, () => rebuild('configuration'));
   return {
     stop() {
       remote.stop();
       watch.stop();
     },
+    reload: rebuild,
   };
 }

@@ -16,6 +16,7 @@ import type { RemoteSourceOptions } from '../../src/server/bundle-source.ts';
 import type { CollectorSettings } from '../../src/server/collector.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
 import type { RegistryOptions } from '../../src/server/registry-facts.ts';
+import type { TufRootsOptions } from '../../src/server/tuf-roots.ts';
 import { isRecord, type JsonObject } from '../../src/shared/json.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { defaultBundlePath } from '../../src/shared/paths.ts';
@@ -151,6 +152,8 @@ export interface GatewayOptions {
   readonly verification?: VerificationSettings;
   /** Decision logs and status to a collector. */
   readonly collector?: CollectorSettings;
+  /** Trust roots kept in TUF repositories: cache, refresh interval. */
+  readonly tuf?: TufRootsOptions;
 }
 
 export interface TestGateway {
@@ -202,6 +205,7 @@ export async function startTestGateway(
       ...(options.remote === undefined ? {} : { remote: options.remote }),
       ...(options.verification === undefined ? {} : { verification: options.verification }),
       ...(options.collector === undefined ? {} : { collector: options.collector }),
+      ...(options.tuf === undefined ? {} : { tuf: options.tuf }),
     },
     createLogger(options.logLevel ?? 'info', logs),
   );

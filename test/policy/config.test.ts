@@ -330,6 +330,56 @@ test(
   /trustRoots\["bed"\]: must be the absolute path/,
 );
 test(rejects, 'trustRoots: {Bed_1: /r.json}', /trustRoots\["Bed_1"\]: must be a trust root name/);
+test('a trust root kept in a TUF repository parses beside one from a file', (t) => {
+  const config = parseConfig(
+    `trustRoots:
+  file: /etc/imagegate/trust/bed.json
+  public-good: {mirror: "https://tuf-repo-cdn.sigstore.dev", root: /etc/imagegate/tuf/public-good.json}
+  github: {mirror: "https://tuf-repo.github.com", root: /etc/imagegate/tuf/github.json, target: trusted_root.json}
+  local: {mirror: "http://127.0.0.1:8080/tuf/", root: /r.json}
+  local6: {mirror: "http://[::1]:8080", root: /r.json, target: sigstore/trusted_root.json}
+`,
+    'tuf.yaml',
+  );
+  t.like(config.trustRoots, { 'public-good': { mirror: 'https://tuf-repo-cdn.sigstore.dev' } });
+});
+for (const [root, message] of [
+  ['{root: /r.json}', /trustRoots\["m"\]: needs mirror/],
+  ['{mirror: "https://tuf.example.com"}', /trustRoots\["m"\]: needs root/],
+  [
+    '{mirror: "https://tuf.example.com", root: r.json}',
+    /root: must be the absolute path of the TUF root\.json/,
+  ],
+  [
+    '{mirror: "http://tuf.example.com", root: /r.json}',
+    /mirror: "http:\/\/tuf\.example\.com" must be https:\/\/ \(http:\/\/ only on a loopback address\)/,
+  ],
+  ['{mirror: "http://10.0.0.1", root: /r.json}', /must be https:\/\//],
+  ['{mirror: "ftp://127.0.0.1", root: /r.json}', /must be https:\/\//],
+  ['{mirror: "not a url", root: /r.json}', /mirror: "not a url" is not a URL/],
+  [
+    '{mirror: "https://u:p@tuf.example.com", root: /r.json}',
+    /must carry no credentials, query or fragment/,
+  ],
+  [
+    '{mirror: "https://tuf.example.com/?a=b", root: /r.json}',
+    /must carry no credentials, query or fragment/,
+  ],
+  [
+    '{mirror: "https://tuf.example.com", root: /r.json, target: ../etc/passwd}',
+    /target: must be a TUF target name/,
+  ],
+  [
+    '{mirror: "https://tuf.example.com", root: /r.json, target: /abs.json}',
+    /target: must be a TUF target name/,
+  ],
+  [
+    '{mirror: "https://tuf.example.com", root: /r.json, refresh: 1h}',
+    /trustRoots\["m"\]: unknown key "refresh" \(known: mirror, root, target\)/,
+  ],
+] as const) {
+  test(rejects, `trustRoots: {m: ${root}}`, message);
+}
 test(
   rejects,
   'signatures: [{images: [a.io/x], keys: [/k.pub], trustRoot: 7}]',

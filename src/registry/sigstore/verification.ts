@@ -12,7 +12,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalJson, type JsonObject } from '../../shared/json.ts';
 import type { PublicKeyRef } from '../keys.ts';
-import type { LoadedTrustRoot } from '../trust-roots.ts';
+import { type LoadedTrustRoot, unusable } from '../trust-roots.ts';
 import { type AttestationRequirement, predicateType } from './attestations.ts';
 import { compileIdentity, type Identity, type IdentityConfig } from './identities.ts';
 import { defaultRequirement, needsLog, needsTimestamp, type Requirement } from './requirements.ts';
@@ -151,7 +151,8 @@ function checkRequirement(
     );
   }
   const roots = [...(keyRoot === undefined ? [] : [keyRoot]), ...identityRoots];
-  for (const root of roots) {
+  // An unavailable root names nothing yet; the entry fails closed on it when asked.
+  for (const root of roots.filter((r) => r.unavailable === undefined)) {
     const { tlogs, timestampAuthorities } = root.material;
     if (needsLog(requirement) && tlogs.length === 0) {
       throw new TypeError(
@@ -169,6 +170,15 @@ function checkRequirement(
       );
     }
   }
+}
+
+/** Why the entry cannot be judged now (a root it uses is unavailable), if it cannot. */
+export function unusableRoot(entry: Verification, now = Date.now()): string | undefined {
+  for (const root of [entry.trustRoot, ...entry.roots.values()]) {
+    const why = root === undefined ? undefined : unusable(root, now);
+    if (why !== undefined) return why;
+  }
+  return undefined;
 }
 
 /** A verification for keys alone (what tests and older callers ask for). */
