@@ -3,8 +3,10 @@
  * review asks for, so first-come-first-served would let one review with thousands of
  * tags hold every slot while another tenant's pod waits out its budget. Waiting requests
  * are served round-robin, first across tenants (namespaces), then across the reviews of a
- * tenant: while others wait, nobody gets more than its turn. A waiting request whose
- * review is out of time leaves the queue at once and is never sent.
+ * tenant: while others wait, nobody gets more than its turn. A quarter of the slots is
+ * kept for tenants holding none: a review with thousands of tags cannot fill them all, so
+ * another tenant's first lookup starts at once instead of waiting out one of its answers.
+ * A waiting request whose review is out of time leaves the queue at once and is never sent.
  */
 import { RegistryError } from './registry-error.ts';
 
@@ -56,13 +58,19 @@ export const OUT_OF_TIME = 'out of time for this review';
 export class FairQueue {
   #active = 0;
   #queued = 0;
+  /** Slots in use, per tenant holding any. */
+  readonly #holding = new Map<string, number>();
+  /** Free slots only a tenant holding none may take (a quarter, rounded down). */
+  readonly #reserve: number;
   /** Tenants with waiters, in turn order; each holds its flows with waiters, in turn order. */
   readonly #tenants = new Map<string, Map<Flow, FlowQueue>>();
 
   constructor(
     readonly slots: number,
     readonly observer: QueueObserver = {},
-  ) {}
+  ) {
+    this.#reserve = Math.floor(slots / 4);
+  }
 
   /** Requests waiting for a slot now. */
   get queued(): number {
@@ -76,14 +84,32 @@ export class FairQueue {
   /** Runs `task` in one of the slots, when this flow's turn comes; never once `signal` ended. */
   async run<T>(flow: Flow, signal: AbortSignal, task: () => Promise<T>): Promise<T> {
     if (signal.aborted) throw new RegistryError(OUT_OF_TIME);
-    if (this.#active < this.slots && this.#queued === 0) this.#active++;
+    const { tenant } = flow;
+    // At once when nobody waits, or when this tenant holds nothing and a slot kept for
+    // such tenants is free (those waiting hold slots already).
+    const first = !this.#holding.has(tenant) && !this.#tenants.has(tenant);
+    if ((this.#queued === 0 || first) && this.#mayStart(tenant)) this.#take(tenant);
     else await this.#wait(flow, signal);
     try {
       return await task();
     } finally {
       this.#active--;
+      const held = (this.#holding.get(tenant) ?? 1) - 1;
+      if (held > 0) this.#holding.set(tenant, held);
+      else this.#holding.delete(tenant);
       this.#next();
     }
+  }
+
+  /** Whether `tenant` may take a free slot now: the kept ones only while it holds none. */
+  #mayStart(tenant: string): boolean {
+    const free = this.slots - this.#active;
+    return free > this.#reserve || (free > 0 && !this.#holding.has(tenant));
+  }
+
+  #take(tenant: string): void {
+    this.#active++;
+    this.#holding.set(tenant, (this.#holding.get(tenant) ?? 0) + 1);
   }
 
   #wait(flow: Flow, signal: AbortSignal): Promise<void> {
@@ -133,12 +159,18 @@ export class FairQueue {
     if (flows.size === 0) this.#tenants.delete(flow.tenant);
   }
 
+  /** The first tenant in turn that may take a free slot, with its waiting flows. */
+  #nextTenant(): [string, Map<Flow, FlowQueue>] | undefined {
+    for (const turn of this.#tenants) if (this.#mayStart(turn[0])) return turn;
+    return undefined;
+  }
+
   /** A slot is free: the next tenant's next flow's next waiter gets it. */
   #next(): void {
     while (this.#active < this.slots) {
-      const turn = this.#tenants.entries().next();
-      if (turn.done === true) return;
-      const [tenant, flows] = turn.value;
+      const turn = this.#nextTenant();
+      if (turn === undefined) return;
+      const [tenant, flows] = turn;
       const first = flows.entries().next();
       if (first.done === true) {
         this.#tenants.delete(tenant);
@@ -161,7 +193,7 @@ export class FairQueue {
         this.#tenants.delete(tenant);
         this.#tenants.set(tenant, flows);
       }
-      this.#active++;
+      this.#take(tenant);
       waiter.start();
     }
   }
