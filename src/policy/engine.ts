@@ -106,11 +106,12 @@ const PAGE = 64 * 1024;
 export const MAX_MEMORY_BYTES = 256 * 1024 * 1024;
 
 /**
- * 1 GiB: the memory of the one instance, at most, that judges a review the others ran out
- * of memory for (the pool's large lane, server/pool/). Sized from measurement: the largest
- * review the limits accept needs about 750 MiB (docs/sizing.md).
+ * 768 MiB: the memory of the one instance, at most, that judges a review the others ran
+ * out of memory for (the pool's large lane, server/pool/). Sized from measurement: the
+ * largest review the limits accept needs about 615 MiB (docs/sizing.md), and a quarter
+ * more is room.
  */
-export const LARGE_MEMORY_BYTES = 1024 * 1024 * 1024;
+export const LARGE_MEMORY_BYTES = 768 * 1024 * 1024;
 
 export interface EngineOptions {
   /** This instance's wasm memory (MAX_MEMORY_BYTES unless it is the large lane's). */

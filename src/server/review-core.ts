@@ -168,7 +168,7 @@ async function decide(
     }
     if (images > engine.largeAbove) {
       throw new EngineMemoryError(
-        `the object has ${images} images; an evaluation thread judges at most ${engine.largeAbove}`,
+        `the object has ${images} images, more than an evaluation thread judges (${engine.largeAbove})`,
       );
     }
     input = protocol.input(review);
@@ -185,7 +185,10 @@ async function decide(
     const answer = protocol.respond(review, engine.decision(input, protocol.facts));
     return { ...answer, input, evaluationSeconds: (performance.now() - started) / 1000 };
   } catch (error) {
-    const message = describeThrown(error);
+    const lane =
+      error instanceof EngineMemoryError && engine !== undefined && engine.largeAbove < Infinity;
+    // Seen only when the pool's large lane did not take it (busy, or stopping).
+    const message = `${describeThrown(error)}${lane ? '; the large lane, which judges such reviews one at a time, could not take it' : ''}`;
     // A malformed object is the client's mistake (400 inside, counted as a bad request);
     // anything else is the policy failing (500 inside, an error).
     const clients = error instanceof InputError;

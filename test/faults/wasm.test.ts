@@ -2,7 +2,7 @@
  * Faults inside the wasm instance of a running gateway: a policy (built by the real OPA
  * CLI) that throws for some inputs — a built-in the SDK lacks, a complete rule with two
  * values — and reviews that exhaust the engine's memory ceiling (256 MiB, then the large
- * lane's 1 GiB). Those reviews must fail closed (denied, 500 inside, logged, counted) and the SAME engine must go on
+ * lane's 768 MiB). Those reviews must fail closed (denied, 500 inside, logged, counted) and the SAME engine must go on
  * deciding the next review correctly. A bundle that throws or runs out of memory on the
  * smoke input must be refused at reload while the last good one keeps serving.
  */
@@ -34,7 +34,7 @@ const REFUSED_MSG = 'policy reload refused; the previous policy keeps serving';
 const ALLOWED = `{"allowed": true, "enforcement": "deny", "exempt": false, "breakGlass": false,
 	"violations": [], "reasons": [], "warnings": [], "auditAnnotations": {}}`;
 
-/** Allocates about 2 GiB of strings: past a thread's 256 MiB and the large lane's 1 GiB. */
+/** Allocates about 2 GiB of strings: past a thread's 256 MiB and the large lane's 768 MiB. */
 const ALLOCATE = `kib := concat("", [s | some _ in numbers.range(1, 1024); s := "x"])
 
 mib := concat("", [kib | some _ in numbers.range(1, 1024)])
@@ -281,7 +281,7 @@ test('a review that runs the policy out of memory fails closed; the engine goes 
     const oom = await decide(gw, '/v1/validate', pod('oom', TRUSTED));
     t.false(oom.allowed);
     t.is(oom.code, 500);
-    t.regex(oom.message, /needs more than the policy's 1024 MiB of memory \(opa_malloc: failed\)/);
+    t.regex(oom.message, /needs more than the policy's 768 MiB of memory \(opa_malloc: failed\)/);
     // The same instance, its memory now at the ceiling, decides the next reviews.
     t.true((await decide(gw, '/v1/validate', pod('fine', TRUSTED))).allowed);
     t.true((await decide(gw, '/v1/validate', pod('fine', many))).allowed);
@@ -312,7 +312,7 @@ interface HugeRun {
  * The largest review the default limits accept, as docs/sizing.md measures it: maxImages
  * (32,768) containers of untrusted 100-character images, 3.5 MiB of JSON (the body limit is
  * 4 MiB). Its validate needs about 615 MiB of wasm memory: a thread's engine (256 MiB) runs
- * out, and the pool's large lane (1 GiB) judges it. Run once, shared by the tests below.
+ * out, and the pool's large lane (768 MiB) judges it. Run once, shared by the tests below.
  */
 let hugeRun: Promise<HugeRun> | undefined;
 function runHuge(t: Teardown): Promise<HugeRun> {

@@ -114,7 +114,7 @@ const untrusted = (i: number) => `evil.example.net/team-${i}/app:1.0`;
 const MiB = 2 ** 20;
 
 /** A pool whose threads' engines get 32 MiB, too little for the review above. */
-async function smallPool(t: ExecutionContext, laneMemoryBytes: number) {
+async function smallPool(t: ExecutionContext, laneMemoryBytes: number, laneImages?: number) {
   const logs = new LogCapture();
   const pool = new EvaluationPool(
     1,
@@ -123,6 +123,7 @@ async function smallPool(t: ExecutionContext, laneMemoryBytes: number) {
     {
       memoryBytes: 32 * MiB,
       laneMemoryBytes,
+      ...(laneImages === undefined ? {} : { laneImages }),
     },
   );
   t.teardown(() => pool.close());
@@ -215,4 +216,46 @@ test('a review with more images than a thread takes goes to the large lane untri
   );
   const taken = await pool.review('validate', bytes(podWith(4000, undefined, untrusted)));
   t.is(taken.outcome, 'denied');
+});
+
+const LANE_REFUSED = /the large lane, which judges such reviews one at a time, could not take it/;
+
+test('at most 4 reviews wait for the large lane; the others fail closed and say so', async (t) => {
+  // Handed over untried (past 100 images): the lane's first start takes longer than all 8.
+  const { pool, logs } = await smallPool(t, 256 * MiB, 100);
+  const results = await Promise.all(
+    Array.from({ length: 8 }, () =>
+      pool.review('validate', bytes(podWith(3000, undefined, untrusted))),
+    ),
+  );
+  const judged = results.filter((r) => r.outcome === 'denied');
+  const refused = results.filter((r) => r.outcome === 'error');
+  t.is(judged.length + refused.length, 8);
+  t.true(judged.length >= 5, `${judged.length} judged`);
+  t.true(refused.length >= 1, `${refused.length} refused`);
+  for (const result of refused) {
+    const { response } = JSON.parse(result.body);
+    t.false(response.allowed);
+    t.regex(response.status.message, /more than an evaluation thread judges \(100\)/);
+    t.regex(response.status.message, LANE_REFUSED);
+  }
+  t.true(logs.text.includes('the large lane has reviews enough waiting'));
+});
+
+test('close stops the large lane and answers what waits for it, closed', async (t) => {
+  const { pool } = await smallPool(t, 256 * MiB, 100);
+  const pending = Array.from({ length: 3 }, () =>
+    pool.review('validate', bytes(podWith(3000, undefined, untrusted))),
+  );
+  for (let i = 0; i < 200 && !pool.laneRunning; i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(pool.laneRunning);
+  await pool.close();
+  t.false(pool.laneRunning);
+  const results = await Promise.all(pending);
+  t.true(
+    results.some((r) => r.outcome === 'error'),
+    'what waited fails closed',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.false(pool.laneRunning, 'no lane starts after close');
 });

@@ -20,6 +20,16 @@ import type { GatherFacts } from '../facts-step.ts';
 import type { Endpoint, ReviewResult } from '../review-core.ts';
 import type { FromWorker, ToWorker, WorkerData } from './messages.ts';
 
+/**
+ * Reviews waiting for the large lane, at most (each holds its body); past it, and after
+ * LANE_WAIT_MS waiting (the API server gives up after its webhook timeout, 5 s as deployed,
+ * 30 s at most), a review keeps the thread's fail-closed answer.
+ */
+export const LANE_QUEUE = 4;
+export const LANE_WAIT_MS = 10_000;
+const LANE_FULL = 'the large lane has reviews enough waiting; this one fails closed';
+const LANE_LATE = 'a review waited too long for the large lane; it fails closed';
+
 /** The default: two threads, even on one CPU (above); docs/sizing.md for more. */
 export const DEFAULT_EVALUATION_THREADS = 2;
 
@@ -86,8 +96,14 @@ export class EvaluationPool implements ReviewEvaluator {
    * (docs/sizing.md). 0: no lane, such a review fails closed.
    */
   readonly #laneMemory: number;
-  readonly #laneJobs: { readonly pending: Pending; readonly failed: ReviewResult }[] = [];
+  readonly #laneJobs: {
+    readonly pending: Pending;
+    readonly failed: ReviewResult;
+    readonly queuedAt: number;
+  }[] = [];
   #lane: Thread | undefined;
+  /** The last lane thread's termination. */
+  #laneStopped: Promise<unknown> = Promise.resolve();
   #laneBusy = false;
 
   readonly #memory: WorkerData;
@@ -148,8 +164,9 @@ export class EvaluationPool implements ReviewEvaluator {
 
   async close(): Promise<void> {
     this.#closing = true;
-    const threads = this.#lane === undefined ? this.#threads : [...this.#threads, this.#lane];
-    await Promise.all(threads.map((t) => t.worker.terminate()));
+    for (const job of this.#laneJobs.splice(0)) job.pending.resolve(job.failed);
+    this.#stopLane();
+    await Promise.all([this.#laneStopped, ...this.#threads.map((t) => t.worker.terminate())]);
   }
 
   #sendReview(thread: Thread, pending: Pending): void {
@@ -160,9 +177,14 @@ export class EvaluationPool implements ReviewEvaluator {
 
   /** A review a thread's engine ran out of memory for: to the large lane, in turn. */
   #toLane(pending: Pending, failed: ReviewResult): void {
-    if (this.#laneMemory <= 0 || this.#closing) pending.resolve(failed);
-    else {
-      this.#laneJobs.push({ pending, failed });
+    if (this.#laneMemory <= 0 || this.#closing) {
+      pending.resolve(failed);
+    } else if (this.#laneJobs.length >= LANE_QUEUE) {
+      // Bounded: each waits with its body, and the API server gives up on it soon anyway.
+      this.#logger.warn({ waiting: this.#laneJobs.length }, LANE_FULL);
+      pending.resolve(failed);
+    } else {
+      this.#laneJobs.push({ pending, failed, queuedAt: performance.now() });
       void this.#pumpLane();
     }
   }
@@ -170,46 +192,63 @@ export class EvaluationPool implements ReviewEvaluator {
   async #pumpLane(): Promise<void> {
     if (this.#laneBusy) return;
     const job = this.#laneJobs.shift();
-    if (job === undefined) {
+    if (job === undefined || this.#closing) {
       // Nothing left: stop the thread, so its memory goes back to the system.
-      const lane = this.#lane;
-      this.#lane = undefined;
-      if (lane !== undefined) void lane.worker.terminate();
+      this.#stopLane();
+      if (job !== undefined) job.pending.resolve(job.failed);
+      return;
+    }
+    if (performance.now() - job.queuedAt > LANE_WAIT_MS) {
+      this.#logger.warn({ waitedMs: Math.round(performance.now() - job.queuedAt) }, LANE_LATE);
+      job.pending.resolve(job.failed);
+      void this.#pumpLane();
       return;
     }
     this.#laneBusy = true;
+    let result = job.failed;
     try {
       const lane = await this.#laneThread();
       // Without a lane, the thread's answer stands: it failed closed.
-      const result =
-        lane === undefined
-          ? job.failed
-          : await new Promise<ReviewResult>((resolve) =>
-              this.#sendReview(lane, { ...job.pending, resolve }),
-            );
-      job.pending.resolve(result);
+      if (lane !== undefined) {
+        result = await new Promise<ReviewResult>((resolve) =>
+          this.#sendReview(lane, { ...job.pending, resolve }),
+        );
+      }
+    } catch (error) {
+      this.#logger.error({ error: describeThrown(error) }, 'the large lane failed');
     } finally {
+      job.pending.resolve(result);
       this.#laneBusy = false;
       void this.#pumpLane();
     }
   }
 
+  /** Stops the lane's thread; the next one starts only once this one is gone. */
+  #stopLane(): void {
+    const lane = this.#lane;
+    this.#lane = undefined;
+    if (lane !== undefined) this.#laneStopped = lane.worker.terminate();
+  }
+
   /** The lane's thread, serving the committed policy (a new one after a reload). */
   async #laneThread(): Promise<Thread | undefined> {
     const committed = this.#committed;
-    if (committed === undefined) return undefined;
+    if (committed === undefined || this.#closing) return undefined;
     const running = this.#lane;
     if (running !== undefined && running.generation === committed.generation) return running;
-    if (running !== undefined) void running.worker.terminate();
+    // One lane instance at a time, the Deployment's limit counts one: the old one first goes.
+    this.#stopLane();
+    await this.#laneStopped;
+    if (this.#closing) return undefined;
     const lane = this.#spawn(false, { memoryBytes: this.#laneMemory });
     this.#lane = lane;
     const error = await this.#prepareIn(lane, committed.generation, committed.snapshot);
-    if (error !== undefined || this.#lane !== lane) {
+    if (error !== undefined || this.#lane !== lane || this.#closing) {
       if (error !== undefined) {
         this.#logger.error({ error }, 'the large lane could not load the policy');
       }
-      if (this.#lane === lane) this.#lane = undefined;
-      void lane.worker.terminate();
+      if (this.#lane === lane) this.#stopLane();
+      else void lane.worker.terminate();
       return undefined;
     }
     this.#send(lane, { type: 'commit', generation: committed.generation });
