@@ -234,10 +234,15 @@ export class TufRoots {
   }
 }
 
-/** A root in force changed: another target, or it became (un)available. */
+/**
+ * A root in force changed: another target, it became (un)available, or its metadata now
+ * holds until another time (renewed without a new target, as Sigstore does often: the
+ * policy in force must take the new expiry, or it fails the root at the old one).
+ */
 function differs(a: LoadedTrustRoot, b: LoadedTrustRoot): boolean {
   return (
     a.fingerprint !== b.fingerprint ||
+    a.usableUntil !== b.usableUntil ||
     (a.unavailable === undefined) !== (b.unavailable === undefined)
   );
 }

@@ -51,7 +51,7 @@ async function setUp(t: ExecutionContext, expires?: { timestamp: number }) {
     if (found === undefined) throw new Error(`no case ${name}`);
     return `${c.registries[found.registry].host}/${found.repository}:v1@${found.digest}`;
   };
-  return { dir, caFile, config, image, mirror, cacheDir: join(dir, 'tuf') };
+  return { dir, caFile, config, image, mirror, repo, bed, cacheDir: join(dir, 'tuf') };
 }
 
 function podReview(images: readonly string[]): JsonObject {
@@ -138,4 +138,28 @@ test('once its TUF metadata expires with the mirror down, entries needing the ro
   }, 'the reload that shows it');
   t.regex(String(ready.bed.unavailable), /expired at .* and no refresh since verified/);
   t.is(ready.body.ready, true, 'the gateway serves on: only entries needing the root fail');
+});
+
+// Sigstore re-signs its timestamp often without a new target: the policy in force must take
+// the new expiry, or every entry needing the root fails at the old one with the mirror up.
+test('a refresh that only renews the metadata keeps the root usable past its old expiry', async (t) => {
+  const { caFile, config, image, cacheDir, repo, bed } = await setUp(t, { timestamp: 4 });
+  const gw = await startTestGateway(t, {
+    config,
+    registry: { ca: [caFile] },
+    tuf: { cacheDir, refreshIntervalMs: 1000 },
+  });
+  const judge = async () => {
+    const { response } = admissionAnswer(
+      await gw.post('/v1/validate', podReview([image('v3-keyless')])),
+    );
+    const status = isRecord(response.status) ? response.status : {};
+    return { allowed: response.allowed === true, message: String(status.message ?? '') };
+  };
+  t.true((await judge()).allowed);
+  // The same target, the metadata renewed for 30 days.
+  await repo.publish('trusted_root.json', bed);
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const after = await judge();
+  t.true(after.allowed, after.message);
 });
