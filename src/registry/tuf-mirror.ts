@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   cp,
+  lstat,
   mkdir,
   readdir,
   readFile,
@@ -290,9 +291,15 @@ export class TufMirror {
     return describeThrown(error);
   }
 
+  /**
+   * The generation `current` names, if it still holds metadata; a link left dangling (a tmp
+   * cleaner, a crash) is no copy at all, and the next refresh starts from the pinned root.
+   */
   async #currentGeneration(): Promise<string | undefined> {
     try {
-      return join(this.dir, await readlink(join(this.dir, 'current')));
+      const generation = join(this.dir, await readlink(join(this.dir, 'current')));
+      await stat(join(generation, 'metadata', 'root.json'));
+      return generation;
     } catch {
       return undefined;
     }
@@ -304,12 +311,17 @@ export class TufMirror {
     const link = join(this.dir, `.current-${process.pid}-${randomBytes(4).toString('hex')}`);
     await symlink(name, link);
     await rename(link, join(this.dir, 'current'));
-    const now = Date.now();
-    for (const entry of await readdir(this.dir)) {
-      if (!entry.startsWith('gen-') || entry === name) continue;
-      const path = join(this.dir, entry);
-      const { mtimeMs } = await stat(path).catch(() => ({ mtimeMs: now }));
-      if (now - mtimeMs > GENERATION_GRACE_MS) await rm(path, { recursive: true, force: true });
+    // Tidying is not the refresh: a failure here must not undo the swap just made.
+    try {
+      const now = Date.now();
+      for (const entry of await readdir(this.dir)) {
+        if (!entry.startsWith('gen-') || entry === name) continue;
+        const path = join(this.dir, entry);
+        const { mtimeMs } = await stat(path).catch(() => ({ mtimeMs: now }));
+        if (now - mtimeMs > GENERATION_GRACE_MS) await rm(path, { recursive: true, force: true });
+      }
+    } catch {
+      // Left for the next refresh to tidy.
     }
   }
 }
@@ -320,7 +332,12 @@ export class TufMirror {
  */
 async function privateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { uid, mode } = await stat(dir);
+  // lstat: a symbolic link planted at the path (shared /tmp) would lead elsewhere.
+  const info = await lstat(dir);
+  const { uid, mode } = info;
+  if (info.isSymbolicLink()) {
+    throw new RegistryError(`the TUF cache ${dir} is a symbolic link; name the directory itself`);
+  }
   if (uid !== process.getuid?.() || (mode & 0o022) !== 0) {
     throw new RegistryError(
       `the TUF cache ${dir} must belong to this user and be writable by no one else (mode ${(mode & 0o777).toString(8)})`,

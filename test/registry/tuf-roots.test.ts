@@ -6,7 +6,7 @@
  * serving; a restart with the mirror down serves the cache; expired metadata fails closed.
  * The targets are the committed trusted_root.json files real cosign wrote.
  */
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { AddressPolicy } from '../../src/registry/addresses.ts';
@@ -33,7 +33,10 @@ interface Bed {
   readonly spec: TufRootSpec;
   readonly cacheDir: string;
   /** A new TufRoots over the same cache (a restarted process). */
-  roots(options?: { refreshIntervalMs?: number }): { roots: TufRoots; logs: LogCapture };
+  roots(options?: { refreshIntervalMs?: number; cacheDir?: string }): {
+    roots: TufRoots;
+    logs: LogCapture;
+  };
 }
 
 async function bed(t: ExecutionContext, expires?: { timestamp?: number }): Promise<Bed> {
@@ -248,4 +251,27 @@ test('a cache directory others may write to is not used', async (t) => {
     String(root.unavailable),
     /the TUF cache .* must belong to this user and be writable by no one else \(mode 777\)/,
   );
+});
+
+test('a cache directory that is a symbolic link is not used', async (t) => {
+  const b = await bed(t);
+  // What another user of a shared /tmp could plant: a link to a directory of its choosing.
+  const planted = join(await tempDir(t, 'imagegate-tuf-planted-'), 'cache');
+  await symlink(b.cacheDir, planted);
+  const root = await b.roots({ cacheDir: planted }).roots.source('bed', b.spec);
+  t.regex(String(root.unavailable), /the TUF cache .* is a symbolic link/);
+});
+
+test('a verified copy gone from under its link: the mirror is asked again from the pinned root', async (t) => {
+  const b = await bed(t);
+  const first = await b.roots().roots.source('bed', b.spec);
+  const [mirrorDir] = await readdir(b.cacheDir);
+  const dir = join(b.cacheDir, String(mirrorDir));
+  // A tmp cleaner removed the generation `current` names.
+  await rm(join(dir, await readlink(join(dir, 'current'))), { recursive: true });
+  const { roots } = b.roots();
+  const again = await roots.source('bed', b.spec);
+  t.is(unusable(again), undefined);
+  t.is(again.fingerprint, first.fingerprint);
+  t.like(tufStatus(again), { lastError: null });
 });
