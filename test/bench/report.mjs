@@ -709,7 +709,8 @@ export function tenantsSection({ tenants }) {
     'mutated (the tag pinned, a cache miss) then validated (the signature verified), one Pod',
     `after another, ${tenants.benign} times alone and ${tenants.benign} times while namespace \`ci\` sends a Pod`,
     `of ${tenants.hostileTags.toLocaleString('en')} distinct tags again and again (\`maxLookups: 4096\`, so it is queued, not`,
-    "refused). The registry's 8 slots are shared round-robin across namespaces, then reviews.",
+    "refused). The registry's 8 slots are shared round-robin across namespaces, then reviews,",
+    'and 2 of them are kept for namespaces holding none (docs/registries.md).',
     '',
     table(
       ['', 'benign p50 (ms)', 'pinned and verified', ''],
@@ -730,7 +731,9 @@ export function tenantsSection({ tenants }) {
     `lookup, in ${fixed(refusal.ms, 1)} ms: “${refusal.message}”.`,
     "On main 4cf58ec (one first-come-first-served queue per registry, a review's requests left",
     'queued past its budget) the benign Pod missed its budget: `pinning failed: registry … did not',
-    "answer within the review's 3000 ms budget`.",
+    "answer within the review's 3000 ms budget`. With round-robin turns alone (before 2 slots were",
+    "kept, d63348c) the benign p50 was 3.6–3.7× alone: each of its lookups waited for one of the",
+    "flood's answers; the fault proxy also opened a TLS connection per request then (4.45× on 32f4627).",
   ].join('\n');
 }
 
