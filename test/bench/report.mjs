@@ -550,8 +550,9 @@ function hostileSection({ hostile }) {
     "The gateway from `dist/` with the Deployment's `--max-old-space-size=256`; a benign pod review",
     'back to back on one kept-alive connection, first idle, then while a second connection sends',
     'the hostile review back to back. Both hostile shapes are accepted (within the 4 MiB body and',
-    '`maxImages`); the policy runs out of its 256 MiB of wasm memory on them and fails closed (500',
-    'inside the review). Peak RSS is VmHWM per process (primary first with `--workers 2`).',
+    '`maxImages`); both go past 8,192 images, so a thread hands them to the large lane, which',
+    'judges them (denied, 403) where they used to fail closed with a 500 inside the review',
+    '(docs/sizing.md). Peak RSS is VmHWM per process (primary first with `--workers 2`).',
     '',
     table(
       [
