@@ -733,7 +733,7 @@ export function tenantsSection({ tenants }) {
     "On main 4cf58ec (one first-come-first-served queue per registry, a review's requests left",
     'queued past its budget) the benign Pod missed its budget: `pinning failed: registry … did not',
     "answer within the review's 3000 ms budget`. With round-robin turns alone (before 2 slots were",
-    "kept, d63348c) the benign p50 was 3.6–3.7× alone: each of its lookups waited for one of the",
+    'kept, d63348c) the benign p50 was 3.6–3.7× alone: each of its lookups waited for one of the',
     "flood's answers; the fault proxy also opened a TLS connection per request then (4.45× on 32f4627).",
   ].join('\n');
 }

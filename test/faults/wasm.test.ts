@@ -26,7 +26,6 @@ import {
   Teardowns,
   type TestGateway,
   tempDir,
-  writeConfig,
 } from '../helpers/gateway.ts';
 
 const INTERVAL_MS = 50;
