@@ -8,15 +8,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { isRecord, type JsonObject } from '../../src/shared/json.ts';
+import { isRecord } from '../../src/shared/json.ts';
 import { imagegate } from '../helpers/cli.ts';
 import { ca } from '../helpers/fake-registry.ts';
-import { loadJsonObject } from '../helpers/fixtures.ts';
+import { podWithImages } from '../helpers/fixtures.ts';
 import {
   admissionAnswer,
   poll,
   record,
   startTestGateway,
+  type TestGateway,
   tempDir,
   writeConfig,
 } from '../helpers/gateway.ts';
@@ -54,12 +55,11 @@ async function setUp(t: ExecutionContext, expires?: { timestamp: number }) {
   return { dir, caFile, config, image, mirror, repo, bed, cacheDir: join(dir, 'tuf') };
 }
 
-function podReview(images: readonly string[]): JsonObject {
-  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
-  const spec = record(record(record(review.request, 'request').object, 'object').spec, 'spec');
-  spec.containers = images.map((image, i) => ({ name: `c${i}`, image, imagePullPolicy: 'Always' }));
-  delete spec.initContainers;
-  return review;
+/** The validating answer to a Pod of this one image: allowed, and why not. */
+async function judge(gw: TestGateway, image: string) {
+  const { response } = admissionAnswer(await gw.post('/v1/validate', podWithImages([image])));
+  const status = isRecord(response.status) ? response.status : {};
+  return { allowed: response.allowed === true, message: String(status.message ?? '') };
 }
 
 test('a keyless signature verifies against the root from the TUF mirror; /readyz shows the mirror', async (t) => {
@@ -69,14 +69,9 @@ test('a keyless signature verifies against the root from the TUF mirror; /readyz
     registry: { ca: [caFile] },
     tuf: { cacheDir },
   });
-  const judge = async (name: string) => {
-    const { response } = admissionAnswer(await gw.post('/v1/validate', podReview([image(name)])));
-    const status = isRecord(response.status) ? response.status : {};
-    return { allowed: response.allowed === true, message: String(status.message ?? '') };
-  };
-  const signed = await judge('v3-keyless');
+  const signed = await judge(gw, image('v3-keyless'));
   t.true(signed.allowed, signed.message);
-  t.regex((await judge('v3-keyless-mallory')).message, /signed by another identity$/);
+  t.regex((await judge(gw, image('v3-keyless-mallory'))).message, /signed by another identity$/);
   const ready = await gw.health('/readyz');
   const bed = record(record(record(ready.body, 'readyz').trustRoots, 'trustRoots').bed, 'bed');
   t.like(bed, { certificateAuthorities: 1, tlogs: 1, timestampAuthorities: 1 });
@@ -113,18 +108,14 @@ test('once its TUF metadata expires with the mirror down, entries needing the ro
     registry: { ca: [caFile] },
     tuf: { cacheDir },
   });
-  const judge = async () => {
-    const { response } = admissionAnswer(
-      await gw.post('/v1/validate', podReview([image('v3-keyless')])),
-    );
-    const status = isRecord(response.status) ? response.status : {};
-    return { allowed: response.allowed === true, message: String(status.message ?? '') };
-  };
-  t.true((await judge()).allowed, 'verified (and cached) while the metadata holds');
+  t.true(
+    (await judge(gw, image('v3-keyless'))).allowed,
+    'verified (and cached) while the metadata holds',
+  );
   mirror.down = true;
   const refused = await poll(
     async () => {
-      const answer = await judge();
+      const answer = await judge(gw, image('v3-keyless'));
       return answer.allowed ? undefined : answer;
     },
     'the root to expire',
@@ -149,17 +140,10 @@ test('a refresh that only renews the metadata keeps the root usable past its old
     registry: { ca: [caFile] },
     tuf: { cacheDir, refreshIntervalMs: 1000 },
   });
-  const judge = async () => {
-    const { response } = admissionAnswer(
-      await gw.post('/v1/validate', podReview([image('v3-keyless')])),
-    );
-    const status = isRecord(response.status) ? response.status : {};
-    return { allowed: response.allowed === true, message: String(status.message ?? '') };
-  };
-  t.true((await judge()).allowed);
+  t.true((await judge(gw, image('v3-keyless'))).allowed);
   // The same target, the metadata renewed for 30 days.
   await repo.publish('trusted_root.json', bed);
   await new Promise((resolve) => setTimeout(resolve, 6000));
-  const after = await judge();
+  const after = await judge(gw, image('v3-keyless'));
   t.true(after.allowed, after.message);
 });
