@@ -349,13 +349,29 @@ lookups := [{"index": index, "reference": reference, "verification": verificatio
 	not exemptions.exempt(image)
 	images.valid(image)
 	reference := pulled_reference(image)
-	verification := signatures.verification_any([reference, image.reference])
+	verification := _verification(image)
 	_looked_up(reference, verification)
 ]
 
 # The signature an image needs: an entry covering the reference pulled, the one written,
 # or a mirror's source either stands for; verified where the image is pulled.
-_signature_required(image) := signatures.required_any([pulled_reference(image), image.reference])
+_signature_required(image) := _requirements[image.reference.normalized]
+
+# The entry (its id) the image is verified against: "" when no entry covers it, or when
+# the covering entry has no id (then no facts are gathered and the image is refused for
+# want of them, never let through).
+_verification(image) := required.id if {
+	required := _signature_required(image)
+} else := ""
+
+# signatures.required_any once per reference and evaluation (the lookups, the violations
+# and the audit annotation each ask it of the same images). A valid reference's normalized
+# string names it whole, and what is pulled for it follows from it: a short key to hash.
+_requirements[reference.normalized] := signatures.required_any([pulled_reference(image), reference]) if {
+	some image in images.checked
+	images.valid(image)
+	reference := image.reference
+}
 
 _looked_up(_, verification) if verification != ""
 

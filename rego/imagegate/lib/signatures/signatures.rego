@@ -70,12 +70,3 @@ _hosts contains sources.host(split(trim_space(source), "/")[0]) if {
 	some entry in _entries
 	some source in entry.sources
 }
-
-# METADATA
-# description: |
-#   The entry (its id) an image known by these references is verified against: "" when
-#   no entry covers it, or when the covering entry has no id (then no facts are gathered
-#   and the image is refused for want of them, never let through).
-verification_any(references) := entry.id if {
-	entry := required_any(references)
-} else := ""
