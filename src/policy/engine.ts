@@ -139,9 +139,25 @@ export class EngineMemoryError extends EngineError {}
  * this: `opa build -t wasm` strips the entrypoint rules from the sources it ships.
  */
 export function passesReview(manifest: JsonObject): boolean {
+  return manifestFlags(manifest).inputReview !== false;
+}
+
+/**
+ * Whether the bundle says its lookups (`imagegate/facts/decided`) follow from a review's
+ * shape alone (server/facts-step.ts `shapeOf`: decision, protocol, namespace, kind,
+ * operation, subresource, whether a controller owns it, and each image's string, list and
+ * newness), whatever else the object says: `metadata.imagegate.lookupsByShape: true`, as the
+ * default bundle's manifest does. Then a warm review of a shape seen before is decided by
+ * the decision entrypoint alone, with the facts that shape needed; every other bundle has
+ * its lookups computed again with each decision and compared (docs/policy-input.md).
+ */
+export function lookupsByShape(manifest: JsonObject): boolean {
+  return manifestFlags(manifest).lookupsByShape === true;
+}
+
+function manifestFlags(manifest: JsonObject): JsonObject {
   const metadata = isRecord(manifest.metadata) ? manifest.metadata : {};
-  const imagegate = isRecord(metadata.imagegate) ? metadata.imagegate : {};
-  return imagegate.inputReview !== false;
+  return isRecord(metadata.imagegate) ? metadata.imagegate : {};
 }
 
 /**
@@ -217,6 +233,8 @@ export class PolicyEngine {
   readonly config: ConfigInForce;
   /** False when the bundle says its policies never read input.review: it is not copied. */
   readonly passesReview: boolean;
+  /** The bundle says its lookups follow from a review's shape (`lookupsByShape`). */
+  readonly lookupsByShape: boolean;
   /**
    * The registries the configuration names (hosts, Docker Hub as docker.io): the only ones
    * the gateway contacts. Empty when nothing needs registry facts (no pinDigests, no
@@ -261,6 +279,7 @@ export class PolicyEngine {
     this.config = config;
     this.entrypoints = entrypoints;
     this.passesReview = passesReview(bundle.manifest);
+    this.lookupsByShape = lookupsByShape(bundle.manifest);
   }
 
   /** The instance's linear memory, in bytes (reserved up front, so constant). */

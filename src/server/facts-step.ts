@@ -11,6 +11,11 @@
  * needs; if they are exactly the ones given, the decision stands. If not (a new shape, a
  * changed exemption), they are gathered and the decision evaluated again: never more
  * than two evaluations, never a decision made on facts it did not ask for.
+ *
+ * A bundle whose manifest says its lookups follow from the shape alone (`lookupsByShape`,
+ * the default bundle) skips that comparison for a shape seen before: the lookups were
+ * computed for this very shape by this engine, so the decision entrypoint alone is
+ * evaluated (it does not compute the lookups again). A new shape is judged as above.
  */
 import { LRUCache } from 'lru-cache';
 import type { FactsStep, PolicyEngine } from '../policy/engine.ts';
@@ -46,9 +51,16 @@ interface Remembered {
   readonly lookups: readonly FactRequest[];
   readonly facts?: ReadonlyMap<number, ImageFacts>;
   readonly until?: number;
+  /** False for a shape not seen (no lookups known). */
+  readonly known: boolean;
+  /**
+   * The bound the lookups were checked against when the step remembered them; undefined
+   * for lookups it did not compute itself (those are a guess to check, never trusted).
+   */
+  readonly maxLookups?: number;
 }
 
-const NOTHING: Remembered = { lookups: [] };
+const NOTHING: Remembered = { lookups: [], known: false };
 
 type Decision = 'mutate' | 'validate';
 
@@ -93,12 +105,15 @@ export class LookupMemo {
     shape: string | undefined,
     lookups: readonly FactRequest[],
     read?: Gathered,
+    maxLookups?: number,
   ): void {
     if (shape === undefined) return;
-    this.#table(engine).set(
-      shape,
-      read?.until === undefined ? { lookups } : { lookups, facts: read.facts, until: read.until },
-    );
+    this.#table(engine).set(shape, {
+      lookups,
+      known: true,
+      ...(read?.until === undefined ? {} : { facts: read.facts, until: read.until }),
+      ...(maxLookups === undefined ? {} : { maxLookups }),
+    });
   }
 }
 
@@ -116,7 +131,7 @@ export function shapeOf(input: PolicyInput, decision: Decision): string | undefi
     input.operation,
     input.subResource,
     input.controller !== null,
-    input.images.map((image) => [image.raw, image.new === true]),
+    input.images.map((image) => [image.raw, image.new === true, image.list]),
   ]);
   return shape.length > MAX_SHAPE_CHARS ? undefined : shape;
 }
@@ -153,7 +168,8 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
       return { facts: remembered.facts };
     }
     const read = await gather(remembered.lookups, input.namespace, decision, true);
-    if (read !== undefined) memo.set(engine, shape, remembered.lookups, read);
+    if (read !== undefined)
+      memo.set(engine, shape, remembered.lookups, read, remembered.maxLookups);
     return read;
   };
 
@@ -170,11 +186,27 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
     const expected = remembered.lookups;
     const cached = await cachedFor(engine, shape, remembered, input, decision);
     const guess = cached === undefined ? input : attachFacts(input, cached.facts);
-    const given = cached === undefined ? [] : expected;
     let started = performance.now();
+    const trusted = remembered.maxLookups;
+    if (
+      engine.lookupsByShape &&
+      trusted !== undefined &&
+      (cached !== undefined || expected.length === 0)
+    ) {
+      // This engine computed these lookups for this very shape, and they follow from the
+      // shape alone, the bundle says: the decision alone is evaluated, with their facts.
+      bound(expected, trusted);
+      const decided = engine.decision(guess, decision);
+      return { input: guess, decided, evaluationSeconds: since(started) };
+    }
+    const given = cached === undefined ? [] : expected;
     const first = engine.decided(guess, decision);
     if (sameLookups(first.lookups, given)) {
       bound(given, first.maxLookups);
+      // Remembered as computed here: a shape that needs none too, so it is known next time.
+      if (remembered.maxLookups === undefined || given.length !== expected.length) {
+        memo.set(engine, shape, given, cached, first.maxLookups);
+      }
       return { input: guess, decided: first.decision, evaluationSeconds: since(started) };
     }
     bound(first.lookups, first.maxLookups);
@@ -186,7 +218,7 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
         'the policy asks for other registry lookups once given the facts it asked for (imagegate/facts/decided must not depend on input.images[_].facts)',
       );
     }
-    memo.set(engine, shape, first.lookups);
+    memo.set(engine, shape, first.lookups, undefined, second.maxLookups);
     return { input: withFacts, decided: second.decision, evaluationSeconds: since(started) };
   };
 }

@@ -25,7 +25,7 @@ import {
   REPO_ENTRYPOINTS,
   repoPolicyBundle,
 } from '../helpers/bundles.ts';
-import { podWithImages } from '../helpers/fixtures.ts';
+import { loadJsonObject, podWithImages } from '../helpers/fixtures.ts';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const CONFIG = { trustedRegistries: ['registry.example.com'], pinDigests: 'pods' } as const;
@@ -44,6 +44,8 @@ function inputOf(images: readonly string[], namespace = 'shop'): PolicyInput {
 function instrument(engine: PolicyEngine) {
   const counts = {
     decided: 0,
+    /** Evaluations of the decision entrypoint alone (a trusted warm shape). */
+    decision: 0,
     needed: 0,
     gathers: [] as FactRequest[][],
     cacheReads: 0,
@@ -52,11 +54,16 @@ function instrument(engine: PolicyEngine) {
   };
   const cache = new Set<string>();
   const decided = engine.decided.bind(engine);
+  const decision = engine.decision.bind(engine);
   const needed = engine.factsNeeded.bind(engine);
   Object.assign(engine, {
     decided: (...args: Parameters<PolicyEngine['decided']>) => {
       counts.decided += 1;
       return decided(...args);
+    },
+    decision: (...args: Parameters<PolicyEngine['decision']>) => {
+      counts.decision += 1;
+      return decision(...args);
     },
     factsNeeded: (...args: Parameters<PolicyEngine['factsNeeded']>) => {
       counts.needed += 1;
@@ -86,9 +93,25 @@ function instrument(engine: PolicyEngine) {
 
 const committedEngine = async () => Engine.create(await committedBundle(), CONFIG);
 
-test('warm: the second review of a shape is one evaluation, with the same decision', async (t) => {
+/**
+ * The repo's policies built without rego/.manifest: a bundle that does not say its lookups
+ * follow from the shape, so each warm review has them computed again and compared.
+ */
+let unsaid: Promise<Buffer> | undefined;
+const checkingEngine = async () => {
+  unsaid ??= repoPolicyBundle({});
+  const engine = await Engine.create(
+    await readBundleArchive(await unsaid, 'unsaid.tar.gz'),
+    CONFIG,
+  );
+  if (engine.lookupsByShape) throw new Error('a bundle without the manifest flag trusts shapes');
+  return engine;
+};
+
+test('warm: the second review of a shape is one evaluation, of the decision alone, with the same decision', async (t) => {
   const engine = await committedEngine();
   t.true(engine.decidesWithLookups);
+  t.true(engine.lookupsByShape, 'the default bundle says its lookups follow from the shape');
   const { counts, gather } = instrument(engine);
   const step = factsStep(gather);
   const images = ['registry.example.com/shop/app:1.0', `registry.example.com/shop/web@${DIGEST}`];
@@ -101,7 +124,8 @@ test('warm: the second review of a shape is one evaluation, with the same decisi
   );
   t.is(counts.cacheReads, 0, 'nothing remembered yet');
   const warm = await step(engine, inputOf(images), 'mutate');
-  t.is(counts.decided, 3, 'the same shape again: one evaluation');
+  t.is(counts.decided, 2, 'the same shape again: the lookups are not computed again');
+  t.is(counts.decision, 1, 'one evaluation, of the decision entrypoint');
   t.is(counts.needed, 0);
   t.is(counts.cacheReads, 1, 'the remembered lookups read from the caches');
   t.is(counts.gathers.length, 1, 'and no registry lookup');
@@ -115,6 +139,176 @@ test('warm: the second review of a shape is one evaluation, with the same decisi
   t.true(typeof warm.evaluationSeconds === 'number');
 });
 
+test('a bundle that does not say its lookups follow the shape has them computed with every decision', async (t) => {
+  const engine = await checkingEngine();
+  const { counts, gather } = instrument(engine);
+  const step = factsStep(gather);
+  const images = ['registry.example.com/shop/app:1.0', `registry.example.com/shop/web@${DIGEST}`];
+  const cold = await step(engine, inputOf(images), 'mutate');
+  t.is(counts.decided, 2);
+  const warm = await step(engine, inputOf(images), 'mutate');
+  t.is(counts.decided, 3, 'one evaluation, which says its lookups again');
+  t.is(counts.decision, 0);
+  t.deepEqual(
+    toMutateDecision(decisionWith(engine, warm, 'mutate')).patch,
+    toMutateDecision(decisionWith(engine, cold, 'mutate')).patch,
+  );
+});
+
+test('a shape that needs no lookups is remembered: next time the decision alone', async (t) => {
+  const engine = await committedEngine();
+  const { counts, gather } = instrument(engine);
+  const step = factsStep(gather);
+  // Pinned already: nothing for pinDigests to resolve, and no signatures configured.
+  const input = () => inputOf([`registry.example.com/shop/web@${DIGEST}`]);
+  await step(engine, input(), 'mutate');
+  t.is(counts.decided, 1, 'a new shape: one evaluation says it needs nothing');
+  await step(engine, input(), 'mutate');
+  t.is(counts.decided, 1);
+  t.is(counts.decision, 1);
+  t.is(counts.gathers.length + counts.cacheReads, 0, 'the event loop was never asked');
+});
+
+/**
+ * Everything in a review the shape leaves out, changed: names, uids, labels, annotations
+ * (the break-glass one too), the requester, dry run, container names, env, pull secrets,
+ * the service account.
+ */
+function unshaped(review: Record<string, unknown>): [string, Record<string, unknown>][] {
+  const variant = (what: string, change: (request: Record<string, unknown>) => void) => {
+    const copy = structuredClone(review);
+    change(copy.request as Record<string, unknown>);
+    return [what, copy] as [string, Record<string, unknown>];
+  };
+  const metadata = (request: Record<string, unknown>) =>
+    (request.object as { metadata: Record<string, unknown> }).metadata;
+  const specs = (request: Record<string, unknown>) => {
+    const object = request.object as { spec?: Record<string, unknown> };
+    const template = object.spec?.template as { spec?: Record<string, unknown> } | undefined;
+    return [object.spec, template?.spec].filter((x): x is Record<string, unknown> => isRecord(x));
+  };
+  const containers = (request: Record<string, unknown>) =>
+    specs(request).flatMap((spec) =>
+      ['containers', 'initContainers', 'ephemeralContainers'].flatMap((list) =>
+        Array.isArray(spec[list]) ? (spec[list] as Record<string, unknown>[]) : [],
+      ),
+    );
+  return [
+    variant('uid', (r) => (r.uid = '0b7a2c1e-9d3f-4e6a-8b5c-1f2e3d4c5b6a')),
+    variant('name', (r) => {
+      r.name = 'other';
+      metadata(r).name = 'other';
+    }),
+    variant('labels', (r) => (metadata(r).labels = { app: 'x', 'team.example.com/cost': 'y' })),
+    variant('annotations', (r) => {
+      metadata(r).annotations = {
+        'break-glass.image-policy.k8s.io/reason': 'INC-1 outage',
+        'image-policy.k8s.io/anything': 'z',
+      };
+    }),
+    variant('requester', (r) => (r.userInfo = { username: 'system:serviceaccount:ci:deployer' })),
+    variant('dry run', (r) => (r.dryRun = true)),
+    variant('container names', (r) => {
+      for (const [i, c] of containers(r).entries()) c.name = `renamed-${i}`;
+    }),
+    variant('env', (r) => {
+      for (const c of containers(r)) c.env = [{ name: 'TOKEN', value: 's3cr3t' }];
+    }),
+    variant('pull secrets and service account', (r) => {
+      for (const spec of specs(r)) {
+        spec.imagePullSecrets = [{ name: 'other' }];
+        spec.serviceAccountName = 'builder';
+      }
+    }),
+  ];
+}
+
+test("the default bundle's lookups follow from the shape: nothing else in the object changes them", async (t) => {
+  const config = {
+    ...CONFIG,
+    trustedRegistries: ['registry.example.com', 'quay.io', 'docker.io', 'localhost:5000'],
+    signatures: [{ images: ['registry.example.com', 'quay.io'], keys: ['k.pub'], id: 'v-1' }],
+    exemptImages: ['registry.example.com/shop/models*'],
+  };
+  const engine = await Engine.create(await committedBundle(), config);
+  t.true(engine.lookupsByShape);
+  let looked = 0;
+  for (const fixture of [
+    'pod-create-v1',
+    'pod-create-break-glass-v1',
+    'pod-create-image-volumes-v1',
+    'pod-update-new-image-v1',
+    'pod-ephemeralcontainers-v1',
+    'pod-create-owned-v1',
+    'deployment-create-v1',
+  ]) {
+    const review = loadJsonObject('admission', fixture);
+    const input = (r: Record<string, unknown>) =>
+      admissionInput('admission.k8s.io/v1', r.request as never);
+    for (const decision of ['mutate', 'validate'] as const) {
+      const lookups = (r: Record<string, unknown>) =>
+        engine.decided(input(r), decision).lookups.map(lookupKey);
+      const base = lookups(review);
+      looked += base.length;
+      for (const [what, variant] of unshaped(review)) {
+        t.is(
+          shapeOf(input(variant), decision),
+          shapeOf(input(review), decision),
+          `${fixture} ${what}`,
+        );
+        t.deepEqual(lookups(variant), base, `${fixture}, ${decision}: ${what}`);
+      }
+    }
+  }
+  t.true(looked > 10, `the fixtures need lookups (${looked})`);
+});
+
+test('what the lookups follow from is in the shape', (t) => {
+  const review = loadJsonObject('admission', 'deployment-create-v1');
+  const input = (r: Record<string, unknown>) =>
+    admissionInput('admission.k8s.io/v1', (r as { request: never }).request);
+  const changed = (change: (request: Record<string, unknown>) => void) => {
+    const copy = structuredClone(review);
+    change(copy.request as Record<string, unknown>);
+    return shapeOf(input(copy), 'mutate');
+  };
+  const base = shapeOf(input(review), 'mutate');
+  const template = (r: Record<string, unknown>) =>
+    (r.object as { spec: { template: { spec: Record<string, unknown[]> } } }).spec.template.spec;
+  for (const [what, change] of [
+    ['namespace', (r: Record<string, unknown>) => (r.namespace = 'ci-1')],
+    ['operation', (r: Record<string, unknown>) => (r.operation = 'UPDATE')],
+    [
+      'kind',
+      (r: Record<string, unknown>) => ((r.kind as Record<string, string>).kind = 'StatefulSet'),
+    ],
+    ['sub-resource', (r: Record<string, unknown>) => (r.subResource = 'status')],
+    [
+      'owner',
+      (r: Record<string, unknown>) =>
+        ((r.object as { metadata: Record<string, unknown> }).metadata.ownerReferences = [
+          { apiVersion: 'apps/v1', kind: 'X', name: 'x', uid: 'u', controller: true },
+        ]),
+    ],
+    [
+      'image',
+      (r: Record<string, unknown>) =>
+        ((template(r).containers?.[0] as { image: string }).image = 'nginx:2'),
+    ],
+    [
+      // The same images in the same order, the last in another list.
+      'list',
+      (r: Record<string, unknown>) => {
+        const spec = template(r);
+        spec.containers = [...(spec.containers ?? []), ...(spec.initContainers ?? [])];
+        delete spec.initContainers;
+      },
+    ],
+  ] as const) {
+    t.not(changed(change), base, what);
+  }
+});
+
 test('remembered facts are used again without asking while they stay in the caches, not after', async (t) => {
   const engine = await committedEngine();
   const { counts, gather } = instrument(engine);
@@ -126,7 +320,7 @@ test('remembered facts are used again without asking while they stay in the cach
   t.is(counts.cacheReads, 1, 'read from the caches once, with how long they stay');
   const third = await step(engine, input(), 'mutate');
   t.is(counts.cacheReads, 1, 'then used as read: no message to the event loop');
-  t.is(counts.decided, 4, 'one evaluation each');
+  t.is(counts.decided + counts.decision, 4, 'one evaluation each');
   t.deepEqual(third.input.images[0]?.facts, { digest: DIGEST });
 
   // Facts read when they were about to leave the caches are read again the next time.
