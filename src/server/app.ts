@@ -102,7 +102,10 @@ export function createApp(deps: AppDeps): Koa {
           );
         }
         const { level, message, fields } = result.log;
-        if (message === 'decision') {
+        if (message !== 'decision') {
+          deps.logger[level]({ path: ctx.path, ...fields }, message);
+        } else if (deps.logger.isLevelEnabled(level) || deps.decisions !== undefined) {
+          // Built only for a reader (the log at this level, or the collector).
           const line = {
             decisionId: randomUUID(),
             endpoint,
@@ -112,8 +115,6 @@ export function createApp(deps: AppDeps): Koa {
           };
           deps.logger[level](line, message);
           deps.decisions?.(line);
-        } else {
-          deps.logger[level]({ path: ctx.path, ...fields }, message);
         }
       } catch (error) {
         const outcome = error instanceof InputError ? 'bad_request' : 'error';

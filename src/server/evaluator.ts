@@ -5,7 +5,12 @@
 
 import type { FactsStep } from '../policy/engine.ts';
 import type { PolicyHolder } from '../policy/holder.ts';
-import { type Endpoint, type ReviewResult, reviewBytes } from './review-core.ts';
+import {
+  type Endpoint,
+  type ReviewOptions,
+  type ReviewResult,
+  reviewBytes,
+} from './review-core.ts';
 
 export interface ReviewEvaluator {
   review(endpoint: Endpoint, bytes: Uint8Array): Promise<ReviewResult>;
@@ -16,9 +21,10 @@ export interface ReviewEvaluator {
 export function inProcessEvaluator(
   policy: PolicyHolder,
   facts: FactsStep | undefined,
+  options: ReviewOptions = {},
 ): ReviewEvaluator {
   return {
-    review: (endpoint, bytes) => reviewBytes(policy.engine, endpoint, bytes, facts),
+    review: (endpoint, bytes) => reviewBytes(policy.engine, endpoint, bytes, facts, options),
     close: async () => undefined,
   };
 }

@@ -161,8 +161,11 @@ export async function startGateway(options: ServeOptions, logger: Logger): Promi
     });
   }
   const threads = options.evaluationThreads ?? DEFAULT_EVALUATION_THREADS;
-  const pool = threads > 0 ? new EvaluationPool(threads, facts.gather, logger) : undefined;
-  const evaluator = pool ?? inProcessEvaluator(policy, facts.withFacts);
+  // A decision line is built only for a reader: the log at info, or the collector.
+  const decisionLines = logger.isLevelEnabled('info') || collector !== undefined;
+  const pool =
+    threads > 0 ? new EvaluationPool(threads, facts.gather, logger, { decisionLines }) : undefined;
+  const evaluator = pool ?? inProcessEvaluator(policy, facts.withFacts, { decisionLines });
   const reloadDeps = {
     source,
     policy,

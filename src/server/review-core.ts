@@ -68,12 +68,22 @@ function protocolOf(endpoint: Endpoint): Protocol<unknown> {
   }
 }
 
+export interface ReviewOptions {
+  /**
+   * Whether anyone reads an allowed or denied decision's line (the log at `info`, or a
+   * decision collector): without a reader its fields (ids, images, facts, reasons) are not
+   * built, nor copied from the thread. Errors keep theirs (they are logged at `error`).
+   */
+  readonly decisionLines?: boolean;
+}
+
 /** The body's bytes → the answer, with `engine` (read once: a reload does not mix two). */
 export async function reviewBytes(
   engine: PolicyEngine | undefined,
   endpoint: Endpoint,
   bytes: Uint8Array,
   facts: FactsStep | undefined,
+  options: ReviewOptions = {},
 ): Promise<ReviewResult> {
   const protocol = protocolOf(endpoint);
   let review: unknown;
@@ -94,7 +104,10 @@ export async function reviewBytes(
     log: {
       level: answer.outcome === 'error' ? 'error' : 'info',
       message: 'decision',
-      fields: { ...summary(answer.input), ...answer.log },
+      fields:
+        answer.outcome === 'error' || options.decisionLines !== false
+          ? { ...summary(answer.input), ...answer.log }
+          : {},
     },
     revision: engine?.revision ?? '',
     ...(answer.outOfMemory === true ? { outOfMemory: true } : {}),

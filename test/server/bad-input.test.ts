@@ -302,16 +302,23 @@ decision := {"patch": [], "messages": [], "valid": semver.is_valid("1.0.0")} if 
 `,
 };
 
-let boom: Promise<TestGateway> | undefined;
+let boomBundle: Promise<string> | undefined;
+const boom = new Map<string, Promise<TestGateway>>();
 
-function boomGateway(): Promise<TestGateway> {
-  boom ??= (async () => {
+function boomGateway(logLevel = 'info'): Promise<TestGateway> {
+  boomBundle ??= (async () => {
     const bytes = await buildBundle(BOOM_REGO, [VALIDATE_ENTRYPOINT, MUTATE_ENTRYPOINT]);
     const path = join(await tempDir(shared, 'imagegate-boom-'), 'boom.tar.gz');
     await writeFile(path, bytes);
-    return startTestGateway(shared, { bundle: path });
+    return path;
   })();
-  return boom;
+  const bundle = boomBundle;
+  let gateway = boom.get(logLevel);
+  if (gateway === undefined) {
+    gateway = (async () => startTestGateway(shared, { bundle: await bundle, logLevel }))();
+    boom.set(logLevel, gateway);
+  }
+  return gateway;
 }
 
 const failsClosed = test.macro({
@@ -344,6 +351,26 @@ const failsClosed = test.macro({
 
 test(failsClosed, '/v1/validate');
 test(failsClosed, '/v1/mutate');
+
+test('at --log-level warn a decision is not logged, a failure still is, with its fields', async (t) => {
+  const gw = await boomGateway('warn');
+  const review = structuredClone(loadJsonObject('admission', 'pod-create-v1'));
+  const request = record(review.request, 'request');
+  request.uid = 'warn-fine';
+  t.true(admissionAnswer(await gw.post('/v1/validate', review)).response.allowed);
+  request.uid = 'warn-boom';
+  request.name = 'boom';
+  t.false(admissionAnswer(await gw.post('/v1/validate', review)).response.allowed);
+  const logged = gw.logs.messages('decision');
+  t.deepEqual(
+    logged.map((line) => line.uid),
+    ['warn-boom'],
+    'only the failure',
+  );
+  t.like(logged[0], { level: 50, kind: 'Pod', namespace: 'shop', allowed: false });
+  t.regex(String(logged[0]?.error), /semver\.is_valid/);
+  t.true(Array.isArray(logged[0]?.images) && logged[0].images.length > 0, 'with its images');
+});
 
 test('fail closed on /v1/imagereview: denied with a reason, logged', async (t) => {
   const gw = await boomGateway();

@@ -60,6 +60,23 @@ async function tokenFile(t: Teardown, token: string): Promise<string> {
   return path;
 }
 
+test('at --log-level warn the collector still gets every decision, whole', async (t) => {
+  const collector = await startCollector(t);
+  const gateway = await startTestGateway(t, {
+    collector: settings(collector.url),
+    logLevel: 'warn',
+  });
+  admissionAnswer(await gateway.post('/v1/validate', leakyReview('quay.io/evil/miner:1')));
+  await poll(async () => (collector.events.length >= 1 ? true : undefined), 'one event');
+  t.deepEqual(gateway.logs.messages('decision'), [], 'no decision line in the log at warn');
+  t.like(collector.events[0], {
+    path: 'imagegate/validate/decision',
+    input: { kind: 'Pod', namespace: 'shop', images: ['quay.io/evil/miner:1'] },
+    result: { allowed: false },
+  });
+  t.regex(JSON.stringify(collector.events[0]?.result), /quay\.io\/evil\/miner/);
+});
+
 test('decision events in OPA format, gzip batches, labels, never a secret', async (t) => {
   const collector = await startCollector(t);
   const gateway = await startTestGateway(t, {

@@ -49,6 +49,8 @@ export interface PoolOptions {
   readonly laneMemoryBytes?: number;
   /** Reviews with more images go to the lane untried (LANE_IMAGES; tests). */
   readonly laneImages?: number;
+  /** ReviewOptions.decisionLines (review-core.ts). */
+  readonly decisionLines?: boolean;
 }
 
 interface Thread {
@@ -115,6 +117,7 @@ export class EvaluationPool implements ReviewEvaluator {
     this.#laneMemory = options.laneMemoryBytes ?? LARGE_MEMORY_BYTES;
     this.#memory = {
       ...(options.memoryBytes === undefined ? {} : { memoryBytes: options.memoryBytes }),
+      ...(options.decisionLines === undefined ? {} : { decisionLines: options.decisionLines }),
       // Only with a lane to hand them to: without one, every review is tried.
       ...(this.#laneMemory > 0 ? { largeAbove: options.laneImages ?? LANE_IMAGES } : {}),
     };
@@ -240,7 +243,11 @@ export class EvaluationPool implements ReviewEvaluator {
     this.#stopLane();
     await this.#laneStopped;
     if (this.#closing) return undefined;
-    const lane = this.#spawn(false, { memoryBytes: this.#laneMemory });
+    const { decisionLines } = this.#memory;
+    const lane = this.#spawn(false, {
+      memoryBytes: this.#laneMemory,
+      ...(decisionLines === undefined ? {} : { decisionLines }),
+    });
     this.#lane = lane;
     const error = await this.#prepareIn(lane, committed.generation, committed.snapshot);
     if (error !== undefined || this.#lane !== lane || this.#closing) {

@@ -19,7 +19,8 @@ if (port === null) throw new Error('evaluation-worker.ts runs as a worker thread
 const post = (message: FromWorker) => port.postMessage(message);
 
 /** The wasm memory of this thread's engines: the pool's large lane gives more. */
-const { memoryBytes, largeAbove } = (workerData ?? {}) as WorkerData;
+const { memoryBytes, largeAbove, decisionLines } = (workerData ?? {}) as WorkerData;
+const reviewOptions = decisionLines === undefined ? {} : { decisionLines };
 
 let current: PolicyEngine | undefined;
 const prepared = new Map<number, PolicyEngine>();
@@ -91,7 +92,13 @@ async function handle(message: ToWorker): Promise<void> {
       const engine = current;
       const facts =
         engine !== undefined && engine.registries.size > 0 ? factsFor(message.id) : undefined;
-      const result = await reviewBytes(engine, message.endpoint, message.bytes, facts);
+      const result = await reviewBytes(
+        engine,
+        message.endpoint,
+        message.bytes,
+        facts,
+        reviewOptions,
+      );
       post({ type: 'result', id: message.id, result });
     }
   }

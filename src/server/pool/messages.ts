@@ -50,4 +50,6 @@ export interface WorkerData {
   readonly memoryBytes?: number;
   /** Reviews with more images go to the large lane untried (EngineOptions.largeAbove). */
   readonly largeAbove?: number;
+  /** ReviewOptions.decisionLines. */
+  readonly decisionLines?: boolean;
 }
