@@ -201,3 +201,16 @@ test_a_catch_all_rewrite_keeps_the_requirements_of_what_it_replaced if {
 		with data.imagegate.config.signatures as signed_prod
 	contains(p.reasons[0], "signature required (registry.example.com/prod): no signature")
 }
+
+# The requirement is looked up by the reference's normalized name: a reference without it
+# is invalid, so denied, never let through unchecked (the gateway always writes it).
+test_a_reference_without_its_normalized_name_is_denied_not_let_through_unsigned if {
+	pod := fixtures.pod([with_facts("registry.example.com/prod/app:1", no_signature)])
+	image := pod.images[0]
+	reference := object.remove(image.reference, {"normalized"})
+	nameless := object.union(object.remove(image, {"reference"}), {"reference": reference})
+	d := validate.decision with input as object.union(pod, {"images": [nameless]})
+		with data.imagegate.config.signatures as signed_prod
+	not d.allowed
+	[v.rule | some v in d.violations] == ["invalid-reference"]
+}

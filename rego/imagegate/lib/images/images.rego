@@ -84,7 +84,9 @@ is_new(image) if not image.new == false
 # METADATA
 # description: |
 #   The reference parsed and has every field the rules read. A malformed reference object
-#   counts as invalid, so it is denied rather than skipped.
+#   counts as invalid, so it is denied rather than skipped. (`normalized` names the
+#   reference where the validating rules look up what it requires: without it, a signature
+#   requirement would be missed.)
 valid(image) if {
 	reference := image.reference
 	reference.valid == true
@@ -92,6 +94,8 @@ valid(image) if {
 	is_string(reference.path)
 	is_string(reference.tag)
 	is_string(reference.digest)
+	is_string(reference.normalized)
+	reference.normalized != ""
 }
 
 # METADATA

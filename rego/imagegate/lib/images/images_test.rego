@@ -69,6 +69,8 @@ test_valid_needs_every_field if {
 	images.valid({"reference": fixtures.reference("nginx")})
 	not images.valid({"reference": fixtures.invalid("invalid reference format")})
 	not images.valid({"reference": object.remove(fixtures.reference("nginx"), {"domain"})})
+	not images.valid({"reference": object.remove(fixtures.reference("nginx"), {"normalized"})})
+	not images.valid({"reference": object.union(fixtures.reference("nginx"), {"normalized": ""})})
 	not images.valid({"reference": object.union(fixtures.reference("nginx"), {"valid": "true"})})
 	not images.valid({})
 }
