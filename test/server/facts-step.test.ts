@@ -13,6 +13,7 @@ import {
   type PolicyEngine,
 } from '../../src/policy/engine.ts';
 import type { FactRequest, ImageFacts } from '../../src/registry/facts.ts';
+import { parseAdmissionReview } from '../../src/review/admission-review.ts';
 import { toMutateDecision, toValidateDecision } from '../../src/review/decision.ts';
 import { admissionInput, type PolicyInput } from '../../src/review/policy-input.ts';
 import { factsStep, LookupMemo, lookupKey, shapeOf } from '../../src/server/facts-step.ts';
@@ -30,11 +31,14 @@ import { loadJsonObject, podWithImages } from '../helpers/fixtures.ts';
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const CONFIG = { trustedRegistries: ['registry.example.com'], pinDigests: 'pods' } as const;
 
+/** The policy input of a review, as the gateway builds it (parsed, then translated). */
+function parsedInput(review: unknown): PolicyInput {
+  const parsed = parseAdmissionReview(review);
+  return admissionInput(parsed.apiVersion, parsed.request);
+}
+
 function inputOf(images: readonly string[], namespace = 'shop'): PolicyInput {
-  const review = podWithImages(images, { namespace });
-  const request = review.request;
-  if (!isRecord(request)) throw new TypeError('fixture without a request');
-  return admissionInput('admission.k8s.io/v1', request as never);
+  return parsedInput(podWithImages(images, { namespace }));
 }
 
 /**
@@ -243,8 +247,7 @@ test("the default bundle's lookups follow from the shape: nothing else in the ob
     'deployment-create-v1',
   ]) {
     const review = loadJsonObject('admission', fixture);
-    const input = (r: Record<string, unknown>) =>
-      admissionInput('admission.k8s.io/v1', r.request as never);
+    const input = parsedInput;
     for (const decision of ['mutate', 'validate'] as const) {
       const lookups = (r: Record<string, unknown>) =>
         engine.decided(input(r), decision).lookups.map(lookupKey);
@@ -265,8 +268,7 @@ test("the default bundle's lookups follow from the shape: nothing else in the ob
 
 test('what the lookups follow from is in the shape', (t) => {
   const review = loadJsonObject('admission', 'deployment-create-v1');
-  const input = (r: Record<string, unknown>) =>
-    admissionInput('admission.k8s.io/v1', (r as { request: never }).request);
+  const input = parsedInput;
   const changed = (change: (request: Record<string, unknown>) => void) => {
     const copy = structuredClone(review);
     change(copy.request as Record<string, unknown>);
@@ -307,6 +309,33 @@ test('what the lookups follow from is in the shape', (t) => {
   ] as const) {
     t.not(changed(change), base, what);
   }
+});
+
+test('an UPDATE whose old object already pulls an image needs other lookups: newness is in the shape', async (t) => {
+  const engine = await committedEngine();
+  const review = loadJsonObject('admission', 'pod-update-new-image-v1');
+  // The same object, with an old object that already has every image: none is new.
+  const settled = structuredClone(review);
+  const request = settled.request as Record<string, unknown>;
+  request.oldObject = structuredClone(request.object);
+  const keys = (input: PolicyInput) => engine.decided(input, 'mutate').lookups.map(lookupKey);
+  t.true(keys(parsedInput(review)).length > 0, 'the new image is pinned');
+  t.notDeepEqual(keys(parsedInput(settled)), keys(parsedInput(review)));
+  t.not(shapeOf(parsedInput(settled), 'mutate'), shapeOf(parsedInput(review), 'mutate'));
+});
+
+test('a trusted shape is still bounded by maxLookups', async (t) => {
+  const engine = await committedEngine();
+  const { counts, gather, cache } = instrument(engine);
+  const memo = new LookupMemo();
+  const input = inputOf(['registry.example.com/a:1', 'registry.example.com/b:1']);
+  const lookups = engine.decided(input, 'mutate').lookups;
+  for (const r of lookups) cache.add(lookupKey(r));
+  // As the step would remember it under a bound of 1 (it never does: it bounds first).
+  memo.set(engine, shapeOf(input, 'mutate'), lookups, undefined, 1);
+  const before = counts.decision;
+  await t.throwsAsync(factsStep(gather, memo)(engine, input, 'mutate'), { instanceOf: LimitError });
+  t.is(counts.decision, before, 'refused before the decision');
 });
 
 test('remembered facts are used again without asking while they stay in the caches, not after', async (t) => {
