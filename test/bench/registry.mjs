@@ -9,8 +9,11 @@
  *           registry's own round trip (a HEAD of the manifest on a kept-alive connection)
  *   shared  64 concurrent reviews of a tag nothing has resolved: how many registry
  *           requests they make (imagegate_registry_requests_total before and after)
+ *   split   in-process, the thread's work per warm review off and on, and how much of the
+ *           difference is the policy's own evaluation with the facts on the images (the
+ *           decision entrypoint alone) and how much the facts step around it
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, startImagegate } from './http.mjs';
 import { httpJson, httpsJson, log, percentile, podCreateReview, ROOT } from './lib.mjs';
@@ -181,6 +184,7 @@ export async function runRegistry({ tmp, tls, quick }) {
       if (checked?.signature?.verified !== true)
         throw new Error(`verification failed: ${JSON.stringify(checked)}`);
     }
+    const split = await splitWarm({ dir, client, policy, quick });
     await http.close();
     const p50 = (values) =>
       percentile(
@@ -190,6 +194,7 @@ export async function runRegistry({ tmp, tls, quick }) {
     return {
       warm,
       shared,
+      split,
       cold: {
         rounds,
         registryRttMs: p50(rtt),
@@ -200,4 +205,74 @@ export async function runRegistry({ tmp, tls, quick }) {
   } finally {
     await teardowns.run();
   }
+}
+
+/**
+ * Where the warm on/off difference goes, in-process on this process's one thread (what an
+ * evaluation thread does per review): the review off and on (facts gathered once from the
+ * registry, then served as a thread's memo serves them), and the decision entrypoint alone
+ * off and on (facts already on the images): the policy's own share of the difference.
+ * Medians of interleaved rounds of CPU time.
+ */
+async function splitWarm({ dir, client, policy, quick }) {
+  const { loadPolicy } = await dist('src/policy/loader.js');
+  const { reviewBytes } = await dist('src/server/review-core.js');
+  const { attachFacts, factsStep, LookupMemo } = await dist('src/server/facts-step.js');
+  const { parseAdmissionReview } = await dist('src/review/admission-review.js');
+  const { admissionInput } = await dist('src/review/policy-input.js');
+  const { FactSource } = await dist('src/registry/facts.js');
+  const { defaultBundlePath } = await dist('src/shared/paths.js');
+  const bundle = defaultBundlePath();
+  const off = (await loadPolicy({ bundle, config: join(dir, 'off.yaml') })).engine;
+  const on = (await loadPolicy({ bundle, config: join(dir, 'on.yaml') })).engine;
+  const source = new FactSource({
+    client,
+    policy: () => policy,
+    verification: (id) => {
+      const entry = on.verifications.get(id);
+      if (entry === undefined) throw new Error(`no signatures entry ${id}`);
+      return entry;
+    },
+  });
+  const [rounds, per] = quick ? [3, 200] : [15, 1000];
+  const cpuUs = () => {
+    const { user, system } = process.cpuUsage();
+    return user + system;
+  };
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const result = {};
+  for (const endpoint of ['mutate', 'validate']) {
+    const bytes = readFileSync(join(dir, `${endpoint}.json`));
+    const parsed = parseAdmissionReview(JSON.parse(bytes.toString('utf8')));
+    const input = admissionInput(parsed.apiVersion, parsed.request);
+    const lookups = on.decided(input, endpoint).lookups;
+    const gathered = await source.gather(lookups, 3000);
+    const warm = async (requests) => ({
+      facts: new Map(requests.map((r) => [r.index, gathered.get(r.index)])),
+      until: Date.now() + 3_600_000,
+    });
+    const step = factsStep(warm, new LookupMemo());
+    const withFacts = attachFacts(input, gathered);
+    const quiet = { decisionLines: false };
+    const variants = {
+      reviewOff: () => reviewBytes(off, endpoint, bytes, undefined, quiet),
+      reviewOn: () => reviewBytes(on, endpoint, bytes, step, quiet),
+      decisionOff: () => off.decision(input, endpoint),
+      decisionOn: () => on.decision(withFacts, endpoint),
+    };
+    const times = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+    for (const run of Object.values(variants)) for (let i = 0; i < per; i++) await run();
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, run] of Object.entries(variants)) {
+        const started = cpuUs();
+        for (let i = 0; i < per; i++) await run();
+        times[name].push((cpuUs() - started) / per);
+      }
+    }
+    result[endpoint] = {
+      lookups: lookups.length,
+      ...Object.fromEntries(Object.entries(times).map(([k, v]) => [`${k}Us`, median(v)])),
+    };
+  }
+  return { rounds, per, ...result };
 }
