@@ -51,8 +51,6 @@ interface Remembered {
   readonly lookups: readonly FactRequest[];
   readonly facts?: ReadonlyMap<number, ImageFacts>;
   readonly until?: number;
-  /** False for a shape not seen (no lookups known). */
-  readonly known: boolean;
   /**
    * The bound the lookups were checked against when the step remembered them; undefined
    * for lookups it did not compute itself (those are a guess to check, never trusted).
@@ -60,7 +58,7 @@ interface Remembered {
   readonly maxLookups?: number;
 }
 
-const NOTHING: Remembered = { lookups: [], known: false };
+const NOTHING: Remembered = { lookups: [] };
 
 type Decision = 'mutate' | 'validate';
 
@@ -104,13 +102,11 @@ export class LookupMemo {
     engine: PolicyEngine,
     shape: string | undefined,
     lookups: readonly FactRequest[],
-    read?: Gathered,
-    maxLookups?: number,
+    { read, maxLookups }: { readonly read?: Gathered; readonly maxLookups?: number } = {},
   ): void {
     if (shape === undefined) return;
     this.#table(engine).set(shape, {
       lookups,
-      known: true,
       ...(read?.until === undefined ? {} : { facts: read.facts, until: read.until }),
       ...(maxLookups === undefined ? {} : { maxLookups }),
     });
@@ -168,8 +164,12 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
       return { facts: remembered.facts };
     }
     const read = await gather(remembered.lookups, input.namespace, decision, true);
-    if (read !== undefined)
-      memo.set(engine, shape, remembered.lookups, read, remembered.maxLookups);
+    if (read !== undefined) {
+      memo.set(engine, shape, remembered.lookups, {
+        read,
+        ...(remembered.maxLookups === undefined ? {} : { maxLookups: remembered.maxLookups }),
+      });
+    }
     return read;
   };
 
@@ -205,7 +205,10 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
       bound(given, first.maxLookups);
       // Remembered as computed here: a shape that needs none too, so it is known next time.
       if (remembered.maxLookups === undefined || given.length !== expected.length) {
-        memo.set(engine, shape, given, cached, first.maxLookups);
+        memo.set(engine, shape, given, {
+          ...(cached === undefined ? {} : { read: cached }),
+          maxLookups: first.maxLookups,
+        });
       }
       return { input: guess, decided: first.decision, evaluationSeconds: since(started) };
     }
@@ -218,7 +221,7 @@ export function factsStep(gather: GatherFacts, memo = new LookupMemo()): FactsSt
         'the policy asks for other registry lookups once given the facts it asked for (imagegate/facts/decided must not depend on input.images[_].facts)',
       );
     }
-    memo.set(engine, shape, first.lookups, undefined, second.maxLookups);
+    memo.set(engine, shape, first.lookups, { maxLookups: second.maxLookups });
     return { input: withFacts, decided: second.decision, evaluationSeconds: since(started) };
   };
 }

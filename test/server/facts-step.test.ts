@@ -332,7 +332,7 @@ test('a trusted shape is still bounded by maxLookups', async (t) => {
   const lookups = engine.decided(input, 'mutate').lookups;
   for (const r of lookups) cache.add(lookupKey(r));
   // As the step would remember it under a bound of 1 (it never does: it bounds first).
-  memo.set(engine, shapeOf(input, 'mutate'), lookups, undefined, 1);
+  memo.set(engine, shapeOf(input, 'mutate'), lookups, { maxLookups: 1 });
   const before = counts.decision;
   await t.throwsAsync(factsStep(gather, memo)(engine, input, 'mutate'), { instanceOf: LimitError });
   t.is(counts.decision, before, 'refused before the decision');

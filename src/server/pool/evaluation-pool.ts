@@ -108,20 +108,22 @@ export class EvaluationPool implements ReviewEvaluator {
   #laneStopped: Promise<unknown> = Promise.resolve();
   #laneBusy = false;
 
-  readonly #memory: WorkerData;
+  /** What the pool's threads are started with (the large lane: its own memory, no limit). */
+  readonly #workerData: WorkerData;
 
   constructor(size: number, gather: GatherFacts, logger: Logger, options: PoolOptions = {}) {
     this.#gather = gather;
     this.#logger = logger;
     this.#limits = options.limits;
     this.#laneMemory = options.laneMemoryBytes ?? LARGE_MEMORY_BYTES;
-    this.#memory = {
+    this.#workerData = {
       ...(options.memoryBytes === undefined ? {} : { memoryBytes: options.memoryBytes }),
       ...(options.decisionLines === undefined ? {} : { decisionLines: options.decisionLines }),
       // Only with a lane to hand them to: without one, every review is tried.
       ...(this.#laneMemory > 0 ? { largeAbove: options.laneImages ?? LANE_IMAGES } : {}),
     };
-    for (let i = 0; i < Math.max(1, size); i++) this.#threads.push(this.#spawn(true, this.#memory));
+    for (let i = 0; i < Math.max(1, size); i++)
+      this.#threads.push(this.#spawn(true, this.#workerData));
   }
 
   /** Whether the large lane's thread runs now (tests). */
@@ -243,11 +245,8 @@ export class EvaluationPool implements ReviewEvaluator {
     this.#stopLane();
     await this.#laneStopped;
     if (this.#closing) return undefined;
-    const { decisionLines } = this.#memory;
-    const lane = this.#spawn(false, {
-      memoryBytes: this.#laneMemory,
-      ...(decisionLines === undefined ? {} : { decisionLines }),
-    });
+    const { largeAbove: _tried, ...shared } = this.#workerData;
+    const lane = this.#spawn(false, { ...shared, memoryBytes: this.#laneMemory });
     this.#lane = lane;
     const error = await this.#prepareIn(lane, committed.generation, committed.snapshot);
     if (error !== undefined || this.#lane !== lane || this.#closing) {
@@ -354,7 +353,7 @@ export class EvaluationPool implements ReviewEvaluator {
     if (thread === this.#lane) this.#lane = undefined;
     if (this.#closing || at < 0) return;
     this.#logger.error({ code }, 'evaluation thread exited; starting another');
-    const replacement = this.#spawn(false, this.#memory);
+    const replacement = this.#spawn(false, this.#workerData);
     this.#threads[at] = replacement;
     const committed = this.#committed;
     if (committed === undefined) {
