@@ -39,6 +39,12 @@ async function registryRequests(health) {
   return total;
 }
 
+const p50 = (values) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+
 export async function runRegistry({ tmp, tls, quick }) {
   const { Teardowns } = await dist('test/helpers/teardown.js');
   const { startRegistry, pushImage, signImage, generateKeyPair } = await dist(
@@ -186,11 +192,6 @@ export async function runRegistry({ tmp, tls, quick }) {
     }
     const split = await splitWarm({ dir, client, policy, quick });
     await http.close();
-    const p50 = (values) =>
-      percentile(
-        [...values].sort((a, b) => a - b),
-        50,
-      );
     return {
       warm,
       shared,
@@ -239,7 +240,6 @@ async function splitWarm({ dir, client, policy, quick }) {
     const { user, system } = process.cpuUsage();
     return user + system;
   };
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const result = {};
   for (const endpoint of ['mutate', 'validate']) {
     const bytes = readFileSync(join(dir, `${endpoint}.json`));
@@ -271,7 +271,7 @@ async function splitWarm({ dir, client, policy, quick }) {
     }
     result[endpoint] = {
       lookups: lookups.length,
-      ...Object.fromEntries(Object.entries(times).map(([k, v]) => [`${k}Us`, median(v)])),
+      ...Object.fromEntries(Object.entries(times).map(([k, v]) => [`${k}Us`, p50(v)])),
     };
   }
   return { rounds, per, ...result };
